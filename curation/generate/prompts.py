@@ -1,0 +1,126 @@
+"""Prompt templates: Jinja2 files with a YAML front matter, chosen per unit deterministically."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import yaml
+from pydantic import Field, ValidationError
+
+from curation.config import ConfigError, StrictModel, describe_validation_error
+from curation.seeding import stable_fraction
+
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+
+
+class PromptMeta(StrictModel):
+    """The front matter of a prompt template."""
+
+    id: str
+    kind: str = "qa"
+    description: str = ""
+    weight: float = Field(1.0, ge=0.0)
+    output: str = Field("qa_lines", pattern="^(qa_lines|json)$")
+    prefill: str = Field("", description="Text the assistant reply starts with (local engine).")
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(front matter YAML, template body); the front matter is empty when absent."""
+    match = FRONT_MATTER.match(text)
+    return (match.group(1), text[match.end() :]) if match else ("", text)
+
+
+class FrontMatterLoader(jinja2.FileSystemLoader):
+    """Loads templates with their front matter removed, so `extends` and `include` see only Jinja."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):  # type: ignore[override]
+        source, filename, uptodate = super().get_source(environment, template)
+        return split_front_matter(source)[1], filename, uptodate
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One prompt: its metadata and the Jinja template with `system` and `user` blocks."""
+
+    meta: PromptMeta
+    template: jinja2.Template
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    def render(self, **context: object) -> list[dict[str, str]]:
+        """Chat messages (system, user) for the given context."""
+        ctx = self.template.new_context(dict(context))
+        # Rendering once runs `extends`, which registers the parent's blocks in the context.
+        "".join(self.template.root_render_func(ctx))
+        messages = []
+        for role in ("system", "user"):
+            if role not in ctx.blocks:
+                raise ConfigError(f"prompt '{self.id}': template has no '{role}' block")
+            content = "".join(ctx.blocks[role][0](ctx)).strip()
+            if content:
+                messages.append({"role": role, "content": content})
+        return messages
+
+
+def resolve_prompt_dir(prompt_set: str, prompts_root: Path = Path("prompts")) -> Path:
+    """A prompt set is a folder: given as a path, or by name under prompts/."""
+    direct = Path(prompt_set)
+    folder = direct if direct.is_dir() else prompts_root / prompt_set
+    if not folder.is_dir():
+        raise ConfigError(f"prompt set '{prompt_set}': no folder {direct} or {prompts_root / prompt_set}")
+    return folder
+
+
+class PromptLibrary:
+    """The templates of one prompt set (files not starting with '_'), with weights."""
+
+    def __init__(self, folder: Path, weights: dict[str, float] | None = None) -> None:
+        env = jinja2.Environment(
+            loader=FrontMatterLoader(str(folder)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.templates: list[PromptTemplate] = []
+        for path in sorted(folder.glob("*.j2")):
+            if path.name.startswith("_"):
+                continue
+            meta_text = split_front_matter(path.read_text(encoding="utf-8"))[0]
+            try:
+                meta = PromptMeta.model_validate(yaml.safe_load(meta_text) or {})
+            except ValidationError as exc:
+                raise ConfigError(describe_validation_error(path, exc)) from exc
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: invalid front matter: {exc}") from exc
+            self.templates.append(PromptTemplate(meta, env.get_template(path.name)))
+        if not self.templates:
+            raise ConfigError(f"prompt set {folder}: no templates (*.j2 not starting with '_')")
+        overrides = weights or {}
+        unknown = sorted(set(overrides) - {t.id for t in self.templates})
+        if unknown:
+            raise ConfigError(f"prompt_weights: unknown prompt ids {unknown} in {folder}")
+        self.weights = [overrides.get(t.id, t.meta.weight) for t in self.templates]
+        if sum(self.weights) <= 0:
+            raise ConfigError(f"prompt set {folder}: all weights are zero")
+
+    def choose(self, seed: int, unit_id: str) -> PromptTemplate:
+        """The template for a unit: a weighted pick fixed by the seed and the unit id."""
+        point = stable_fraction("prompt", seed, unit_id) * sum(self.weights)
+        for template, weight in zip(self.templates, self.weights, strict=True):
+            if point < weight:
+                return template
+            point -= weight
+        return next(t for t, w in zip(self.templates, self.weights, strict=True) if w > 0)
+
+
+def page_excerpts(pages: list[int], texts: list[str], max_chars: int) -> list[dict[str, object]]:
+    """Pages for the template (1-based numbers), each cut to an equal share of max_chars."""
+    share = max_chars // max(len(texts), 1)
+    return [
+        {"number": page + 1, "text": text[:share].rstrip()}
+        for page, text in zip(pages, texts, strict=True)
+    ]

@@ -1,0 +1,1 @@
+"""Output: shards in the Docmatix layout, rejects, errors and the manifest."""

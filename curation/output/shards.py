@@ -1,0 +1,251 @@
+"""Assemble and write: Outcome rows -> Sample shards, rejects, errors, and the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.schema import ERROR_SCHEMA, REJECT_SCHEMA, SAMPLE_SCHEMA
+
+DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
+STAGING = ".staging"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ShardSink:
+    """Rows of one schema written as numbered Parquet files of at most `rows_per_file` rows."""
+
+    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, rows_per_file: int) -> None:
+        self.folder, self.prefix, self.schema = folder, prefix, schema
+        self.rows_per_file = rows_per_file
+        self.pending: list[dict] = []
+        self.parts: list[tuple[Path, int]] = []
+
+    def add(self, row: dict) -> None:
+        self.pending.append(row)
+        if len(self.pending) >= self.rows_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f".part-{len(self.parts):05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(self.pending, schema=self.schema), path)
+        self.parts.append((path, len(self.pending)))
+        self.pending = []
+
+    def close(self) -> list[dict]:
+        """Give the parts their final HF-style names; one entry (path, rows, sha256) per file."""
+        self.flush()
+        total = len(self.parts)
+        written = []
+        for index, (part, rows) in enumerate(self.parts):
+            final = part.with_name(f"{self.prefix}-{index:05d}-of-{total:05d}.parquet")
+            part.rename(final)
+            written.append({"file": final.name, "rows": rows, "sha256": file_sha256(final)})
+        return written
+
+
+@dataclass
+class InputRecord:
+    """What became of one input file."""
+
+    path: str
+    doc_id: str | None = None
+    status: str = "missing"  # ok | partial | error | duplicate | missing
+    pages: int = 0
+    units: int = 0
+    pairs_generated: int = 0
+    pairs_kept: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class RunCounts:
+    """The funnel: how many of each thing went in and what became of it."""
+
+    documents: int = 0
+    pages: int = 0
+    units: int = 0
+    units_with_samples: int = 0
+    pairs_generated: int = 0
+    pairs_kept: int = 0
+    pairs_rejected: int = 0
+    completion_tokens: int = 0
+    rejected_by_filter: Counter = field(default_factory=Counter)
+    errors_by_code: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        out = dict(vars(self))
+        out["rejected_by_filter"] = dict(sorted(self.rejected_by_filter.items()))
+        out["errors_by_code"] = dict(sorted(self.errors_by_code.items()))
+        return out
+
+
+def image_name(doc_id: str, page: int, data: bytes) -> str:
+    extension = "png" if data[:4] == b"\x89PNG" else "jpg"
+    return f"{doc_id}-p{page:04d}.{extension}"
+
+
+def sample_row(outcome: dict, kept: list[dict]) -> dict:
+    """A Sample row (Docmatix layout plus provenance) from a unit and its kept pairs."""
+    pages = outcome["pages"]
+    source = f"{outcome['source']}#pages={pages[0] + 1}-{pages[-1] + 1}"
+    return {
+        "id": outcome["unit_id"],
+        "doc_id": outcome["doc_id"],
+        "pages": pages,
+        "images": [
+            {"bytes": data, "path": image_name(outcome["doc_id"], page, data)}
+            for page, data in zip(pages, outcome["images"], strict=True)
+        ],
+        "texts": [{"user": p["question"], "assistant": p["answer"], "source": source} for p in kept],
+        "qa_meta": [
+            {
+                "qa_id": p["qa_id"],
+                "prompt_id": outcome["prompt_id"],
+                "model": outcome["model"],
+                "rationale": p["rationale"],
+                "evidence_pages": p["evidence_pages"],
+                "scores": [
+                    {"filter": d["filter"], "score": d["score"]}
+                    for d in p["decisions"]
+                    if d["score"] is not None
+                ],
+            }
+            for p in kept
+        ],
+    }
+
+
+def reject_row(outcome: dict, pair: dict | None, filter_name: str, reason: str, score=None) -> dict:
+    return {
+        "unit_id": outcome["unit_id"],
+        "doc_id": outcome["doc_id"],
+        "source": outcome["source"],
+        "pages": outcome["pages"],
+        "qa_id": pair["qa_id"] if pair else None,
+        "prompt_id": outcome["prompt_id"],
+        "question": pair["question"] if pair else None,
+        "answer": pair["answer"] if pair else None,
+        "filter": filter_name,
+        "reason": reason,
+        "score": score,
+        "raw_reply": None if pair else outcome["raw_reply"],
+    }
+
+
+class DatasetWriter:
+    """Streams Outcome rows into an output folder; `close` moves the finished run into place."""
+
+    def __init__(self, out_dir: Path, rows_per_shard: int, inputs: list[str]) -> None:
+        self.out_dir = out_dir
+        self.staging = out_dir / STAGING
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.samples = ShardSink(self.staging / DATA_DIR, "train", SAMPLE_SCHEMA, rows_per_shard)
+        self.rejects = ShardSink(self.staging / REJECTS_DIR, "rejects", REJECT_SCHEMA, 10_000)
+        self.errors = ShardSink(self.staging / ERRORS_DIR, "errors", ERROR_SCHEMA, 10_000)
+        self.inputs = {path: InputRecord(path) for path in inputs}
+        self.counts = RunCounts(documents=len(inputs))
+        self.seen_units: dict[str, str] = {}
+
+    def add(self, outcome: dict) -> None:
+        """Account for one Outcome row and write what it yields."""
+        record = self.inputs.setdefault(outcome["source"], InputRecord(outcome["source"]))
+        record.doc_id = outcome["doc_id"]
+        if record.status == "missing":
+            record.status = "ok"
+        if outcome["error_code"] is not None:
+            self._add_error(record, outcome, "ingest", outcome["error_code"], outcome["error"])
+            return
+        first_source = self.seen_units.setdefault(outcome["unit_id"], outcome["source"])
+        if first_source != outcome["source"]:
+            # Identical bytes under another name: the same units again would duplicate samples.
+            if record.status != "duplicate":
+                message = f"same content as {first_source}"
+                self._add_error(record, outcome, "ingest", "duplicate_document", message)
+                record.status = "duplicate"
+            return
+        record.pages = max(record.pages, outcome["doc_pages"])
+        record.units += 1
+        self.counts.units += 1
+        self.counts.completion_tokens += outcome["completion_tokens"] or 0
+        self._add_pairs(record, outcome)
+
+    def _add_error(
+        self, record: InputRecord, outcome: dict, stage: str, code: str, message: str
+    ) -> None:
+        record.status = "partial" if record.units else "error"
+        record.errors.append({"stage": stage, "code": code, "message": message})
+        self.counts.errors_by_code[code] += 1
+        self.errors.add(
+            {
+                "doc_id": outcome["doc_id"],
+                "source": outcome["source"],
+                "stage": stage,
+                "code": code,
+                "message": message,
+            }
+        )
+
+    def _add_pairs(self, record: InputRecord, outcome: dict) -> None:
+        for problem in outcome["parse_errors"]:
+            self.counts.rejected_by_filter["parse"] += 1
+            self.rejects.add(reject_row(outcome, None, "parse", problem))
+        kept = []
+        for pair in outcome["pairs"]:
+            self.counts.pairs_generated += 1
+            record.pairs_generated += 1
+            failed = next((d for d in pair["decisions"] if not d["passed"]), None)
+            if failed is None:
+                kept.append(pair)
+                continue
+            self.counts.pairs_rejected += 1
+            self.counts.rejected_by_filter[failed["filter"]] += 1
+            self.rejects.add(reject_row(outcome, pair, failed["filter"], failed["reason"], failed["score"]))
+        if kept:
+            self.samples.add(sample_row(outcome, kept))
+            self.counts.units_with_samples += 1
+            self.counts.pairs_kept += len(kept)
+            record.pairs_kept += len(kept)
+
+    def close(self, manifest_extra: dict) -> dict:
+        """Finish the shards, write the manifest, and replace the previous run's output."""
+        self.counts.pages = sum(r.pages for r in self.inputs.values())
+        files = {
+            DATA_DIR: self.samples.close(),
+            REJECTS_DIR: self.rejects.close(),
+            ERRORS_DIR: self.errors.close(),
+        }
+        manifest = {
+            **manifest_extra,
+            "counts": self.counts.as_dict(),
+            "inputs": [vars(r) for r in self.inputs.values()],
+            "files": {folder: entries for folder, entries in files.items()},
+        }
+        (self.staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for name in (DATA_DIR, REJECTS_DIR, ERRORS_DIR, "manifest.json"):
+            target = self.out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            if (self.staging / name).exists():
+                (self.staging / name).rename(target)
+        shutil.rmtree(self.staging)
+        return manifest

@@ -1,0 +1,161 @@
+"""The Ray Data graph: files -> units -> generated pairs -> filtered outcomes -> shards.
+
+This is the only module that imports Ray; every stage it composes is a plain function or class.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pyarrow as pa
+import ray
+from ray.data import ActorPoolStrategy, DataContext
+
+from curation import __version__
+from curation.config import ConfigError, GenerateConfig, IngestConfig, Recipe, UnitsConfig
+from curation.filters import FilterChain
+from curation.generate import QAGenerator
+from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
+from curation.ingest import expand_inputs, ingest_document
+from curation.output.shards import DatasetWriter
+from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
+
+VERSIONED_PACKAGES = ("ray", "pymupdf", "transformers", "torch", "datasets", "pyarrow", "pydantic")
+
+
+@dataclass
+class Progress:
+    """What the driver has seen so far; handed to the progress callback after each batch."""
+
+    documents_total: int
+    documents_done: int = 0
+    units: int = 0
+    pairs_kept: int = 0
+    pairs_rejected: int = 0
+    errors: int = 0
+
+
+def ingest_batch(batch: pa.Table, ingest: IngestConfig, units: UnitsConfig) -> Iterator[pa.Table]:
+    """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming)."""
+    for item in batch.to_pylist():
+        for row in ingest_document(Path(item["path"]), ingest, units, source=item["source"]):
+            yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
+
+
+class GenerateActor:
+    """Ray actor: holds one engine (model loaded once) and generates pairs for batches of units."""
+
+    def __init__(self, generate: GenerateConfig, units: UnitsConfig, prompts_root: str) -> None:
+        self.generator = QAGenerator(generate, units, Path(prompts_root))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return pa.Table.from_pylist(self.generator(batch.to_pylist()), schema=OUTCOME_SCHEMA)
+
+
+@lru_cache(maxsize=4)
+def load_chain(path: str) -> FilterChain:
+    return FilterChain.load(path)
+
+
+def filter_batch(batch: pa.Table, chain_path: str) -> pa.Table:
+    """Ray stage: fill in every pair's filter decisions."""
+    outcomes = load_chain(chain_path)(batch.to_pylist())
+    return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "curation": __version__}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    recipe_path: str | None = None,
+    out_dir: Path | None = None,
+    limit: int | None = None,
+    prompts_root: Path = Path("prompts"),
+    address: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> dict:
+    """Build the dataset a recipe describes; returns the manifest that was written."""
+    started = time.monotonic()
+    files = expand_inputs(recipe.inputs)
+    if not files:
+        raise ConfigError(f"inputs: no file matches {recipe.inputs}")
+    files = files[:limit] if limit else files
+    chain_path = Path(recipe.filters).resolve()
+    load_chain(str(chain_path))  # fail on a bad chain or prompt set before starting Ray
+    PromptLibrary(resolve_prompt_dir(recipe.generate.prompt_set, prompts_root))
+    out_dir = out_dir or recipe.output_dir()
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    context = DataContext.get_current()
+    context.execution_options.preserve_order = True  # same inputs, same row order, same shards
+    context.enable_progress_bars = False
+
+    items = [{"path": str(path.resolve()), "source": str(path)} for path in files]
+    dataset = (
+        ray.data.from_items(items, override_num_blocks=len(items))
+        .map_batches(
+            ingest_batch,
+            batch_size=1,
+            batch_format="pyarrow",
+            fn_kwargs={"ingest": recipe.ingest, "units": recipe.units},
+        )
+        .map_batches(
+            GenerateActor,
+            batch_size=recipe.generate.batch_size,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=recipe.generate.workers),
+            fn_constructor_kwargs={
+                "generate": recipe.generate,
+                "units": recipe.units,
+                "prompts_root": str(prompts_root.resolve()),
+            },
+        )
+        .map_batches(filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)})
+    )
+
+    writer = DatasetWriter(out_dir, recipe.output.rows_per_shard, [str(p) for p in files])
+    progress = Progress(documents_total=len(files))
+    units_seen: dict[str, int] = {}
+    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+        for outcome in batch.to_pylist():
+            writer.add(outcome)
+            if outcome["error_code"] is None:
+                units_seen[outcome["source"]] = units_seen.get(outcome["source"], 0) + 1
+                done = units_seen[outcome["source"]] == outcome["doc_units"]
+            else:
+                done = True
+            progress.documents_done += int(done)
+        progress.units = writer.counts.units
+        progress.pairs_kept = writer.counts.pairs_kept
+        progress.pairs_rejected = writer.counts.pairs_rejected + writer.counts.rejected_by_filter.get("parse", 0)
+        progress.errors = sum(writer.counts.errors_by_code.values())
+        if on_progress:
+            on_progress(progress)
+
+    return writer.close(
+        {
+            "recipe_name": recipe.name,
+            "recipe_path": recipe_path,
+            "recipe_hash": recipe.content_hash(),
+            "recipe": recipe.model_dump(mode="json"),
+            "filter_chain": load_chain(str(chain_path)).name,
+            "versions": package_versions(),
+            "wall_seconds": round(time.monotonic() - started, 2),
+        }
+    )

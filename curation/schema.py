@@ -1,0 +1,159 @@
+"""Record types passed between stages and their Arrow schemas / HF Features (the data contracts)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+from datasets import Features, Image, List, Value
+
+
+@dataclass
+class Page:
+    """One page of a source document, with its text and rendered image."""
+
+    doc_id: str
+    source: str
+    kind: str  # document | slides | images
+    page: int  # 0-based
+    n_pages: int
+    text: str
+    text_source: str  # layer | ocr | none
+    image: bytes
+    width: int
+    height: int
+    ocr_score: float | None = None
+
+
+@dataclass
+class Decision:
+    """One filter's verdict on one question-answer pair."""
+
+    filter: str
+    passed: bool
+    score: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class QAPair:
+    """A generated question-answer pair and the filter decisions taken on it."""
+
+    qa_id: str
+    question: str
+    answer: str
+    rationale: str | None = None
+    evidence_pages: list[int] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def rejected_by(self) -> Decision | None:
+        """The first failing decision, or None when every filter passed."""
+        return next((d for d in self.decisions if not d.passed), None)
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+
+# A Unit row: consecutive pages of one document, or an ingest error for the whole document
+# (then `error_code` is set and the page lists are empty). Error rows flow through the same
+# dataset so that every input is accounted for without a second pass.
+UNIT_FIELDS = [
+    pa.field("unit_id", pa.string()),
+    pa.field("doc_id", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("kind", pa.string()),
+    pa.field("doc_pages", pa.int32()),  # pages read from the document
+    pa.field("doc_units", pa.int32()),  # units the document yields in total
+    pa.field("pages", pa.list_(pa.int32())),
+    pa.field("texts", pa.list_(pa.string())),
+    pa.field("text_sources", pa.list_(pa.string())),
+    pa.field("images", pa.list_(pa.binary())),
+    pa.field("error_code", pa.string()),
+    pa.field("error", pa.string()),
+]
+UNIT_SCHEMA = pa.schema(UNIT_FIELDS)
+
+DECISION_TYPE = pa.struct(
+    [
+        pa.field("filter", pa.string()),
+        pa.field("passed", pa.bool_()),
+        pa.field("score", pa.float64()),
+        pa.field("reason", pa.string()),
+    ]
+)
+PAIR_TYPE = pa.struct(
+    [
+        pa.field("qa_id", pa.string()),
+        pa.field("question", pa.string()),
+        pa.field("answer", pa.string()),
+        pa.field("rationale", pa.string()),
+        pa.field("evidence_pages", pa.list_(pa.int32())),
+        pa.field("decisions", pa.list_(DECISION_TYPE)),
+    ]
+)
+
+# An Outcome row: a Unit after generation and filtering.
+OUTCOME_SCHEMA = pa.schema(
+    [
+        *UNIT_FIELDS,
+        pa.field("prompt_id", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("raw_reply", pa.string()),
+        pa.field("finish_reason", pa.string()),
+        pa.field("completion_tokens", pa.int32()),
+        pa.field("pairs", pa.list_(PAIR_TYPE)),
+        # Parts of the reply that could not be read as pairs, each with its reason.
+        pa.field("parse_errors", pa.list_(pa.string())),
+    ]
+)
+
+# The published Sample row, Docmatix / The Cauldron layout plus provenance.
+SAMPLE_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "doc_id": Value("string"),
+        "pages": List(Value("int32")),
+        "images": List(Image()),
+        "texts": List(
+            {"user": Value("string"), "assistant": Value("string"), "source": Value("string")}
+        ),
+        "qa_meta": List(
+            {
+                "qa_id": Value("string"),
+                "prompt_id": Value("string"),
+                "model": Value("string"),
+                "rationale": Value("string"),
+                "evidence_pages": List(Value("int32")),
+                "scores": List({"filter": Value("string"), "score": Value("float64")}),
+            }
+        ),
+    }
+)
+SAMPLE_SCHEMA = SAMPLE_FEATURES.arrow_schema
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("unit_id", pa.string()),
+        pa.field("doc_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("pages", pa.list_(pa.int32())),
+        pa.field("qa_id", pa.string()),
+        pa.field("prompt_id", pa.string()),
+        pa.field("question", pa.string()),
+        pa.field("answer", pa.string()),
+        pa.field("filter", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("raw_reply", pa.string()),
+    ]
+)
+
+ERROR_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("code", pa.string()),
+        pa.field("message", pa.string()),
+    ]
+)

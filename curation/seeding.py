@@ -1,0 +1,22 @@
+"""Deterministic randomness: every choice is derived from the recipe seed and a record id."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit integer from the parts, the same on every machine and run."""
+    blob = "\x1f".join(str(part) for part in parts).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big")
+
+
+def stable_fraction(*parts: object) -> float:
+    """A number in [0, 1) from the parts, the same on every machine and run."""
+    return stable_hash(*parts) / 2**64
+
+
+def content_id(*parts: object, length: int = 16) -> str:
+    """A hex content hash of the parts."""
+    blob = "\x1f".join(str(part) for part in parts).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]

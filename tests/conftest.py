@@ -1,0 +1,54 @@
+"""Shared fixtures: real sample PDFs and real broken inputs built on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+
+
+@pytest.fixture
+def report_pdf() -> Path:
+    return SAMPLES / "water_utility_annual_report.pdf"
+
+
+@pytest.fixture
+def slides_pdf() -> Path:
+    return SAMPLES / "quarterly_review_slides.pdf"
+
+
+def make_pdf(path: Path, pages: list[str], width: float = 612, height: float = 792) -> Path:
+    """A small born-digital PDF with one text paragraph per page."""
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page(width=width, height=height)
+        page.insert_textbox(pymupdf.Rect(50, 50, width - 50, height - 50), text, fontsize=11)
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def make_bad_inputs(folder: Path) -> dict[str, Path]:
+    """The four bad inputs of the walking-skeleton issue, keyed by the error code each must get."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = folder / "empty.pdf"
+    empty.write_bytes(b"")
+    not_pdf = folder / "notes.pdf"
+    not_pdf.write_text("These are meeting notes saved with the wrong extension.\n" * 20)
+    corrupt = folder / "corrupt.pdf"
+    corrupt.write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\n" + bytes(range(256)) * 8)
+    encrypted = folder / "encrypted.pdf"
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "Top secret quarterly numbers.")
+    doc.save(encrypted, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="hunter2", owner_pw="owner")
+    doc.close()
+    return {"empty": empty, "not_pdf": not_pdf, "corrupt": corrupt, "encrypted": encrypted}
+
+
+@pytest.fixture
+def bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    return make_bad_inputs(tmp_path / "bad")

@@ -1,0 +1,106 @@
+import io
+
+import pytest
+from conftest import make_pdf
+from PIL import Image
+
+from curation.config import IngestConfig, UnitsConfig
+from curation.ingest import document_id, expand_inputs, ingest_document, iter_pages
+from curation.ingest.errors import IngestError
+
+
+def test_pdf_pages_carry_text_layer_and_rendered_image(report_pdf):
+    pages = list(iter_pages(report_pdf, "d", IngestConfig()))
+    assert len(pages) == pages[0].n_pages >= 3
+    assert [p.page for p in pages] == list(range(len(pages)))
+    first = pages[0]
+    assert first.text_source == "layer"
+    assert len(first.text) > 200
+    image = Image.open(io.BytesIO(first.image))
+    assert image.format == "PNG"
+    assert image.size == (first.width, first.height)
+    # 150 dpi on a Letter/A4 page: roughly 1,240-1,275 px wide.
+    assert 1200 <= image.width <= 1300
+
+
+def test_text_follows_reading_order(tmp_path):
+    path = make_pdf(tmp_path / "order.pdf", ["First paragraph on top.\n\n\n\nSecond paragraph below."])
+    text = next(iter_pages(path, "d", IngestConfig())).text
+    assert text.index("First") < text.index("Second")
+
+
+def test_longest_side_is_capped(report_pdf):
+    page = next(iter_pages(report_pdf, "d", IngestConfig(dpi=600, max_image_side=1000)))
+    assert max(page.width, page.height) == 1000
+
+
+def test_jpeg_output_and_page_cap(report_pdf):
+    pages = list(iter_pages(report_pdf, "d", IngestConfig(image_format="jpeg", max_pages=2)))
+    assert len(pages) == 2 and pages[0].n_pages == 2
+    assert Image.open(io.BytesIO(pages[0].image)).format == "JPEG"
+
+
+def test_landscape_deck_is_slides(slides_pdf, report_pdf):
+    assert next(iter_pages(slides_pdf, "d", IngestConfig())).kind == "slides"
+    assert next(iter_pages(report_pdf, "d", IngestConfig())).kind == "document"
+
+
+def test_page_without_text_is_marked_none(tmp_path):
+    path = make_pdf(tmp_path / "blank.pdf", [""])
+    assert next(iter_pages(path, "d", IngestConfig())).text_source == "none"
+
+
+@pytest.mark.parametrize("code", ["empty", "not_pdf", "corrupt", "encrypted"])
+def test_bad_pdf_raises_clear_error(bad_inputs, code):
+    with pytest.raises(IngestError) as err:
+        list(iter_pages(bad_inputs[code], "d", IngestConfig()))
+    assert err.value.code == code
+    assert err.value.message
+
+
+def test_unsupported_extension(tmp_path):
+    path = tmp_path / "table.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(IngestError) as err:
+        list(iter_pages(path, "d", IngestConfig()))
+    assert err.value.code == "unsupported_type"
+
+
+def test_bad_document_becomes_one_error_row(bad_inputs):
+    rows = list(ingest_document(bad_inputs["encrypted"], IngestConfig(), UnitsConfig()))
+    assert len(rows) == 1
+    assert rows[0]["error_code"] == "encrypted"
+    assert rows[0]["source"] == str(bad_inputs["encrypted"])
+    assert rows[0]["pages"] == []
+
+
+def test_units_of_a_document(report_pdf):
+    rows = list(ingest_document(report_pdf, IngestConfig(max_pages=3), UnitsConfig(pages_per_unit=2)))
+    assert [r["pages"] for r in rows] == [[0, 1], [2]]
+    assert all(r["doc_units"] == 2 and r["error_code"] is None for r in rows)
+    assert rows[0]["unit_id"] == f"{document_id(report_pdf)}:0-1"
+    assert len(rows[0]["images"]) == len(rows[0]["texts"]) == 2
+
+
+def test_doc_id_is_a_content_hash(tmp_path, report_pdf):
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(report_pdf.read_bytes())
+    assert document_id(copy) == document_id(report_pdf)
+    assert len(document_id(copy)) == 16
+
+
+def test_expand_inputs_sorted_and_unique(tmp_path):
+    for name in ("b.pdf", "a.pdf"):
+        (tmp_path / name).write_bytes(b"%PDF-")
+    (tmp_path / "sub").mkdir()
+    found = expand_inputs([str(tmp_path / "*.pdf"), str(tmp_path / "a.pdf"), str(tmp_path / "*")])
+    assert [p.name for p in found] == ["a.pdf", "b.pdf"]
+
+
+def test_truncated_pdf_is_repaired_or_reported(tmp_path, report_pdf):
+    data = report_pdf.read_bytes()
+    path = tmp_path / "truncated.pdf"
+    path.write_bytes(data[: len(data) // 2])
+    rows = list(ingest_document(path, IngestConfig(), UnitsConfig()))
+    assert rows
+    assert all(r["error_code"] is None or r["error"] for r in rows)
