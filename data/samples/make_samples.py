@@ -762,7 +762,7 @@ EBIKE_MANUAL = Doc(
                         ["E01", "Battery voltage too low", "Charge the battery"],
                         [
                             "E04",
-                            "Throttle or brake sensor fault",
+                            "Brake sensor fault",
                             "Release the brake levers and restart; if it persists, see a dealer",
                         ],
                         [
@@ -921,15 +921,34 @@ LIGHTHOUSE_HISTORY = Doc(
                 two assistants left the point after 137 years of continuous service by resident
                 keepers.""",
                 Table(
-                    "Table 1. Principal keepers of Skerrow Point Light",
+                    "Table 1. Changes to the light, 1856-2016",
+                    ["Year", "Light source", "Character", "Range"],
+                    [
+                        ["1856", "Five-wick colza oil burner", "Fixed white", "18 nmi"],
+                        ["1878", "Paraffin burner", "Fixed white", "19 nmi"],
+                        ["1923", "3 kW electric lamp", "Two white flashes every 15 s", "24 nmi"],
+                        ["1994", "3 kW lamp, automated", "Two white flashes every 15 s", "24 nmi"],
+                        ["2016", "LED array", "Two white flashes every 15 s", "18 nmi"],
+                    ],
+                ),
+            ],
+        ),
+        Section(
+            "The Principal Keepers",
+            [
+                """Seven principal keepers had charge of Skerrow Point between 1856 and 1994. Their
+                names are carved on a slate panel unveiled beside the museum door in 2008, next to
+                the names of the twenty-three assistant keepers who served under them.""",
+                Table(
+                    "Table 2. Principal keepers of Skerrow Point Light",
                     ["Principal keeper", "Years in charge", "Notes"],
                     [
                         ["Abel Truscott", "1856-1879", "First keeper; died in service"],
                         ["Thomas Marrack", "1879-1911", "Fog siren 1902; rescue of 1894"],
                         ["William Hesketh", "1911-1926", "Oversaw electrification in 1923"],
                         ["Robert Carrow", "1926-1948", "Kept the light through the war years"],
-                        ["Alistair Bannon", "1948-1967", "Radio beacon installed 1955"],
-                        ["Peter Quayle", "1967-1980", "Mains electricity connected 1961"],
+                        ["Alistair Bannon", "1948-1967", "Radio beacon 1955; mains power 1961"],
+                        ["Peter Quayle", "1967-1980", "Relief of keepers by helicopter from 1972"],
                         ["Douglas Fairlie", "1980-1994", "Last keeper; station automated 1994"],
                     ],
                 ),
@@ -951,17 +970,6 @@ LIGHTHOUSE_HISTORY = Doc(
                 with Douglas Fairlie and with Margaret Coles, granddaughter of Hester Marrack. The
                 author is grateful to the Skerrow Point Light Trust for access to its
                 collection.""",
-                Table(
-                    "Table 2. Changes to the light, 1856-2016",
-                    ["Year", "Light source", "Character", "Range"],
-                    [
-                        ["1856", "Five-wick colza oil burner", "Fixed white", "18 nmi"],
-                        ["1878", "Paraffin burner", "Fixed white", "19 nmi"],
-                        ["1923", "3 kW electric lamp", "Two white flashes every 15 s", "24 nmi"],
-                        ["1994", "3 kW lamp, automated", "Two white flashes every 15 s", "24 nmi"],
-                        ["2016", "LED array", "Two white flashes every 15 s", "18 nmi"],
-                    ],
-                ),
             ],
         ),
     ],
@@ -1035,7 +1043,7 @@ QBR_SLIDES = Deck(
         Slide(
             "Revenue by Region",
             [
-                "EMEA grew fastest among large regions after the Frankfurt office opened in July",
+                "EMEA grew 27%, helped by the Frankfurt office opened in July",
                 "APAC partners sourced 40% of APAC bookings in the quarter",
                 "North America renewed its two largest accounts for three years",
             ],
@@ -1100,23 +1108,21 @@ p.caption {{ font-family: Helvetica; font-weight: bold; font-size: 9pt; text-ali
             margin: 8pt 0 3pt 0; }}
 table {{ border-collapse: collapse; width: 100%; margin: 0 0 10pt 0;
         font-family: Helvetica; font-size: 8.5pt; }}
+th, td {{ border: 0.5pt solid #8a96a3; padding: 2.5pt 4pt; }}
 th {{ text-align: left; font-weight: bold; border-bottom: 1.2pt solid #123456; }}
-th, td {{ border: 0.5pt solid #8a96a3; padding: 2.5pt 4pt; vertical-align: top; }}
 td.num, th.num {{ text-align: right; }}
-span {{ vertical-align: baseline; }}  /* MuPDF passes the cells' value on */
 """
 
 SLIDE_CSS = """
 body { margin: 0; font-family: Helvetica; color: #1a1a1a; }
-h1 { font-size: 30pt; color: #0b4f3c; margin: 0 0 18pt 0; }
+h1 { font-size: 36pt; color: #0b4f3c; margin: 0 0 22pt 0; }
 ul { margin: 0; }
-li { font-size: 19pt; margin: 0 0 10pt 0; }
-p.caption { font-weight: bold; font-size: 13pt; margin: 8pt 0 4pt 0; }
-table { border-collapse: collapse; width: 100%; font-size: 14pt; }
+li { font-size: 24pt; margin: 0 0 12pt 0; }
+p.caption { font-weight: bold; font-size: 16pt; margin: 10pt 0 6pt 0; }
+table { border-collapse: collapse; width: 100%; font-size: 18pt; }
 th { background-color: #d6ece4; text-align: left; }
 th, td { border: 0.75pt solid #7a9a8e; padding: 4pt 8pt; }
 td.num, th.num { text-align: right; }
-span { vertical-align: baseline; }
 """
 
 
@@ -1217,7 +1223,7 @@ def flow_story(
     story = pymupdf.Story(html_text, user_css=css)
     rects: dict[str, pymupdf.Rect] = {}
 
-    def record(pos: Any) -> None:
+    def record(pos: Any) -> None:  # pos: PyMuPDF's ad-hoc position object
         if pos.id and pos.open_close & 2:
             rects[pos.id] = pymupdf.Rect(pos.rect)
 
@@ -1241,7 +1247,7 @@ def misplaced(
     MuPDF reports a split table either as running past the bottom of the text area or cut
     short, so its height is compared with its natural height on one endless page.
     """
-    bad = set()
+    bad: set[str] = set()
     for element_id, rect in rects.items():
         kind, number = element_id[0], element_id[1:]
         if kind == "h" and rect.y1 > bottom - KEEP_BELOW:
@@ -1282,19 +1288,22 @@ def slides_pdf(deck: Deck) -> bytes:
     return buffer.getvalue()
 
 
-def add_footers(pdf: pymupdf.Document, text: str, margin: float, accent_bar: bool) -> None:
-    """Write a footer (label left, page number right) in base-14 Helvetica on every page."""
+def add_footers(pdf: pymupdf.Document, text: str, margin: float, slides: bool) -> None:
+    """Write a footer (label left, page number right) in base-14 Helvetica on every page;
+    slides also get a coloured bar along the top edge."""
+    size = 10.0 if slides else 8.0
     for page in pdf:
         width, height = page.rect.width, page.rect.height
-        if accent_bar:
+        if slides:
             page.draw_rect(pymupdf.Rect(0, 0, width, 10), color=None, fill=(0.04, 0.31, 0.24))
         y = height - margin / 2
-        page.draw_line((margin, y - 11), (width - margin, y - 11), color=(0.6, 0.6, 0.6), width=0.5)
-        number = f"Page {page.number + 1} of {pdf.page_count}"
-        number_width = pymupdf.get_text_length(number, fontname="helv", fontsize=8)
-        page.insert_text((margin, y), text, fontname="helv", fontsize=8, color=INK)
+        rule_y = y - 1.4 * size
+        page.draw_line((margin, rule_y), (width - margin, rule_y), color=(0.6, 0.6, 0.6), width=0.5)
+        number = f"{'Slide' if slides else 'Page'} {page.number + 1} of {pdf.page_count}"
+        number_width = pymupdf.get_text_length(number, fontname="helv", fontsize=size)
+        page.insert_text((margin, y), text, fontname="helv", fontsize=size, color=INK)
         page.insert_text(
-            (width - margin - number_width, y), number, fontname="helv", fontsize=8, color=INK
+            (width - margin - number_width, y), number, fontname="helv", fontsize=size, color=INK
         )
 
 
@@ -1305,11 +1314,11 @@ def save_pdf(
     author: str,
     footer: str,
     margin: float,
-    accent_bar: bool = False,
+    slides: bool = False,
 ) -> int:
     """Add footers and fixed metadata, subset the fonts and save; return the page count."""
     pdf = pymupdf.open("pdf", pdf_bytes)
-    add_footers(pdf, footer, margin, accent_bar)
+    add_footers(pdf, footer, margin, slides)
     pdf.set_metadata(
         {
             "title": title,
@@ -1337,7 +1346,9 @@ def build_document(doc: Doc, out_dir: Path) -> Path:
 
 def build_deck(deck: Deck, out_dir: Path) -> Path:
     path = out_dir / deck.filename
-    save_pdf(slides_pdf(deck), path, deck.title, deck.author, deck.footer, SLIDE_MARGIN, True)
+    save_pdf(
+        slides_pdf(deck), path, deck.title, deck.author, deck.footer, SLIDE_MARGIN, slides=True
+    )
     return path
 
 
