@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,13 +27,19 @@ def main() -> None:
 
 @app.command()
 def run(
-    recipe: Path = typer.Argument(..., help="Recipe YAML file (see recipes/).", exists=False),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default: the recipe's)."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Use only the first N input files."),
-    prompts: Path = typer.Option(Path("prompts"), help="Folder holding the prompt sets."),
-    address: str | None = typer.Option(
-        None, help="Ray cluster address (default: RAY_ADDRESS, or a local Ray)."
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (see recipes/).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: the recipe's).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Use only the first N input files.")
+    ] = None,
+    prompts: Annotated[Path, typer.Option(help="Folder holding the prompt sets.")] = Path(
+        "prompts"
     ),
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS, or a local Ray).")
+    ] = None,
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""
     from curation.pipeline import run_recipe  # Ray and torch load only when a run starts
@@ -82,8 +89,18 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
     for record in manifest["inputs"]:
         statuses[record["status"]] = statuses.get(record["status"], 0) + 1
     table = Table(title=f"{manifest['recipe_name']} -> {out_dir}", show_header=False)
-    table.add_row("documents", f"{counts['documents']} ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
-    for key in ("pages", "units", "pairs_generated", "pairs_kept", "pairs_rejected", "units_with_samples"):
+    table.add_row(
+        "documents",
+        f"{counts['documents']} ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})",
+    )
+    for key in (
+        "pages",
+        "units",
+        "pairs_generated",
+        "pairs_kept",
+        "pairs_rejected",
+        "units_with_samples",
+    ):
         table.add_row(key.replace("_", " "), str(counts[key]))
     for name, n in counts["rejected_by_filter"].items():
         table.add_row(f"  rejected by {name}", str(n))

@@ -28,9 +28,14 @@ class IngestConfig(StrictModel):
 
     dpi: int = Field(150, ge=36, le=600, description="Render resolution (Docmatix: 150).")
     max_image_side: int = Field(
-        2940, ge=64, le=20000, description="Longest side of a page image in pixels (Docmatix: 2,940)."
+        2940,
+        ge=64,
+        le=20000,
+        description="Longest side of a page image in pixels (Docmatix: 2,940).",
     )
-    max_pages: int | None = Field(None, ge=1, description="Read at most this many pages per document.")
+    max_pages: int | None = Field(
+        None, ge=1, description="Read at most this many pages per document."
+    )
     image_format: Literal["png", "jpeg"] = "png"
     jpeg_quality: int = Field(90, ge=1, le=100)
 
@@ -70,8 +75,15 @@ class GenerateConfig(StrictModel):
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     seed: int = 0
     batch_size: int = Field(8, ge=1, le=512, description="Requests per engine call.")
-    workers: int = Field(1, ge=1, description="Engine replicas (Ray actors), each with its own model.")
-    threads: int | None = Field(None, ge=1, description="Torch threads per replica (default: all cores).")
+    workers: int = Field(
+        1, ge=1, description="Engine replicas (Ray actors), each with its own model."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="Torch threads per replica (default: all cores)."
+    )
+    memory_gb: float = Field(
+        4.0, gt=0, description="Memory Ray reserves per replica, so it never over-packs models."
+    )
 
 
 class OutputConfig(StrictModel):

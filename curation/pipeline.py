@@ -5,6 +5,7 @@ This is the only module that imports Ray; every stage it composes is a plain fun
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -100,8 +101,11 @@ def run_recipe(
     PromptLibrary(resolve_prompt_dir(recipe.generate.prompt_set, prompts_root))
     out_dir = out_dir or recipe.output_dir()
 
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress display replaces its log
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+        )
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # same inputs, same row order, same shards
     context.enable_progress_bars = False
@@ -113,6 +117,7 @@ def run_recipe(
             ingest_batch,
             batch_size=1,
             batch_format="pyarrow",
+            num_cpus=1,
             fn_kwargs={"ingest": recipe.ingest, "units": recipe.units},
         )
         .map_batches(
@@ -120,13 +125,18 @@ def run_recipe(
             batch_size=recipe.generate.batch_size,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=recipe.generate.workers),
+            # The model's memory reservation also keeps Ray from fusing ingest into this actor,
+            # so documents are read by parallel tasks while the model generates.
+            memory=int(recipe.generate.memory_gb * 1024**3),
             fn_constructor_kwargs={
                 "generate": recipe.generate,
                 "units": recipe.units,
                 "prompts_root": str(prompts_root.resolve()),
             },
         )
-        .map_batches(filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)})
+        .map_batches(
+            filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
+        )
     )
 
     writer = DatasetWriter(out_dir, recipe.output.rows_per_shard, [str(p) for p in files])
@@ -143,7 +153,9 @@ def run_recipe(
             progress.documents_done += int(done)
         progress.units = writer.counts.units
         progress.pairs_kept = writer.counts.pairs_kept
-        progress.pairs_rejected = writer.counts.pairs_rejected + writer.counts.rejected_by_filter.get("parse", 0)
+        progress.pairs_rejected = (
+            writer.counts.pairs_rejected + writer.counts.rejected_by_filter.get("parse", 0)
+        )
         progress.errors = sum(writer.counts.errors_by_code.values())
         if on_progress:
             on_progress(progress)

@@ -40,7 +40,9 @@ def make_bad_inputs(folder: Path) -> dict[str, Path]:
     not_pdf = folder / "notes.pdf"
     not_pdf.write_text("These are meeting notes saved with the wrong extension.\n" * 20)
     corrupt = folder / "corrupt.pdf"
-    corrupt.write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\n" + bytes(range(256)) * 8)
+    corrupt.write_bytes(
+        b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\n" + bytes(range(256)) * 8
+    )
     encrypted = folder / "encrypted.pdf"
     doc = pymupdf.open()
     doc.new_page().insert_text((72, 72), "Top secret quarterly numbers.")

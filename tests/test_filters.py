@@ -56,7 +56,11 @@ def test_chain_stops_at_first_rejection(docmatix):
 
 
 def test_unit_duplicates_only_within_a_unit():
-    pairs = [pair("What is it?", "a"), pair("what  is IT?", "b"), pair("What is it?", "c", unit="v")]
+    pairs = [
+        pair("What is it?", "a"),
+        pair("what  is IT?", "b"),
+        pair("What is it?", "c", unit="v"),
+    ]
     assert [d.passed for d in UnitDuplicateFilter().decide(pairs)] == [True, False, True]
 
 
@@ -66,8 +70,22 @@ def test_chain_applies_to_outcome_rows(docmatix):
         "pages": [0],
         "texts": ["text"],
         "pairs": [
-            {"qa_id": "1", "question": "Who?", "answer": "Ada.", "rationale": None, "evidence_pages": [], "decisions": []},
-            {"qa_id": "2", "question": "How much?", "answer": "3.5 m", "rationale": None, "evidence_pages": [], "decisions": []},
+            {
+                "qa_id": "1",
+                "question": "Who?",
+                "answer": "Ada.",
+                "rationale": None,
+                "evidence_pages": [],
+                "decisions": [],
+            },
+            {
+                "qa_id": "2",
+                "question": "How much?",
+                "answer": "3.5 m",
+                "rationale": None,
+                "evidence_pages": [],
+                "decisions": [],
+            },
         ],
     }
     docmatix([outcome])

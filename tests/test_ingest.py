@@ -24,7 +24,9 @@ def test_pdf_pages_carry_text_layer_and_rendered_image(report_pdf):
 
 
 def test_text_follows_reading_order(tmp_path):
-    path = make_pdf(tmp_path / "order.pdf", ["First paragraph on top.\n\n\n\nSecond paragraph below."])
+    path = make_pdf(
+        tmp_path / "order.pdf", ["First paragraph on top.\n\n\n\nSecond paragraph below."]
+    )
     text = next(iter_pages(path, "d", IngestConfig())).text
     assert text.index("First") < text.index("Second")
 
@@ -75,7 +77,9 @@ def test_bad_document_becomes_one_error_row(bad_inputs):
 
 
 def test_units_of_a_document(report_pdf):
-    rows = list(ingest_document(report_pdf, IngestConfig(max_pages=3), UnitsConfig(pages_per_unit=2)))
+    rows = list(
+        ingest_document(report_pdf, IngestConfig(max_pages=3), UnitsConfig(pages_per_unit=2))
+    )
     assert [r["pages"] for r in rows] == [[0, 1], [2]]
     assert all(r["doc_units"] == 2 and r["error_code"] is None for r in rows)
     assert rows[0]["unit_id"] == f"{document_id(report_pdf)}:0-1"

@@ -8,13 +8,19 @@ def qa(result):
 def test_numbered_qa_lines():
     text = "Q1: Who chairs the board?\nA1: Elena Marsh.\nQ2: How many customers?\nA2: 48,200 customers."
     result = parse_reply(text)
-    assert qa(result) == [("Who chairs the board?", "Elena Marsh."), ("How many customers?", "48,200 customers.")]
+    assert qa(result) == [
+        ("Who chairs the board?", "Elena Marsh."),
+        ("How many customers?", "48,200 customers."),
+    ]
     assert result.errors == []
 
 
 def test_question_answer_words_and_markdown():
     text = "Here you go:\n**Question 1:** What fell?\n**Answer 1:** Water loss fell to 11%.\n\nQuestion: Why?\nAnswer: Leak detection."
-    assert qa(parse_reply(text)) == [("What fell?", "Water loss fell to 11%."), ("Why?", "Leak detection.")]
+    assert qa(parse_reply(text)) == [
+        ("What fell?", "Water loss fell to 11%."),
+        ("Why?", "Leak detection."),
+    ]
 
 
 def test_multiline_answer_is_kept_whole():
@@ -46,14 +52,18 @@ def test_json_in_code_fence_with_prose():
 
 
 def test_json_items_missing_fields_are_reported():
-    result = parse_reply('{"pairs": [{"question": "Only a question"}, {"q": "Short?", "a": "Keys."}]}')
+    result = parse_reply(
+        '{"pairs": [{"question": "Only a question"}, {"q": "Short?", "a": "Keys."}]}'
+    )
     assert qa(result) == [("Short?", "Keys.")]
     assert "JSON item 0" in result.errors[0]
 
 
 def test_unusable_replies_give_a_reason():
     assert parse_reply("").errors == ["empty reply"]
-    assert parse_reply("I cannot help with that.").errors == ["no question-answer pairs found in the reply"]
+    assert parse_reply("I cannot help with that.").errors == [
+        "no question-answer pairs found in the reply"
+    ]
     assert parse_reply("{not json at all").pairs == []
 
 

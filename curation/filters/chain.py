@@ -41,7 +41,9 @@ class FilterChain:
             kind = params.pop("type", None)
             if kind not in FILTER_TYPES:
                 known = ", ".join(sorted(FILTER_TYPES))
-                raise ConfigError(f"{path}: field 'filters.{index}.type': '{kind}' is not one of {known}")
+                raise ConfigError(
+                    f"{path}: field 'filters.{index}.type': '{kind}' is not one of {known}"
+                )
             try:
                 filters.append(FILTER_TYPES[kind].model_validate(params))
             except ValidationError as exc:

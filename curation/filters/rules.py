@@ -31,7 +31,9 @@ class NonEmptyFilter(Filter):
                 (f for f in self.fields if len(field_text(pair, f).strip()) < self.min_chars), None
             )
             decisions.append(
-                self.reject(f"{short} is empty or under {self.min_chars} chars") if short else self.keep()
+                self.reject(f"{short} is empty or under {self.min_chars} chars")
+                if short
+                else self.keep()
             )
         return decisions
 
@@ -82,6 +84,8 @@ class UnitDuplicateFilter(Filter):
         decisions = []
         for pair in pairs:
             key = (pair.unit_id, " ".join(pair.question.lower().split()))
-            decisions.append(self.reject("question repeats an earlier one") if key in seen else self.keep())
+            decisions.append(
+                self.reject("question repeats an earlier one") if key in seen else self.keep()
+            )
             seen.add(key)
         return decisions

@@ -45,6 +45,8 @@ class QAGenerator:
             repetition_penalty=self.cfg.repetition_penalty,
             seed=self.cfg.seed,
             prefill=template.meta.prefill,
+            # Small models run on past the pairs asked for; the next marker ends the reply.
+            stop=[f"\nQ{self.cfg.pairs_per_unit + 1}:"],
         )
 
     def __call__(self, units: list[dict]) -> list[dict]:

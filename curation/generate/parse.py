@@ -81,7 +81,9 @@ def _parse_json(text: str) -> ParseResult | None:
             try:
                 result.pairs.append(QAItem.model_validate(item))
             except ValidationError as exc:
-                problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                problem = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
                 result.errors.append(f"JSON item {index}: {problem}")
         return result
     return None

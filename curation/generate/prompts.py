@@ -72,7 +72,9 @@ def resolve_prompt_dir(prompt_set: str, prompts_root: Path = Path("prompts")) ->
     direct = Path(prompt_set)
     folder = direct if direct.is_dir() else prompts_root / prompt_set
     if not folder.is_dir():
-        raise ConfigError(f"prompt set '{prompt_set}': no folder {direct} or {prompts_root / prompt_set}")
+        raise ConfigError(
+            f"prompt set '{prompt_set}': no folder {direct} or {prompts_root / prompt_set}"
+        )
     return folder
 
 

@@ -46,7 +46,9 @@ def iter_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         supported = ", ".join(sorted(READERS))
-        raise IngestError("unsupported_type", f"'{path.suffix}' files are not supported ({supported})")
+        raise IngestError(
+            "unsupported_type", f"'{path.suffix}' files are not supported ({supported})"
+        )
     yield from reader(path, doc_id, cfg)
 
 

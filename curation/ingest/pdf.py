@@ -29,7 +29,8 @@ def open_pdf(path: Path) -> pymupdf.Document:
         raise IngestError("empty", "the file is empty (0 bytes)")
     if PDF_MAGIC not in head:
         raise IngestError(
-            "not_pdf", f"no PDF header in the first {HEADER_WINDOW} bytes (starts with {head[:12]!r})"
+            "not_pdf",
+            f"no PDF header in the first {HEADER_WINDOW} bytes (starts with {head[:12]!r})",
         )
     try:
         doc = pymupdf.open(path, filetype="pdf")

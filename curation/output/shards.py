@@ -114,7 +114,9 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
             {"bytes": data, "path": image_name(outcome["doc_id"], page, data)}
             for page, data in zip(pages, outcome["images"], strict=True)
         ],
-        "texts": [{"user": p["question"], "assistant": p["answer"], "source": source} for p in kept],
+        "texts": [
+            {"user": p["question"], "assistant": p["answer"], "source": source} for p in kept
+        ],
         "qa_meta": [
             {
                 "qa_id": p["qa_id"],
@@ -204,9 +206,16 @@ class DatasetWriter:
         )
 
     def _add_pairs(self, record: InputRecord, outcome: dict) -> None:
-        for problem in outcome["parse_errors"]:
+        problems = outcome["parse_errors"]
+        if problems:
+            # One row per reply, carrying the raw text once, however many parts failed to parse.
+            shown = "; ".join(problems[:3]) + (
+                f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
+            )
             self.counts.rejected_by_filter["parse"] += 1
-            self.rejects.add(reject_row(outcome, None, "parse", problem))
+            self.rejects.add(
+                reject_row(outcome, None, "parse", f"{len(problems)} unreadable: {shown}")
+            )
         kept = []
         for pair in outcome["pairs"]:
             self.counts.pairs_generated += 1
@@ -217,7 +226,9 @@ class DatasetWriter:
                 continue
             self.counts.pairs_rejected += 1
             self.counts.rejected_by_filter[failed["filter"]] += 1
-            self.rejects.add(reject_row(outcome, pair, failed["filter"], failed["reason"], failed["score"]))
+            self.rejects.add(
+                reject_row(outcome, pair, failed["filter"], failed["reason"], failed["score"])
+            )
         if kept:
             self.samples.add(sample_row(outcome, kept))
             self.counts.units_with_samples += 1

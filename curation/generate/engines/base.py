@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -18,6 +18,7 @@ class ChatRequest:
     repetition_penalty: float = 1.0
     seed: int = 0
     prefill: str = ""  # the reply starts with this text (engines that can continue a reply)
+    stop: list[str] = field(default_factory=list)  # generation ends before any of these
     json_schema: dict | None = None
 
 

@@ -111,6 +111,8 @@ class LocalEngine(Engine):
                 max_new_tokens=max(r.max_tokens for r in batch),
                 repetition_penalty=first.repetition_penalty,
                 pad_token_id=self.tokenizer.pad_token_id,
+                stop_strings=first.stop or None,
+                tokenizer=self.tokenizer,
                 **sampling,
             )
         prompt_len = encoded["input_ids"].shape[1]
@@ -119,16 +121,24 @@ class LocalEngine(Engine):
         for row, request in enumerate(batch):
             tokens = output[row, prompt_len:].tolist()
             cut = next((i for i, t in enumerate(tokens) if t in stop_ids), None)
-            completion = tokens if cut is None else tokens[:cut]
-            completion = completion[: request.max_tokens]
+            completion = (tokens if cut is None else tokens[:cut])[: request.max_tokens]
+            text, stopped = cut_at_stop(
+                self.tokenizer.decode(completion, skip_special_tokens=True), request.stop
+            )
+            ended = stopped or (cut is not None and cut <= request.max_tokens)
             results.append(
                 EngineResult(
                     request_id=request.request_id,
-                    text=request.prefill + self.tokenizer.decode(completion, skip_special_tokens=True),
-                    finish_reason="stop" if cut is not None and cut <= request.max_tokens else "length",
+                    text=request.prefill + text,
+                    finish_reason="stop" if ended else "length",
                     prompt_tokens=int(encoded["attention_mask"][row].sum()),
                     completion_tokens=len(completion),
                 )
             )
         return results
 
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """The text before the first stop string, and whether one was found."""
+    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return (text[: min(positions)], True) if positions else (text, False)

@@ -1,0 +1,123 @@
+"""End to end: the real CLI, real Ray, the real bundled SmolLM2 model, real PDFs and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import ROOT, SAMPLES, make_bad_inputs
+from datasets import load_dataset
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+RECIPE = """
+name: e2e
+inputs: ["{inputs}/*.pdf"]
+ingest: {{dpi: 72, max_pages: 2}}
+units: {{pages_per_unit: 2}}
+generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 4, seed: 7}}
+filters: {chain}
+output: {{dir: "{out}", rows_per_shard: 1}}
+"""
+# The pipeline's mechanics are under test here; the Docmatix rules have their own tests.
+LENIENT_CHAIN = "name: lenient\nfilters:\n  - type: non_empty\n"
+
+
+def run_cli(recipe: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "curation", "run", str(recipe)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def write_recipe(tmp_path: Path, inputs: Path, out: Path) -> Path:
+    chain = tmp_path / "lenient.yaml"
+    chain.write_text(LENIENT_CHAIN)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out))
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory):
+    """Two real PDFs and the four bad inputs, run twice into two output folders."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    inputs = tmp / "inputs"
+    inputs.mkdir()
+    for name in ("water_utility_annual_report.pdf", "quarterly_review_slides.pdf"):
+        shutil.copy(SAMPLES / name, inputs / name)
+    bad = make_bad_inputs(inputs)
+    runs = []
+    for attempt in ("first", "second"):
+        out = tmp / attempt
+        result = run_cli(write_recipe(tmp, inputs, out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append((out, result))
+    return inputs, bad, runs
+
+
+def test_output_loads_with_datasets_as_images_and_texts(mixed_run):
+    _, _, [(out, _), _] = mixed_run
+    ds = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    assert ds.num_rows >= 1
+    for row in ds:
+        assert len(row["images"]) == len(row["pages"]) >= 1
+        assert all(isinstance(img, Image.Image) and img.width > 100 for img in row["images"])
+        assert row["texts"]
+        for turn in row["texts"]:
+            assert turn["user"].strip() and turn["assistant"].strip()
+            assert turn["source"].split("#")[0].endswith(".pdf")
+
+
+def test_bad_inputs_are_errors_with_reasons_and_the_run_goes_on(mixed_run):
+    _, bad, [(out, result), _] = mixed_run
+    errors = pq.read_table(list((out / "errors").glob("*.parquet"))).to_pylist()
+    assert {Path(e["source"]).name: e["code"] for e in errors} == {
+        path.name: code for code, path in bad.items()
+    }
+    assert all(e["message"] for e in errors)
+    manifest = json.loads((out / "manifest.json").read_text())
+    status = {Path(r["path"]).name: r["status"] for r in manifest["inputs"]}
+    assert len(status) == 6
+    assert status["water_utility_annual_report.pdf"] == "ok"
+    assert status["quarterly_review_slides.pdf"] == "ok"
+    assert [status[p.name] for p in bad.values()] == ["error"] * 4
+    counts = manifest["counts"]
+    assert counts["units"] == 2 and counts["pages"] == 4
+    assert counts["pairs_kept"] + counts["pairs_rejected"] == counts["pairs_generated"]
+    assert sum(counts["errors_by_code"].values()) == 4
+    assert "errors: encrypted" in result.stderr  # the summary counts them
+
+
+def test_rerun_gives_identical_shards(mixed_run):
+    _, _, [(first, _), (second, _)] = mixed_run
+    checksums = [
+        [f["sha256"] for f in json.loads((out / "manifest.json").read_text())["files"]["data"]]
+        for out in (first, second)
+    ]
+    assert checksums[0] and checksums[0] == checksums[1]
+
+
+def test_nothing_processable_exits_non_zero(tmp_path):
+    inputs = tmp_path / "inputs"
+    make_bad_inputs(inputs)
+    result = run_cli(write_recipe(tmp_path, inputs, tmp_path / "out"))
+    assert result.returncode == 1
+    assert "nothing could be processed" in result.stderr
+
+
+def test_invalid_recipe_exits_2_naming_the_field(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("name: x\ninputs: ['*.pdf']\ningest: {dpi: 5}\n")
+    result = run_cli(recipe)
+    assert result.returncode == 2
+    assert "ingest.dpi" in result.stderr and str(recipe) in result.stderr
