@@ -101,3 +101,8 @@ def test_bad_chain_names_file_and_field(tmp_path):
     path.write_text("name: c\nfilters:\n  - type: nope\n")
     with pytest.raises(ConfigError, match="'nope' is not one of"):
         FilterChain.load(path)
+
+
+def test_every_shipped_chain_loads():
+    for path in sorted((ROOT / "filters").glob("*.yaml")):
+        assert FilterChain.load(path).filters
