@@ -56,12 +56,14 @@ def run(
         ) as bar:
             task = bar.add_task(f"{parsed.name}: documents", total=None, counts="starting Ray")
 
-            def show(p) -> None:
+            def show(writer) -> None:
+                c = writer.counts
+                rejected = c.pairs_rejected + c.rejected_by_filter.get("parse", 0)
                 counts = (
-                    f"units {p.units} | kept {p.pairs_kept} | rejected {p.pairs_rejected}"
-                    f" | errors {p.errors}"
+                    f"units {c.units} | kept {c.pairs_kept} | rejected {rejected}"
+                    f" | errors {sum(c.errors_by_code.values())}"
                 )
-                bar.update(task, total=p.documents_total, completed=p.documents_done, counts=counts)
+                bar.update(task, total=c.documents, completed=writer.documents_done, counts=counts)
 
             manifest = run_recipe(
                 parsed,

@@ -9,7 +9,6 @@ import logging
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,18 +27,6 @@ from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
 
 VERSIONED_PACKAGES = ("ray", "pymupdf", "transformers", "torch", "datasets", "pyarrow", "pydantic")
-
-
-@dataclass
-class Progress:
-    """What the driver has seen so far; handed to the progress callback after each batch."""
-
-    documents_total: int
-    documents_done: int = 0
-    units: int = 0
-    pairs_kept: int = 0
-    pairs_rejected: int = 0
-    errors: int = 0
 
 
 def ingest_batch(batch: pa.Table, ingest: IngestConfig, units: UnitsConfig) -> Iterator[pa.Table]:
@@ -88,7 +75,7 @@ def run_recipe(
     limit: int | None = None,
     prompts_root: Path = Path("prompts"),
     address: str | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[DatasetWriter], None] | None = None,
 ) -> dict:
     """Build the dataset a recipe describes; returns the manifest that was written."""
     started = time.monotonic()
@@ -140,25 +127,11 @@ def run_recipe(
     )
 
     writer = DatasetWriter(out_dir, recipe.output.rows_per_shard, [str(p) for p in files])
-    progress = Progress(documents_total=len(files))
-    units_seen: dict[str, int] = {}
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
         for outcome in batch.to_pylist():
             writer.add(outcome)
-            if outcome["error_code"] is None:
-                units_seen[outcome["source"]] = units_seen.get(outcome["source"], 0) + 1
-                done = units_seen[outcome["source"]] == outcome["doc_units"]
-            else:
-                done = True
-            progress.documents_done += int(done)
-        progress.units = writer.counts.units
-        progress.pairs_kept = writer.counts.pairs_kept
-        progress.pairs_rejected = (
-            writer.counts.pairs_rejected + writer.counts.rejected_by_filter.get("parse", 0)
-        )
-        progress.errors = sum(writer.counts.errors_by_code.values())
         if on_progress:
-            on_progress(progress)
+            on_progress(writer)
 
     return writer.close(
         {

@@ -165,9 +165,15 @@ class DatasetWriter:
         self.inputs = {path: InputRecord(path) for path in inputs}
         self.counts = RunCounts(documents=len(inputs))
         self.seen_units: dict[str, str] = {}
+        self.units_by_source: Counter = Counter()
+        self.documents_done = 0
 
     def add(self, outcome: dict) -> None:
         """Account for one Outcome row and write what it yields."""
+        if outcome["error_code"] is None:
+            self.units_by_source[outcome["source"]] += 1
+        ends_document = self.units_by_source[outcome["source"]] == outcome["doc_units"]
+        self.documents_done += int(outcome["error_code"] is not None or ends_document)
         record = self.inputs.setdefault(outcome["source"], InputRecord(outcome["source"]))
         record.doc_id = outcome["doc_id"]
         if record.status == "missing":
