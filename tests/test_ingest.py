@@ -47,9 +47,20 @@ def test_landscape_deck_is_slides(slides_pdf, report_pdf):
     assert next(iter_pages(report_pdf, "d", IngestConfig())).kind == "document"
 
 
-def test_page_without_text_is_marked_none(tmp_path):
+def test_page_without_text_goes_to_ocr_unless_ocr_is_off(tmp_path):
     path = make_pdf(tmp_path / "blank.pdf", [""])
-    assert next(iter_pages(path, "d", IngestConfig())).text_source == "none"
+    assert next(iter_pages(path, "d", IngestConfig())).text_source == "pending_ocr"
+    assert next(iter_pages(path, "d", IngestConfig(ocr="never"))).text_source == "none"
+
+
+def test_born_digital_page_keeps_its_layer_and_always_forces_ocr(report_pdf):
+    assert next(iter_pages(report_pdf, "d", IngestConfig())).text_source == "layer"
+    assert next(iter_pages(report_pdf, "d", IngestConfig(ocr="always"))).text_source == "pending_ocr"
+
+
+def test_max_pixels_caps_the_render(report_pdf):
+    page = next(iter_pages(report_pdf, "d", IngestConfig(dpi=300, max_pixels=1_000_000)))
+    assert page.width * page.height <= 1_000_000
 
 
 @pytest.mark.parametrize("code", ["empty", "not_pdf", "corrupt", "encrypted"])

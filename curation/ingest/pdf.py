@@ -9,6 +9,8 @@ import pymupdf
 
 from curation.config import IngestConfig
 from curation.ingest.errors import IngestError
+from curation.ingest.quality import choose_text_source
+from curation.ingest.render import fit_scale
 from curation.schema import Page
 
 PDF_MAGIC = b"%PDF-"
@@ -56,17 +58,26 @@ def page_text(page: pymupdf.Page) -> str:
 
 
 def render_page(page: pymupdf.Page, cfg: IngestConfig) -> tuple[bytes, int, int]:
-    """Render at cfg.dpi, scaled down so the longest side is at most cfg.max_image_side pixels."""
+    """Render at cfg.dpi, scaled down under max_image_side and max_pixels; (bytes, width, height)."""
     zoom = cfg.dpi / 72.0
-    longest = max(page.rect.width, page.rect.height) * zoom
-    if longest > cfg.max_image_side:
-        zoom *= cfg.max_image_side / longest
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    zoom *= fit_scale(page.rect.width * zoom, page.rect.height * zoom, cfg)
+    colorspace = pymupdf.csGRAY if cfg.grayscale else pymupdf.csRGB
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=colorspace, alpha=False)
     if cfg.image_format == "jpeg":
         data = pix.tobytes("jpeg", jpg_quality=cfg.jpeg_quality)
     else:
         data = pix.tobytes("png")
     return data, pix.width, pix.height
+
+
+def image_coverage(page: pymupdf.Page) -> float:
+    """The share of the page covered by its largest image (a scan is one page-sized image)."""
+    area = abs(page.rect) or 1.0
+    largest = 0.0
+    for info in page.get_image_info():
+        box = pymupdf.Rect(info["bbox"]) & page.rect
+        largest = max(largest, abs(box))
+    return min(1.0, largest / area)
 
 
 def detect_kind(doc: pymupdf.Document, sample: int = 5) -> str:
@@ -76,16 +87,22 @@ def detect_kind(doc: pymupdf.Document, sample: int = 5) -> str:
     return "slides" if landscape * 2 > len(pages) else "document"
 
 
-def iter_pdf_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
-    """Yield the pages of a PDF one at a time (at most cfg.max_pages)."""
+def iter_pdf_pages(
+    path: Path, doc_id: str, cfg: IngestConfig, kind: str | None = None
+) -> Iterator[Page]:
+    """Yield the pages of a PDF one at a time (at most cfg.max_pages).
+
+    A page whose text layer is missing or garbled gets text_source 'pending_ocr' (see quality.py).
+    """
     doc = open_pdf(path)
     try:
         n_pages = doc.page_count if cfg.max_pages is None else min(doc.page_count, cfg.max_pages)
-        kind = detect_kind(doc)
+        kind = kind or detect_kind(doc)
         for index in range(n_pages):
             try:
                 page = doc[index]
                 text = page_text(page)
+                source = choose_text_source(text, cfg, image_coverage(page))
                 image, width, height = render_page(page, cfg)
             except Exception as exc:
                 raise IngestError("page_failed", f"page {index}: {exc}") from exc
@@ -96,7 +113,7 @@ def iter_pdf_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]
                 page=index,
                 n_pages=n_pages,
                 text=text,
-                text_source="layer" if text else "none",
+                text_source=source,
                 image=image,
                 width=width,
                 height=height,

@@ -1,0 +1,41 @@
+"""Is a page's text layer usable, or should the page be OCR'd?"""
+
+from __future__ import annotations
+
+from curation.config import IngestConfig
+
+LAYER, OCR, NONE, PENDING_OCR = "layer", "ocr", "none", "pending_ocr"
+
+
+def bad_char_share(text: str) -> float:
+    """Share of U+FFFD replacement and private-use characters (signs of a broken font mapping)."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return 0.0
+    bad = sum(1 for c in chars if c == "\ufffd" or 0xE000 <= ord(c) <= 0xF8FF)
+    return bad / len(chars)
+
+
+def text_problem(text: str, cfg: IngestConfig, image_coverage: float = 0.0) -> str | None:
+    """Why the text layer is unusable (missing, garbled, or a scan), or None when it is fine."""
+    stripped = text.strip()
+    if len(stripped) < cfg.ocr_min_chars:
+        return f"text layer has {len(stripped)} chars (< {cfg.ocr_min_chars})"
+    share = bad_char_share(stripped)
+    if share > cfg.ocr_max_bad_char_share:
+        return f"{share:.0%} of the text is replacement or private-use characters"
+    if image_coverage >= cfg.ocr_image_coverage:
+        return f"an image covers {image_coverage:.0%} of the page"
+    return None
+
+
+def choose_text_source(text: str, cfg: IngestConfig, image_coverage: float = 0.0) -> str:
+    """layer, pending_ocr (OCR will fill the text), or none (no usable text and OCR is off)."""
+    if cfg.ocr == "always":
+        return PENDING_OCR
+    problem = text_problem(text, cfg, image_coverage)
+    if problem is None:
+        return LAYER
+    if cfg.ocr == "auto":
+        return PENDING_OCR
+    return LAYER if text.strip() else NONE

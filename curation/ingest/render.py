@@ -1,0 +1,32 @@
+"""Page image encoding shared by every source type: size caps, grayscale, PNG or JPEG."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from curation.config import IngestConfig
+
+
+def fit_scale(width: float, height: float, cfg: IngestConfig) -> float:
+    """The factor (<= 1) that brings width x height under max_image_side and max_pixels."""
+    scale = min(1.0, cfg.max_image_side / max(width, height, 1.0))
+    if width * height * scale * scale > cfg.max_pixels:
+        scale = (cfg.max_pixels / (width * height)) ** 0.5
+    return scale
+
+
+def encode_image(image: Image.Image, cfg: IngestConfig) -> tuple[bytes, int, int]:
+    """Scale down to the caps, convert (RGB or L), encode; returns (bytes, width, height)."""
+    scale = fit_scale(image.width, image.height, cfg)
+    if scale < 1.0:
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    image = image.convert("L" if cfg.grayscale else "RGB")
+    buffer = io.BytesIO()
+    if cfg.image_format == "jpeg":
+        image.save(buffer, format="JPEG", quality=cfg.jpeg_quality)
+    else:
+        image.save(buffer, format="PNG")
+    return buffer.getvalue(), image.width, image.height
