@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 from PIL import Image
 
@@ -14,6 +15,9 @@ def fit_scale(width: float, height: float, cfg: IngestConfig) -> float:
     scale = min(1.0, cfg.max_image_side / max(width, height, 1.0))
     if width * height * scale * scale > cfg.max_pixels:
         scale = (cfg.max_pixels / (width * height)) ** 0.5
+        # Renderers round sizes up: shrink until the rounded-up size fits too.
+        while math.ceil(width * scale) * math.ceil(height * scale) > cfg.max_pixels:
+            scale *= 0.998
     return scale
 
 
