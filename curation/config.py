@@ -28,14 +28,21 @@ class IngestConfig(StrictModel):
 
     dpi: int = Field(150, ge=36, le=600, description="Render resolution (Docmatix: 150).")
     max_image_side: int = Field(
-        2940, ge=64, le=20000, description="Longest side of a page image in pixels (Docmatix: 2,940)."
+        2940,
+        ge=64,
+        le=20000,
+        description="Longest side of a page image in pixels (Docmatix: 2,940).",
     )
     max_pixels: int = Field(
         12_000_000,
         ge=4096,
         description="Pixel cap per page image and per decoded input image (decompression-bomb safe).",
     )
-    max_pages: int | None = Field(None, ge=1, description="Read at most this many pages per document.")
+    max_pages: int | None = Field(
+        1000,
+        ge=1,
+        description="Read at most this many pages per document; the rest is recorded as an error.",
+    )
     image_format: Literal["png", "jpeg"] = "png"
     jpeg_quality: int = Field(90, ge=1, le=100)
     grayscale: bool = False
@@ -49,7 +56,10 @@ class IngestConfig(StrictModel):
         50, ge=0, description="A text layer shorter than this (per page) counts as missing."
     )
     ocr_max_bad_char_share: float = Field(
-        0.1, ge=0, le=1, description="Share of replacement / private-use characters that marks garbling."
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of replacement / private-use characters that marks garbling.",
     )
     ocr_image_coverage: float = Field(
         0.8, gt=0, le=1, description="An image covering this share of the page marks it as scanned."

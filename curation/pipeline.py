@@ -23,6 +23,7 @@ from curation.filters import FilterChain
 from curation.generate import QAGenerator
 from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.ingest import expand_inputs, ingest_document
+from curation.ingest.ocr_stage import OCRStage
 from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
 
@@ -34,6 +35,16 @@ def ingest_batch(batch: pa.Table, ingest: IngestConfig, units: UnitsConfig) -> I
     for item in batch.to_pylist():
         for row in ingest_document(Path(item["path"]), ingest, units, source=item["source"]):
             yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
+
+
+class OCRActor:
+    """Ray actor: holds one OCR backend and fills in the text of pages that need OCR."""
+
+    def __init__(self, ingest: IngestConfig) -> None:
+        self.stage = OCRStage(ingest)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return pa.Table.from_pylist(self.stage(batch.to_pylist()), schema=UNIT_SCHEMA)
 
 
 class GenerateActor:
@@ -67,6 +78,41 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def init_ray(address: str | None = None) -> None:
+    """Start (or join) Ray, quietly, with the data settings every run relies on."""
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress display replaces its log
+    if not ray.is_initialized():
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+        )
+    context = DataContext.get_current()
+    context.execution_options.preserve_order = True  # same inputs, same row order, same shards
+    context.enable_progress_bars = False
+
+
+def build_units(recipe: Recipe, files: list[Path]) -> ray.data.Dataset:
+    """Files -> Unit rows: one ingest task per document, then OCR actors for pages that need it."""
+    items = [{"path": str(path.resolve()), "source": str(path)} for path in files]
+    units = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        ingest_batch,
+        batch_size=1,
+        batch_format="pyarrow",
+        num_cpus=1,
+        fn_kwargs={"ingest": recipe.ingest, "units": recipe.units},
+    )
+    if recipe.ingest.ocr == "never":
+        return units
+    return units.map_batches(
+        OCRActor,
+        batch_size=4,
+        batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=recipe.ingest.ocr_workers),
+        # Like the model's, the OCR model's reservation keeps ingest tasks unfused.
+        memory=1024**3,
+        fn_constructor_kwargs={"ingest": recipe.ingest},
+    )
+
+
 def run_recipe(
     recipe: Recipe,
     *,
@@ -88,43 +134,22 @@ def run_recipe(
     PromptLibrary(resolve_prompt_dir(recipe.generate.prompt_set, prompts_root))
     out_dir = out_dir or recipe.output_dir()
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress display replaces its log
-    if not ray.is_initialized():
-        ray.init(
-            address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
-        )
-    context = DataContext.get_current()
-    context.execution_options.preserve_order = True  # same inputs, same row order, same shards
-    context.enable_progress_bars = False
-
-    items = [{"path": str(path.resolve()), "source": str(path)} for path in files]
-    dataset = (
-        ray.data.from_items(items, override_num_blocks=len(items))
-        .map_batches(
-            ingest_batch,
-            batch_size=1,
-            batch_format="pyarrow",
-            num_cpus=1,
-            fn_kwargs={"ingest": recipe.ingest, "units": recipe.units},
-        )
-        .map_batches(
-            GenerateActor,
-            batch_size=recipe.generate.batch_size,
-            batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=recipe.generate.workers),
-            # The model's memory reservation also keeps Ray from fusing ingest into this actor,
-            # so documents are read by parallel tasks while the model generates.
-            memory=int(recipe.generate.memory_gb * 1024**3),
-            fn_constructor_kwargs={
-                "generate": recipe.generate,
-                "units": recipe.units,
-                "prompts_root": str(prompts_root.resolve()),
-            },
-        )
-        .map_batches(
-            filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
-        )
-    )
+    init_ray(address)
+    units = build_units(recipe, files)
+    dataset = units.map_batches(
+        GenerateActor,
+        batch_size=recipe.generate.batch_size,
+        batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=recipe.generate.workers),
+        # The model's memory reservation also keeps Ray from fusing ingest into this actor,
+        # so documents are read by parallel tasks while the model generates.
+        memory=int(recipe.generate.memory_gb * 1024**3),
+        fn_constructor_kwargs={
+            "generate": recipe.generate,
+            "units": recipe.units,
+            "prompts_root": str(prompts_root.resolve()),
+        },
+    ).map_batches(filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)})
 
     writer = DatasetWriter(out_dir, recipe.output.rows_per_shard, [str(p) for p in files])
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):

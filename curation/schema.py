@@ -18,7 +18,7 @@ class Page:
     page: int  # 0-based
     n_pages: int
     text: str
-    text_source: str  # layer | ocr | none
+    text_source: str  # layer | ocr | none | pending_ocr (OCR will fill the text)
     image: bytes
     width: int
     height: int
@@ -66,7 +66,8 @@ UNIT_FIELDS = [
     pa.field("doc_units", pa.int32()),  # units the document yields in total
     pa.field("pages", pa.list_(pa.int32())),
     pa.field("texts", pa.list_(pa.string())),
-    pa.field("text_sources", pa.list_(pa.string())),
+    pa.field("text_sources", pa.list_(pa.string())),  # layer | ocr | none | ocr_failed
+    pa.field("ocr_scores", pa.list_(pa.float64())),
     pa.field("images", pa.list_(pa.binary())),
     pa.field("error_code", pa.string()),
     pa.field("error", pa.string()),
@@ -116,6 +117,9 @@ SAMPLE_FEATURES = Features(
         "images": List(Image()),
         "texts": List(
             {"user": Value("string"), "assistant": Value("string"), "source": Value("string")}
+        ),
+        "page_meta": List(
+            {"page": Value("int32"), "text_source": Value("string"), "ocr_score": Value("float64")}
         ),
         "qa_meta": List(
             {

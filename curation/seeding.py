@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 
 def stable_hash(*parts: object) -> int:
@@ -20,3 +21,12 @@ def content_id(*parts: object, length: int = 16) -> str:
     """A hex content hash of the parts."""
     blob = "\x1f".join(str(part) for part in parts).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

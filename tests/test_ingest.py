@@ -1,5 +1,7 @@
 import io
+import time
 
+import pymupdf
 import pytest
 from conftest import make_pdf
 from PIL import Image
@@ -36,10 +38,38 @@ def test_longest_side_is_capped(report_pdf):
     assert max(page.width, page.height) == 1000
 
 
-def test_jpeg_output_and_page_cap(report_pdf):
-    pages = list(iter_pages(report_pdf, "d", IngestConfig(image_format="jpeg", max_pages=2)))
-    assert len(pages) == 2 and pages[0].n_pages == 2
-    assert Image.open(io.BytesIO(pages[0].image)).format == "JPEG"
+def test_jpeg_output(report_pdf):
+    page = next(iter_pages(report_pdf, "d", IngestConfig(image_format="jpeg")))
+    assert Image.open(io.BytesIO(page.image)).format == "JPEG"
+
+
+def test_grayscale_render(report_pdf):
+    page = next(iter_pages(report_pdf, "d", IngestConfig(grayscale=True)))
+    assert Image.open(io.BytesIO(page.image)).mode == "L"
+
+
+def test_page_cap_reads_the_first_pages_then_records_the_rest(tmp_path):
+    path = tmp_path / "long.pdf"
+    doc = pymupdf.open()
+    for index in range(10_000):
+        page = doc.new_page()
+        if index < 3:  # text on every page would make building the file the slow part
+            page.insert_text((72, 72), f"Page {index} of a very long report.")
+    doc.save(path)
+    start = time.perf_counter()
+    rows = list(ingest_document(path, IngestConfig(dpi=36, max_pages=3), UnitsConfig()))
+    assert time.perf_counter() - start < 30
+    assert [r["pages"] for r in rows[:-1]] == [[0, 1], [2]]
+    assert rows[-1]["error_code"] == "page_cap"
+    assert "10000 pages" in rows[-1]["error"]
+
+
+def test_a0_page_at_high_dpi_is_capped_before_rendering(tmp_path):
+    path = make_pdf(tmp_path / "a0.pdf", ["A poster-sized page."], width=2384, height=3370)
+    start = time.perf_counter()
+    page = next(iter_pages(path, "d", IngestConfig(dpi=600)))
+    assert max(page.width, page.height) <= 2940
+    assert time.perf_counter() - start < 20
 
 
 def test_landscape_deck_is_slides(slides_pdf, report_pdf):
@@ -55,7 +85,9 @@ def test_page_without_text_goes_to_ocr_unless_ocr_is_off(tmp_path):
 
 def test_born_digital_page_keeps_its_layer_and_always_forces_ocr(report_pdf):
     assert next(iter_pages(report_pdf, "d", IngestConfig())).text_source == "layer"
-    assert next(iter_pages(report_pdf, "d", IngestConfig(ocr="always"))).text_source == "pending_ocr"
+    assert (
+        next(iter_pages(report_pdf, "d", IngestConfig(ocr="always"))).text_source == "pending_ocr"
+    )
 
 
 def test_max_pixels_caps_the_render(report_pdf):
@@ -88,9 +120,7 @@ def test_bad_document_becomes_one_error_row(bad_inputs):
 
 
 def test_units_of_a_document(report_pdf):
-    rows = list(
-        ingest_document(report_pdf, IngestConfig(max_pages=3), UnitsConfig(pages_per_unit=2))
-    )
+    rows = list(ingest_document(report_pdf, IngestConfig(), UnitsConfig(pages_per_unit=2)))
     assert [r["pages"] for r in rows] == [[0, 1], [2]]
     assert all(r["doc_units"] == 2 and r["error_code"] is None for r in rows)
     assert rows[0]["unit_id"] == f"{document_id(report_pdf)}:0-1"

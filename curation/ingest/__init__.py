@@ -3,51 +3,79 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from curation.config import IngestConfig, UnitsConfig
 from curation.ingest.errors import IngestError
+from curation.ingest.images import (
+    IMAGE_SUFFIXES,
+    document_id_for_folder,
+    iter_folder_pages,
+    iter_image_pages,
+)
 from curation.ingest.pdf import iter_pdf_pages
+from curation.ingest.slides import OFFICE_SUFFIXES, iter_office_pages
 from curation.schema import Page
+from curation.seeding import content_id, file_sha256
 from curation.units import error_row, window_pages
 
-READERS = {".pdf": iter_pdf_pages}
+READERS = {
+    ".pdf": iter_pdf_pages,
+    **dict.fromkeys(IMAGE_SUFFIXES, iter_image_pages),
+    **dict.fromkeys(OFFICE_SUFFIXES, iter_office_pages),
+}
 
 __all__ = ["IngestError", "document_id", "expand_inputs", "ingest_document", "iter_pages"]
 
 
+def is_page_folder(path: Path) -> bool:
+    """A folder holding page images is one document (its images are its pages)."""
+    return path.is_dir() and any(
+        child.suffix.lower() in IMAGE_SUFFIXES for child in path.iterdir() if child.is_file()
+    )
+
+
 def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files matched by the glob patterns, in sorted order, each once."""
+    """Files and page-image folders matched by the globs, sorted, each once.
+
+    An image inside a matched page folder belongs to that folder's document, not to its own.
+    """
     seen: dict[str, Path] = {}
     for pattern in patterns:
         for match in sorted(glob.glob(pattern, recursive=True)):
             path = Path(match)
-            if path.is_file():
+            if path.is_file() or is_page_folder(path):
                 seen.setdefault(str(path), path)
-    return list(seen.values())
+    folders = {path for path in seen.values() if path.is_dir()}
+    return [path for path in seen.values() if path.is_dir() or path.parent not in folders]
 
 
 def document_id(path: Path) -> str:
     """sha256 of the file's bytes (hex prefix); of the path when the file cannot be read."""
-    digest = hashlib.sha256()
+    if path.is_dir():
+        return document_id_for_folder(path)
     try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_sha256(path)[:16]
     except OSError:
-        digest.update(b"unreadable:" + str(path).encode())
-    return digest.hexdigest()[:16]
+        return content_id("unreadable", path)
 
 
 def iter_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
-    """Pages of any supported source file, one at a time."""
+    """Pages of any supported source (a file or a folder of page images), one at a time."""
+    if path.is_dir():
+        yield from iter_folder_pages(path, doc_id, cfg)
+        return
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         supported = ", ".join(sorted(READERS))
         raise IngestError(
             "unsupported_type", f"'{path.suffix}' files are not supported ({supported})"
+        )
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > cfg.max_file_mb:
+        raise IngestError(
+            "too_large", f"the file is {size_mb:.0f} MB (ingest.max_file_mb: {cfg.max_file_mb:g})"
         )
     yield from reader(path, doc_id, cfg)
 

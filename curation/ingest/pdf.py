@@ -118,5 +118,11 @@ def iter_pdf_pages(
                 width=width,
                 height=height,
             )
+        if doc.page_count > n_pages:
+            raise IngestError(
+                "page_cap",
+                f"the document has {doc.page_count} pages; only the first {n_pages} were read"
+                " (ingest.max_pages)",
+            )
     finally:
         doc.close()

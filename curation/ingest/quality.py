@@ -5,6 +5,7 @@ from __future__ import annotations
 from curation.config import IngestConfig
 
 LAYER, OCR, NONE, PENDING_OCR = "layer", "ocr", "none", "pending_ocr"
+OCR_FAILED = "ocr_failed"  # OCR was needed but the backend could not read the image
 
 
 def bad_char_share(text: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections import Counter
@@ -13,17 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.schema import ERROR_SCHEMA, REJECT_SCHEMA, SAMPLE_SCHEMA
+from curation.seeding import file_sha256
 
 DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
 STAGING = ".staging"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class ShardSink:
@@ -72,6 +64,7 @@ class InputRecord:
     units: int = 0
     pairs_generated: int = 0
     pairs_kept: int = 0
+    last_page: int = -1
     errors: list[dict] = field(default_factory=list)
 
 
@@ -87,11 +80,13 @@ class RunCounts:
     pairs_kept: int = 0
     pairs_rejected: int = 0
     completion_tokens: int = 0
+    pages_by_text_source: Counter = field(default_factory=Counter)
     rejected_by_filter: Counter = field(default_factory=Counter)
     errors_by_code: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
         out = dict(vars(self))
+        out["pages_by_text_source"] = dict(sorted(self.pages_by_text_source.items()))
         out["rejected_by_filter"] = dict(sorted(self.rejected_by_filter.items()))
         out["errors_by_code"] = dict(sorted(self.errors_by_code.items()))
         return out
@@ -116,6 +111,12 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
         ],
         "texts": [
             {"user": p["question"], "assistant": p["answer"], "source": source} for p in kept
+        ],
+        "page_meta": [
+            {"page": page, "text_source": text_source, "ocr_score": score}
+            for page, text_source, score in zip(
+                pages, outcome["text_sources"], outcome["ocr_scores"], strict=True
+            )
         ],
         "qa_meta": [
             {
@@ -190,6 +191,10 @@ class DatasetWriter:
                 record.status = "duplicate"
             return
         record.pages = max(record.pages, outcome["doc_pages"])
+        for page, text_source in zip(outcome["pages"], outcome["text_sources"], strict=True):
+            if page > record.last_page:  # overlapping windows share pages: count each once
+                self.counts.pages_by_text_source[text_source] += 1
+        record.last_page = max(record.last_page, *outcome["pages"])
         record.units += 1
         self.counts.units += 1
         self.counts.completion_tokens += outcome["completion_tokens"] or 0

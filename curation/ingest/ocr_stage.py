@@ -1,0 +1,48 @@
+"""The OCR stage: fill in the text of Unit pages marked pending_ocr, with a backend loaded once."""
+
+from __future__ import annotations
+
+from curation.config import IngestConfig
+from curation.ingest.errors import IngestError
+from curation.ingest.ocr import OCRBackend, build_ocr_backend
+from curation.ingest.quality import LAYER, NONE, OCR, OCR_FAILED, PENDING_OCR
+from curation.ingest.slides import NOTES_HEADING
+
+
+class OCRStage:
+    """Runs OCR on every page whose text layer was missing or garbled (text_source pending_ocr)."""
+
+    def __init__(self, cfg: IngestConfig, backend: OCRBackend | None = None) -> None:
+        self.cfg = cfg
+        self._backend = backend
+
+    @property
+    def backend(self) -> OCRBackend:
+        if self._backend is None:  # loaded on first use: units with a good text layer need none
+            self._backend = build_ocr_backend(self.cfg)
+        return self._backend
+
+    def __call__(self, units: list[dict]) -> list[dict]:
+        """The same Unit rows, with OCR text, text_source 'ocr' and a confidence where needed."""
+        for unit in units:
+            for index, source in enumerate(unit["text_sources"]):
+                if source == PENDING_OCR:
+                    self._ocr_page(unit, index)
+        return units
+
+    def _ocr_page(self, unit: dict, index: int) -> None:
+        try:
+            result = self.backend.recognize(unit["images"][index])
+        except IngestError:
+            # The page stays, with its image and whatever text layer it had; the source says why.
+            unit["text_sources"][index] = OCR_FAILED
+            return
+        if result.text.strip():
+            # Speaker notes come from the deck, not the page: they stay after the OCR text.
+            old = unit["texts"][index]
+            notes = old[old.index(NOTES_HEADING) :] if NOTES_HEADING in old else ""
+            unit["texts"][index] = result.text + notes
+            unit["text_sources"][index] = OCR
+            unit["ocr_scores"][index] = result.score
+        else:
+            unit["text_sources"][index] = LAYER if unit["texts"][index].strip() else NONE
