@@ -27,6 +27,10 @@ from curation.ingest.ocr_stage import OCRStage
 from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
 
+# Model actors (OCR, LLM) reserve memory rather than CPUs: their libraries spread over every core
+# anyway, and a whole CPU each would leave none for the ingest tasks on a small machine.
+ACTOR_CPUS = 0.25
+
 VERSIONED_PACKAGES = ("ray", "pymupdf", "transformers", "torch", "datasets", "pyarrow", "pydantic")
 
 
@@ -102,12 +106,14 @@ def build_units(recipe: Recipe, files: list[Path]) -> ray.data.Dataset:
     )
     if recipe.ingest.ocr == "never":
         return units
+    # Different resources from the ingest tasks also keep Ray from fusing ingest into the actors,
+    # so documents are read by parallel tasks while the models work.
     return units.map_batches(
         OCRActor,
         batch_size=4,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=recipe.ingest.ocr_workers),
-        # Like the model's, the OCR model's reservation keeps ingest tasks unfused.
+        num_cpus=ACTOR_CPUS,
         memory=1024**3,
         fn_constructor_kwargs={"ingest": recipe.ingest},
     )
@@ -141,8 +147,7 @@ def run_recipe(
         batch_size=recipe.generate.batch_size,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=recipe.generate.workers),
-        # The model's memory reservation also keeps Ray from fusing ingest into this actor,
-        # so documents are read by parallel tasks while the model generates.
+        num_cpus=ACTOR_CPUS,
         memory=int(recipe.generate.memory_gb * 1024**3),
         fn_constructor_kwargs={
             "generate": recipe.generate,
