@@ -114,7 +114,7 @@ def build_units(recipe: Recipe, files: list[Path]) -> ray.data.Dataset:
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=recipe.ingest.ocr_workers),
         num_cpus=ACTOR_CPUS,
-        memory=1024**3,
+        memory=2 * 1024**3,  # RapidOCR peaks near 1.4 GiB
         fn_constructor_kwargs={"ingest": recipe.ingest},
     )
 
