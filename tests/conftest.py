@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pymupdf
 import pytest
+from pptx import Presentation
+from pptx.util import Inches
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -54,3 +58,39 @@ def make_bad_inputs(folder: Path) -> dict[str, Path]:
 @pytest.fixture
 def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     return make_bad_inputs(tmp_path / "bad")
+
+
+def make_deck(
+    path: Path,
+    slides: list[tuple[str, str]],
+    notes: dict[int, str] | None = None,
+    hidden: tuple[int, ...] = (),
+) -> Path:
+    """A 16:9 PPTX of titled slides with a body text each, speaker notes and hidden slides."""
+    deck = Presentation()
+    deck.slide_width, deck.slide_height = Inches(13.333), Inches(7.5)
+    for title, body in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text_frame.text = body
+    for index, text in (notes or {}).items():
+        deck.slides[index].notes_slide.notes_text_frame.text = text
+    for index in hidden:
+        deck.slides[index].element.set("show", "0")
+    deck.save(path)
+    return path
+
+
+# End-to-end tests check the pipeline's mechanics; the Docmatix rules have their own tests.
+LENIENT_CHAIN = "name: lenient\nfilters:\n  - type: non_empty\n"
+
+
+def run_curation(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """The real command line, run from the repository root as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "curation", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from conftest import ROOT, SAMPLES, make_bad_inputs
+from conftest import LENIENT_CHAIN, SAMPLES, make_bad_inputs, run_curation
 from datasets import load_dataset
 from PIL import Image
 
@@ -25,18 +24,10 @@ generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 4, seed: 7}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """
-# The pipeline's mechanics are under test here; the Docmatix rules have their own tests.
-LENIENT_CHAIN = "name: lenient\nfilters:\n  - type: non_empty\n"
 
 
 def run_cli(recipe: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "curation", "run", str(recipe)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return run_curation("run", str(recipe), timeout=900)
 
 
 def write_recipe(tmp_path: Path, inputs: Path, out: Path) -> Path:

@@ -6,16 +6,12 @@ Real LibreOffice, real RapidOCR, real Ray and the real bundled model.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pymupdf
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import LENIENT_CHAIN, SAMPLES, make_deck, run_curation
 from datasets import load_dataset
-from pptx import Presentation
-from pptx.util import Inches, Pt
 
 pytestmark = pytest.mark.e2e
 
@@ -53,18 +49,6 @@ def make_scanned_pdf(path: Path) -> None:
     doc.save(path)
 
 
-def make_pptx(path: Path) -> None:
-    deck = Presentation()
-    deck.slide_width, deck.slide_height = Inches(13.333), Inches(7.5)
-    for title, body in SLIDES:
-        slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = title
-        slide.placeholders[1].text_frame.text = body
-        slide.placeholders[1].text_frame.paragraphs[0].runs[0].font.size = Pt(28)
-        slide.notes_slide.notes_text_frame.text = f"Speaker notes for {title}."
-    deck.save(path)
-
-
 @pytest.fixture(scope="module")
 def mixed_output(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("mixed")
@@ -74,21 +58,19 @@ def mixed_output(tmp_path_factory) -> Path:
         doc.select([0])
         doc.save(inputs / "born_digital.pdf")
     make_scanned_pdf(inputs / "scanned.pdf")
-    make_pptx(inputs / "deck.pptx")
+    make_deck(
+        inputs / "deck.pptx",
+        SLIDES,
+        {i: f"Speaker notes for {t}." for i, (t, _) in enumerate(SLIDES)},
+    )
     for page in (0, 1):
         png = render_png(SAMPLES / "city_council_minutes.pdf", page)
         (inputs / "scan_pages" / f"page{page + 1}.png").write_bytes(png)
     chain = tmp / "lenient.yaml"
-    chain.write_text("name: lenient\nfilters:\n  - type: non_empty\n")
+    chain.write_text(LENIENT_CHAIN)
     recipe = tmp / "recipe.yaml"
     recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=tmp / "out"))
-    result = subprocess.run(
-        [sys.executable, "-m", "curation", "run", str(recipe)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    result = run_curation("run", str(recipe))
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "out"
 

@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import make_deck
 from PIL import Image
-from pptx import Presentation
-from pptx.util import Inches
 
 from curation.config import IngestConfig
 from curation.ingest.errors import IngestError
@@ -33,19 +32,9 @@ SLIDES = [
 NOTES = "Mention the capybara metric before the break."
 
 
-def make_deck(path: Path, hidden: tuple[int, ...] = ()) -> Path:
-    """A 16:9 deck of three titled slides with distinctive words; slide 2 has speaker notes."""
-    deck = Presentation()
-    deck.slide_width, deck.slide_height = Inches(13.333), Inches(7.5)
-    for title, body in SLIDES:
-        slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = title
-        slide.placeholders[1].text_frame.text = body
-    deck.slides[1].notes_slide.notes_text_frame.text = NOTES
-    for index in hidden:
-        deck.slides[index].element.set("show", "0")
-    deck.save(path)
-    return path
+def deck(path: Path, hidden: tuple[int, ...] = ()) -> Path:
+    """Three titled slides with distinctive words; slide 2 has speaker notes."""
+    return make_deck(path, SLIDES, {1: NOTES}, hidden)
 
 
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -74,7 +63,7 @@ def decks(tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.skip("LibreOffice is not installed")
     folder = tmp_path_factory.mktemp("decks")
     scratch = tmp_path_factory.mktemp("scratch")
-    pptx = make_deck(folder / "deck.pptx")
+    pptx = deck(folder / "deck.pptx")
     profile = f"-env:UserInstallation={(folder / 'profile').as_uri()}"
     subprocess.run(
         [SOFFICE, profile, "--headless", "--convert-to", "odp", "--outdir", str(folder), str(pptx)],
@@ -163,7 +152,7 @@ def test_timeout_kills_libreoffice_and_removes_temp_files(decks, tmp_path, monke
 
 def test_missing_libreoffice_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    error = ingest_error(make_deck(tmp_path / "deck.pptx"))
+    error = ingest_error(deck(tmp_path / "deck.pptx"))
     assert error.code == "libreoffice_missing"
     assert "apt-get install libreoffice-impress" in error.message
 
@@ -218,7 +207,7 @@ def test_unzipped_size_cap(tmp_path):
 
 
 def test_notes_follow_visible_slides_and_need_matching_counts(tmp_path):
-    path = make_deck(tmp_path / "hidden.pptx", hidden=(1,))
+    path = deck(tmp_path / "hidden.pptx", hidden=(1,))
     # LibreOffice leaves the hidden slide out: 2 PDF pages for slides 1 and 3.
     assert pptx_extras(path, 2) == [(SLIDES[0][0], ""), (SLIDES[2][0], "")]
     assert pptx_extras(path, 3) is None
