@@ -104,6 +104,8 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
         "units_with_samples",
     ):
         table.add_row(key.replace("_", " "), str(counts[key]))
+    for source, n in counts["pages_by_text_source"].items():
+        table.add_row(f"  pages with text from {source}", str(n))
     for name, n in counts["rejected_by_filter"].items():
         table.add_row(f"  rejected by {name}", str(n))
     for code, n in counts["errors_by_code"].items():
