@@ -215,7 +215,8 @@ def main() -> None:
     corpus = fetch_corpus()
     files = corpus[: args.docs]
     rows = bench_render(files, args.max_pages)
-    rows += bench_ocr(files, args.ocr_pages)
+    if args.ocr_pages:
+        rows += bench_ocr(files, args.ocr_pages)
     if args.memory_pages:
         rows += bench_memory(corpus, args.memory_pages)
     ray.shutdown()
