@@ -13,6 +13,7 @@ from curation.ingest.images import (
     document_id_for_folder,
     iter_folder_pages,
     iter_image_pages,
+    page_files,
 )
 from curation.ingest.pdf import iter_pdf_pages
 from curation.ingest.slides import OFFICE_SUFFIXES, iter_office_pages
@@ -31,9 +32,7 @@ __all__ = ["IngestError", "document_id", "expand_inputs", "ingest_document", "it
 
 def is_page_folder(path: Path) -> bool:
     """A folder holding page images is one document (its images are its pages)."""
-    return path.is_dir() and any(
-        child.suffix.lower() in IMAGE_SUFFIXES for child in path.iterdir() if child.is_file()
-    )
+    return path.is_dir() and bool(page_files(path))
 
 
 def expand_inputs(patterns: list[str]) -> list[Path]:
