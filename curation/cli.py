@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -40,12 +40,24 @@ def run(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS, or a local Ray).")
     ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart", help="Discard an interrupted run's progress instead of resuming it."
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Send every LLM request again, ignoring stored replies."),
+    ] = False,
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""
     from curation.pipeline import run_recipe  # Ray and torch load only when a run starts
 
     try:
         parsed = load_recipe(recipe)
+        if no_cache:
+            parsed.generate.cache = False
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -56,14 +68,13 @@ def run(
         ) as bar:
             task = bar.add_task(f"{parsed.name}: documents", total=None, counts="starting Ray")
 
-            def show(writer) -> None:
-                c = writer.counts
-                rejected = c.pairs_rejected + c.rejected_by_filter.get("parse", 0)
+            def show(p) -> None:
                 counts = (
-                    f"units {c.units} | kept {c.pairs_kept} | rejected {rejected}"
-                    f" | errors {sum(c.errors_by_code.values())}"
+                    f"units {p.units} | kept {p.pairs_kept} | rejected {p.pairs_rejected}"
+                    f" | errors {p.errors}"
+                    + (f" | resumed {p.resumed_units} units" if p.resumed_units else "")
                 )
-                bar.update(task, total=c.documents, completed=writer.documents_done, counts=counts)
+                bar.update(task, total=p.documents, completed=p.documents_done, counts=counts)
 
             manifest = run_recipe(
                 parsed,
@@ -72,6 +83,7 @@ def run(
                 limit=limit,
                 prompts_root=prompts,
                 address=address,
+                restart=restart,
                 on_progress=show,
             )
     except ConfigError as exc:
@@ -113,4 +125,98 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
     shards = manifest["files"]["data"]
     table.add_row("shards", f"{len(shards)} ({sum(s['rows'] for s in shards)} rows)")
     table.add_row("wall time", f"{manifest['wall_seconds']:.1f} s")
+    if manifest.get("resumed"):
+        table.add_row("resumed", "yes: finished work of an interrupted run was reused")
     console.print(table)
+
+
+@app.command()
+def stats(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of a run (e.g. out/docmatix).")],
+) -> None:
+    """Show a finished dataset's funnel and statistics (the numbers of its dataset card)."""
+    from curation.output.card import OutputFolderError, dataset_stats, funnel_rows
+
+    try:
+        found = dataset_stats(out_dir)
+    except OutputFolderError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"{found['name']} ({out_dir})", show_header=False)
+    for label, n in funnel_rows(found):
+        table.add_row(label, str(n))
+    table.add_row("samples", f"{found['rows']} rows in {found['shards']} shards")
+    for key, label in (
+        ("pairs_per_unit", "pairs per unit"),
+        ("pages_per_unit", "pages per unit"),
+        ("answer_chars", "answer length (chars)"),
+        ("judge_scores", "judge score"),
+    ):
+        summary = (found[key] or {}).get("summary")
+        shown = "-"
+        if summary:
+            shown = f"mean {summary['mean']} (min {summary['min']:g}, max {summary['max']:g})"
+        table.add_row(label, shown)
+    Console().print(table)
+
+
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of a run (e.g. out/docmatix).")],
+    fmt: Annotated[
+        Literal["mantis", "internvl", "llava"],
+        typer.Option("--format", help="Training-code layout (curation.output.export.FORMATS)."),
+    ],
+    dest: Annotated[Path, typer.Option("--out", help="Folder for the annotations and images.")],
+) -> None:
+    """Write a dataset as Mantis, InternVL or LLaVA annotations plus image files."""
+    from curation.output.card import OutputFolderError
+    from curation.output.export import export_dataset
+
+    try:
+        result = export_dataset(out_dir, fmt, dest)
+    except OutputFolderError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{result.format}: {result.rows} samples, {result.images} images -> "
+        + ", ".join(str(path) for path in result.files)
+    )
+
+
+@app.command()
+def publish(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of a run (e.g. out/docmatix).")],
+    repo: Annotated[str, typer.Option("--repo", help="Hub dataset repo: ORG/NAME.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Branch to push to (created if missing).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan only: no token, no network.")
+    ] = False,
+) -> None:
+    """Verify the shards' checksums and push the folder to a Hugging Face Hub dataset repo."""
+    from curation.output.card import OutputFolderError
+    from curation.output.publish import PublishError, plan_publish
+    from curation.output.publish import publish as push
+
+    try:
+        plan = plan_publish(out_dir, repo, revision=revision, private=private)
+    except OutputFolderError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except PublishError as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for line in plan.lines():
+        typer.echo(line)
+    if dry_run:
+        typer.echo("dry run: nothing uploaded")
+        return
+    try:
+        url = push(plan)
+    except PublishError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(f"published: {url}")

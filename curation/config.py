@@ -156,6 +156,23 @@ class OutputConfig(StrictModel):
     rows_per_shard: int = Field(500, ge=1)
 
 
+RUNTIME_SETTINGS = {
+    "ingest": ("ocr_workers", "convert_timeout_s"),
+    "generate": (
+        "workers",
+        "threads",
+        "memory_gb",
+        "concurrency",
+        "timeout_s",
+        "max_retries",
+        "cache",
+        "cache_dir",
+        "api_key_env",
+    ),
+    "output": ("dir",),
+}
+
+
 class Recipe(StrictModel):
     """A dataset recipe: what to build, from which inputs, with which prompts and filters."""
 
@@ -172,8 +189,14 @@ class Recipe(StrictModel):
         return Path(self.output.dir) if self.output.dir else Path("out") / self.name
 
     def content_hash(self) -> str:
-        """A stable hash of the recipe's settings (defaults included)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """A stable hash of the settings that shape the dataset (defaults included); knobs that
+        only change how a run goes (replicas, threads, cache, timeouts) are left out, so changing
+        them does not stop an interrupted run from resuming."""
+        settings = self.model_dump(mode="json")
+        for section, keys in RUNTIME_SETTINGS.items():
+            for key in keys:
+                settings[section].pop(key, None)
+        blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

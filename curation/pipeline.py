@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -24,6 +25,7 @@ from curation.generate import QAGenerator
 from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.ocr_stage import OCRStage
+from curation.output.journal import JOURNAL, Journal, Progress
 from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
 
@@ -34,11 +36,15 @@ ACTOR_CPUS = 0.25
 VERSIONED_PACKAGES = ("ray", "pymupdf", "transformers", "torch", "datasets", "pyarrow", "pydantic")
 
 
-def ingest_batch(batch: pa.Table, ingest: IngestConfig, units: UnitsConfig) -> Iterator[pa.Table]:
-    """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming)."""
+def ingest_batch(
+    batch: pa.Table, ingest: IngestConfig, units: UnitsConfig, skip: frozenset[str] = frozenset()
+) -> Iterator[pa.Table]:
+    """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming).
+    Units in `skip` (finished before an interruption) are left out."""
     for item in batch.to_pylist():
         for row in ingest_document(Path(item["path"]), ingest, units, source=item["source"]):
-            yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
+            if row["unit_id"] not in skip:
+                yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
 
 
 class OCRActor:
@@ -94,7 +100,9 @@ def init_ray(address: str | None = None) -> None:
     context.enable_progress_bars = False
 
 
-def build_units(recipe: Recipe, files: list[Path]) -> ray.data.Dataset:
+def build_units(
+    recipe: Recipe, files: list[Path], skip: frozenset[str] = frozenset()
+) -> ray.data.Dataset:
     """Files -> Unit rows: one ingest task per document, then OCR actors for pages that need it."""
     items = [{"path": str(path.resolve()), "source": str(path)} for path in files]
     units = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -102,7 +110,7 @@ def build_units(recipe: Recipe, files: list[Path]) -> ray.data.Dataset:
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=1,
-        fn_kwargs={"ingest": recipe.ingest, "units": recipe.units},
+        fn_kwargs={"ingest": recipe.ingest, "units": recipe.units, "skip": skip},
     )
     if recipe.ingest.ocr == "never":
         return units
@@ -119,30 +127,11 @@ def build_units(recipe: Recipe, files: list[Path]) -> ray.data.Dataset:
     )
 
 
-def run_recipe(
-    recipe: Recipe,
-    *,
-    recipe_path: str | None = None,
-    out_dir: Path | None = None,
-    limit: int | None = None,
-    prompts_root: Path = Path("prompts"),
-    address: str | None = None,
-    on_progress: Callable[[DatasetWriter], None] | None = None,
-) -> dict:
-    """Build the dataset a recipe describes; returns the manifest that was written."""
-    started = time.monotonic()
-    files = expand_inputs(recipe.inputs)
-    if not files:
-        raise ConfigError(f"inputs: no file matches {recipe.inputs}")
-    files = files[:limit] if limit else files
-    chain_path = Path(recipe.filters).resolve()
-    load_chain(str(chain_path))  # fail on a bad chain or prompt set before starting Ray
-    PromptLibrary(resolve_prompt_dir(recipe.generate.prompt_set, prompts_root))
-    out_dir = out_dir or recipe.output_dir()
-
-    init_ray(address)
-    units = build_units(recipe, files)
-    dataset = units.map_batches(
+def generate_and_filter(
+    recipe: Recipe, units: ray.data.Dataset, prompts_root: Path, chain_path: Path
+) -> ray.data.Dataset:
+    """Unit rows -> Outcome rows with every pair's filter decisions."""
+    outcomes = units.map_batches(
         GenerateActor,
         batch_size=recipe.generate.batch_size,
         batch_format="pyarrow",
@@ -154,16 +143,58 @@ def run_recipe(
             "units": recipe.units,
             "prompts_root": str(prompts_root.resolve()),
         },
-    ).map_batches(filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)})
+    )
+    return outcomes.map_batches(
+        filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
+    )
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    recipe_path: str | None = None,
+    out_dir: Path | None = None,
+    limit: int | None = None,
+    prompts_root: Path = Path("prompts"),
+    address: str | None = None,
+    restart: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> dict:
+    """Build the dataset a recipe describes; returns the manifest that was written.
+
+    An interrupted run of the same recipe into the same folder is resumed: finished documents
+    and units are not processed again (`restart=True` discards them).
+    """
+    started = time.monotonic()
+    files = expand_inputs(recipe.inputs)
+    if not files:
+        raise ConfigError(f"inputs: no file matches {recipe.inputs}")
+    files = files[:limit] if limit else files
+    chain_path = Path(recipe.filters).resolve()
+    load_chain(str(chain_path))  # fail on a bad chain or prompt set before starting Ray
+    PromptLibrary(resolve_prompt_dir(recipe.generate.prompt_set, prompts_root))
+    out_dir = out_dir or recipe.output_dir()
+
+    if restart:
+        shutil.rmtree(out_dir / JOURNAL, ignore_errors=True)
+    journal = Journal(out_dir, recipe.content_hash(), [str(p) for p in files])
+    if on_progress:
+        on_progress(journal.progress)
+    finished = journal.documents_done()
+    todo = [path for path in files if str(path) not in finished]
+    if todo:
+        init_ray(address)
+        units = build_units(recipe, todo, frozenset(journal.units_done()))
+        dataset = generate_and_filter(recipe, units, prompts_root, chain_path)
+        for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+            journal.append(batch)
+            if on_progress:
+                on_progress(journal.progress)
 
     writer = DatasetWriter(out_dir, recipe.output.rows_per_shard, [str(p) for p in files])
-    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-        for outcome in batch.to_pylist():
-            writer.add(outcome)
-        if on_progress:
-            on_progress(writer)
-
-    return writer.close(
+    for outcome in journal.outcomes():
+        writer.add(outcome)
+    manifest = writer.close(
         {
             "recipe_name": recipe.name,
             "recipe_path": recipe_path,
@@ -171,6 +202,9 @@ def run_recipe(
             "recipe": recipe.model_dump(mode="json"),
             "filter_chain": load_chain(str(chain_path)).name,
             "versions": package_versions(),
+            "resumed": journal.resumed,
             "wall_seconds": round(time.monotonic() - started, 2),
         }
     )
+    journal.remove()
+    return manifest

@@ -20,7 +20,7 @@ name: e2e
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 4, seed: 7}}
+generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 4, seed: 7, cache_dir: "{out}-cache"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """

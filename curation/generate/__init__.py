@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from curation.config import GenerateConfig, UnitsConfig
+from curation.generate.cache import CachedEngine, ResponseCache
 from curation.generate.engines import ChatRequest, Engine, EngineResult, build_engine
-from curation.generate.parse import parse_reply
+from curation.generate.parse import ReplySchema, parse_reply
 from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
-from curation.seeding import content_id
+from curation.seeding import content_id, stable_hash
+
+# Field names as prompts ask for them (the parser also accepts the short aliases q / a).
+REPLY_JSON_SCHEMA = ReplySchema.model_json_schema(by_alias=False)
 
 
 class QAGenerator:
@@ -26,16 +31,28 @@ class QAGenerator:
         self.library = PromptLibrary(
             resolve_prompt_dir(generate.prompt_set, prompts_root), generate.prompt_weights
         )
-        self.engine = engine or build_engine(generate)
+        engine = engine or build_engine(generate)
+        if generate.cache:
+            engine = CachedEngine(engine, ResponseCache(generate.cache_dir))
+        self.engine = engine
 
     def request_for(self, unit: dict) -> ChatRequest:
         """The chat request for one unit (prompt chosen from the seed and the unit id)."""
-        template = self.library.choose(self.cfg.seed, unit["unit_id"])
+        template = self.library.choose(
+            self.cfg.seed,
+            unit["unit_id"],
+            n_pages=len(unit["pages"]),
+            kind=unit["kind"],
+            images=self.cfg.images and bool(unit["images"]),
+        )
         messages = template.render(
             pages=page_excerpts(unit["pages"], unit["texts"], self.max_chars),
             kind=unit["kind"],
             n_pairs=self.cfg.pairs_per_unit,
         )
+        if self.cfg.images and unit["images"]:
+            text = {"type": "text", "text": messages[-1]["content"]}
+            messages[-1]["content"] = [*image_parts(unit["pages"], unit["images"]), text]
         return ChatRequest(
             request_id=f"{unit['unit_id']}|{template.id}",
             messages=messages,
@@ -43,10 +60,15 @@ class QAGenerator:
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             repetition_penalty=self.cfg.repetition_penalty,
-            seed=self.cfg.seed,
+            # One seed per unit: engines that seed per request (vLLM, our local sampler) give
+            # each unit its own draw, the same on every run.
+            seed=stable_hash("generate", self.cfg.seed, unit["unit_id"]) % 2**31,
             prefill=template.meta.prefill,
             # Small models run on past the pairs asked for; the next marker ends the reply.
-            stop=[f"\nQ{self.cfg.pairs_per_unit + 1}:"],
+            stop=[f"\nQ{self.cfg.pairs_per_unit + 1}:"]
+            if template.meta.output == "qa_lines"
+            else [],
+            json_schema=REPLY_JSON_SCHEMA if template.meta.output == "json" else None,
         )
 
     def __call__(self, units: list[dict]) -> list[dict]:
@@ -96,3 +118,23 @@ class QAGenerator:
             for item in parsed.pairs
         ]
         return {**fields, "pairs": pairs, "parse_errors": parsed.errors}
+
+
+def image_mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+def image_parts(pages: list[int], images: list[bytes]) -> list[dict]:
+    """OpenAI content parts for page images, each preceded by its page number."""
+    parts: list[dict] = []
+    for page, data in zip(pages, images, strict=True):
+        url = f"data:{image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+        parts.append({"type": "text", "text": f"Page {page + 1}:"})
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts

@@ -41,6 +41,13 @@ MARKER = re.compile(
     r"(?(num)[:.)]|:)\s*(?:\*\*)?\s*(?P<rest>.*)$",
     re.IGNORECASE,
 )
+# Leopard-style extras after an answer: `R1: <rationale>` and `E1: pages 2, 3`.
+EXTRA = re.compile(
+    r"^[\s*_#>\-]*(?P<tag>rationale|reason|evidence(?:\s+pages)?|r|e)\s*(?P<num>\d+)?\s*(?:\*\*)?"
+    r"\s*(?(num)[:.)]|:)\s*(?:\*\*)?\s*(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+PAGE_NUMBER = re.compile(r"\d+")
 
 
 def parse_reply(text: str) -> ParseResult:
@@ -105,6 +112,8 @@ def _parse_qa_lines(text: str) -> ParseResult:
     result = ParseResult()
     question: list[str] | None = None
     answer: list[str] | None = None
+    rationale: list[str] | None = None
+    evidence: list[int] = []
 
     def close() -> None:
         if question is None:
@@ -115,18 +124,30 @@ def _parse_qa_lines(text: str) -> ParseResult:
             result.errors.append(f"question without an answer (reply cut off?): {q[:80]!r}")
         else:
             # Empty fields are kept as a pair so that the filters reject it with a reason.
-            result.pairs.append(QAItem(question=q, answer=a))
+            why = "\n".join(rationale).strip() if rationale is not None else None
+            result.pairs.append(
+                QAItem(question=q, answer=a, rationale=why or None, evidence_pages=evidence)
+            )
 
     for line in text.splitlines():
+        extra = EXTRA.match(line) if answer is not None else None
+        if extra:
+            if extra.group("tag").lower().startswith("e"):
+                evidence = sorted({int(n) for n in PAGE_NUMBER.findall(extra.group("rest"))})
+                continue
+            rationale = [extra.group("rest")]
+            continue
         match = MARKER.match(line)
         tag = match.group("tag").lower()[0] if match else None
         if tag == "q":
             close()
-            question, answer = [match.group("rest")], None
+            question, answer, rationale, evidence = [match.group("rest")], None, None, []
         elif tag == "a" and question is not None and answer is None:
             answer = [match.group("rest")]
         elif tag == "a":
             result.errors.append(f"answer without a question: {match.group('rest')[:80]!r}")
+        elif rationale is not None:
+            rationale.append(line)
         elif answer is not None:
             answer.append(line)
         elif question is not None:

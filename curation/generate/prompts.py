@@ -23,8 +23,29 @@ class PromptMeta(StrictModel):
     kind: str = "qa"
     description: str = ""
     weight: float = Field(1.0, ge=0.0)
-    output: str = Field("qa_lines", pattern="^(qa_lines|json)$")
+    output: str = Field(
+        "qa_lines",
+        pattern="^(qa_lines|json)$",
+        description="qa_lines: `Q1:/A1:` (+ `R1:` rationale, `E1:` evidence pages); json: the "
+        "reply schema, sent to engines that enforce it.",
+    )
     prefill: str = Field("", description="Text the assistant reply starts with (local engine).")
+    min_pages: int = Field(
+        1, ge=1, description="Used only for units with at least this many pages."
+    )
+    max_pages: int | None = Field(None, ge=1, description="... and at most this many.")
+    kinds: list[str] | None = Field(
+        None, description="Used only for these unit kinds (document, slides, images)."
+    )
+    images: bool = Field(False, description="Needs the page images (used only when they are sent).")
+
+    def fits(self, n_pages: int, kind: str, images: bool) -> bool:
+        """Whether this prompt suits a unit of `n_pages` pages of `kind`."""
+        return (
+            self.min_pages <= n_pages <= (self.max_pages or n_pages)
+            and (self.kinds is None or kind in self.kinds)
+            and (images or not self.images)
+        )
 
 
 def split_front_matter(text: str) -> tuple[str, str]:
@@ -109,14 +130,31 @@ class PromptLibrary:
         if sum(self.weights) <= 0:
             raise ConfigError(f"prompt set {folder}: all weights are zero")
 
-    def choose(self, seed: int, unit_id: str) -> PromptTemplate:
-        """The template for a unit: a weighted pick fixed by the seed and the unit id."""
-        point = stable_fraction("prompt", seed, unit_id) * sum(self.weights)
-        for template, weight in zip(self.templates, self.weights, strict=True):
+    def choose(
+        self,
+        seed: int,
+        unit_id: str,
+        n_pages: int = 1,
+        kind: str = "document",
+        images: bool = False,
+    ) -> PromptTemplate:
+        """The template for a unit: a weighted pick among those that fit it, fixed by the seed
+        and the unit id. When none fits (a one-page unit in a cross-page set), all are used."""
+        pool = [
+            (t, w)
+            for t, w in zip(self.templates, self.weights, strict=True)
+            if w > 0 and t.meta.fits(n_pages, kind, images)
+        ] or [
+            (t, w)
+            for t, w in zip(self.templates, self.weights, strict=True)
+            if w > 0 and not t.meta.images
+        ]
+        point = stable_fraction("prompt", seed, unit_id) * sum(w for _, w in pool)
+        for template, weight in pool:
             if point < weight:
                 return template
             point -= weight
-        return next(t for t, w in zip(self.templates, self.weights, strict=True) if w > 0)
+        return pool[-1][0]
 
 
 def page_excerpts(pages: list[int], texts: list[str], max_chars: int) -> list[dict[str, object]]:

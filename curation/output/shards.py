@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ from curation.seeding import file_sha256
 
 DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
 STAGING = ".staging"
+# Fault injection for the kill-and-resume tests: seconds to pause after each shard file.
+WRITE_DELAY_ENV = "CURATION_TEST_WRITE_DELAY_S"
 
 
 class ShardSink:
@@ -39,6 +43,7 @@ class ShardSink:
         path = self.folder / f".part-{len(self.parts):05d}.parquet"
         pq.write_table(pa.Table.from_pylist(self.pending, schema=self.schema), path)
         self.parts.append((path, len(self.pending)))
+        time.sleep(float(os.environ.get(WRITE_DELAY_ENV, "0")))
         self.pending = []
 
     def close(self) -> list[dict]:

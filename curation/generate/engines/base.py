@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -11,12 +12,13 @@ class ChatRequest:
     """One chat completion to run."""
 
     request_id: str
-    messages: list[dict[str, str]]
+    # OpenAI chat messages; `content` is a string or a list of text / image_url parts.
+    messages: list[dict[str, Any]]
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
     repetition_penalty: float = 1.0
-    seed: int = 0
+    seed: int = 0  # per request: engines that can seed each request do
     prefill: str = ""  # the reply starts with this text (engines that can continue a reply)
     stop: list[str] = field(default_factory=list)  # generation ends before any of these
     json_schema: dict | None = None

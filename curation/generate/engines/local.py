@@ -83,27 +83,28 @@ class LocalEngine(Engine):
 
     def _prompt(self, request: ChatRequest) -> str:
         text = self.tokenizer.apply_chat_template(
-            request.messages, tokenize=False, add_generation_prompt=True
+            text_only(request.messages), tokenize=False, add_generation_prompt=True
         )
         return text + request.prefill
 
     def _generate_batch(self, batch: list[ChatRequest]) -> list[EngineResult]:
         import torch
+        from transformers import LogitsProcessorList
 
         first = batch[0]
-        # Sampling is seeded from the recipe seed and the batch's first request, so the same
-        # batches give the same replies on every run.
-        torch.manual_seed(stable_hash("generate", first.seed, first.request_id) % 2**63)
         encoded = self.tokenizer(
             [self._prompt(r) for r in batch],
             return_tensors="pt",
             padding=True,
             add_special_tokens=False,
         ).to(self.device)
-        sampling = (
-            {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p}
+        # Greedy search over logits that carry per-request Gumbel noise samples exactly from the
+        # temperature / top-p distribution, with one random stream per request: a reply does not
+        # depend on which other requests share its batch, so a resumed run matches a fresh one.
+        processors = LogitsProcessorList(
+            [RequestSampler([r.seed for r in batch], first.temperature, first.top_p, self.device)]
             if first.temperature > 0
-            else {"do_sample": False}
+            else []
         )
         with torch.inference_mode():
             output = self.model.generate(
@@ -113,7 +114,8 @@ class LocalEngine(Engine):
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=first.stop or None,
                 tokenizer=self.tokenizer,
-                **sampling,
+                do_sample=False,
+                logits_processor=processors,
             )
         prompt_len = encoded["input_ids"].shape[1]
         stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
@@ -138,7 +140,50 @@ class LocalEngine(Engine):
         return results
 
 
+class RequestSampler:
+    """Logits processor: temperature + top-p sampling by the Gumbel-max trick, one seed per row."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device: str) -> None:
+        import torch
+
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators = [
+            torch.Generator(device=device).manual_seed(stable_hash("sample", s) % 2**63)
+            for s in seeds
+        ]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        logits = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            ordered, index = torch.sort(logits, descending=True, dim=-1)
+            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+            drop = cumulative - torch.softmax(ordered, dim=-1) >= self.top_p  # keeps the first
+            logits = logits.scatter(-1, index, ordered.masked_fill(drop, float("-inf")))
+        noise = torch.stack(
+            [
+                torch.rand(logits.shape[-1], generator=g, device=logits.device)
+                for g in self.generators
+            ]
+        )
+        gumbel = -torch.log(-torch.log(noise.clamp(1e-20, 1.0 - 1e-7)))
+        return logits + gumbel
+
+
 def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     """The text before the first stop string, and whether one was found."""
     positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
     return (text[: min(positions)], True) if positions else (text, False)
+
+
+def text_only(messages: list[dict]) -> list[dict]:
+    """Messages for a text-only model: image parts are dropped, text parts joined."""
+    flat = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = "\n".join(p["text"] for p in content if p.get("type") == "text")
+        flat.append({**message, "content": content})
+    return flat

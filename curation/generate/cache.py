@@ -1,0 +1,95 @@
+"""The response cache: a finished request is never sent again, by a rerun or a resumed run.
+
+Keys hash everything that decides a reply (model, messages, sampling parameters, seed, stops,
+schema), so a changed prompt or setting misses the cache instead of reusing a stale reply. One
+small JSON file per reply, written atomically, works from many processes and on a shared path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+
+CACHE_VERSION = 1
+
+
+def request_key(model: str, request: ChatRequest) -> str:
+    """The cache key of one request: every field that can change the reply, not its id."""
+    fields = dataclasses.asdict(request)
+    fields.pop("request_id")
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "model": model, **fields}, sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ResponseCache:
+    """Replies stored as `<dir>/<key[:2]>/<key>.json`."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # missing, or torn by a crash before the rename: ask the engine again
+
+    def log_sent(self, keys: list[str]) -> None:
+        """Append the keys of requests about to be sent to `sent.log` (an audit trail: a key
+        appears twice only if a request was sent twice)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "sent.log", "a", encoding="utf-8") as fh:
+            fh.write("".join(f"{key}\n" for key in keys))
+
+    def put(self, key: str, value: dict) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(value, fh, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+class CachedEngine(Engine):
+    """Wraps an engine: cached replies are returned as they are, the rest are sent and stored.
+
+    Failed requests (finish_reason "error") are not stored, so a rerun tries them again.
+    """
+
+    def __init__(self, engine: Engine, cache: ResponseCache) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.model_name = engine.model_name
+        self.hits = 0
+        self.misses = 0
+
+    def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
+        keys = [request_key(self.model_name, r) for r in requests]
+        results: list[EngineResult | None] = []
+        for request, key in zip(requests, keys, strict=True):
+            stored = self.cache.get(key)
+            results.append(
+                EngineResult(**{**stored, "request_id": request.request_id}) if stored else None
+            )
+        todo = [i for i, result in enumerate(results) if result is None]
+        self.hits += len(requests) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            self.cache.log_sent([keys[i] for i in todo])
+            fresh = self.engine.generate([requests[i] for i in todo])
+            for i, result in zip(todo, fresh, strict=True):
+                if result.finish_reason != "error":
+                    self.cache.put(keys[i], dataclasses.asdict(result))
+                results[i] = result
+        return [r for r in results if r is not None]

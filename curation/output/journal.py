@@ -1,0 +1,171 @@
+"""The run journal: what a run has finished, kept on disk so a killed run resumes exactly.
+
+Every batch of Outcome rows that reaches the driver is appended as one Arrow IPC file, written
+to a temporary name, fsynced and renamed, so a file in the journal is always whole. A rerun with
+the same recipe reads the journal, skips the documents and units already there, and at the end
+the dataset is assembled from the journal in input order — the same bytes whether or not the
+run was interrupted. The journal is deleted once the dataset is in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pyarrow as pa
+
+from curation.schema import OUTCOME_SCHEMA
+
+JOURNAL = ".journal"
+
+
+@dataclass
+class Progress:
+    """Live figures of a run, for the progress display."""
+
+    documents: int = 0
+    documents_done: int = 0
+    units: int = 0
+    pairs_kept: int = 0
+    pairs_rejected: int = 0
+    errors: int = 0
+    resumed_units: int = 0
+
+
+@dataclass
+class DocumentState:
+    units: set[str] = field(default_factory=set)
+    expected: int | None = None  # doc_units, once a unit row has been seen
+    failed: bool = False  # an error row ends its document
+
+    @property
+    def done(self) -> bool:
+        return self.failed or (self.expected is not None and len(self.units) >= self.expected)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Journal:
+    """Append-only record of finished Outcome rows for one output folder and one recipe."""
+
+    def __init__(self, out_dir: Path, recipe_hash: str, inputs: list[str]) -> None:
+        self.folder = out_dir / JOURNAL
+        self.recipe_hash = recipe_hash
+        self.order = {source: index for index, source in enumerate(inputs)}
+        self.documents: dict[str, DocumentState] = {}
+        self.progress = Progress(documents=len(inputs))
+        self.chunks: list[Path] = []
+        self.restarted_reason: str | None = None
+        header = self.folder / "run.json"
+        if header.exists():
+            try:
+                previous = json.loads(header.read_text())
+            except ValueError:
+                previous = {}
+            if previous.get("recipe_hash") != recipe_hash:
+                self.restarted_reason = "the recipe changed since the interrupted run"
+                shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(header, json.dumps({"recipe_hash": recipe_hash}).encode())
+        for path in sorted(self.folder.glob("chunk-*.arrow")):
+            self.chunks.append(path)
+            for row in _read_rows(path, ["unit_id", "source", "doc_units", "error_code"]):
+                self._track(row)
+            self._count(path)
+        self.progress.resumed_units = sum(len(d.units) for d in self.documents.values())
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self.chunks)
+
+    def _track(self, row: dict) -> None:
+        state = self.documents.setdefault(row["source"], DocumentState())
+        if row["error_code"] is not None:
+            state.failed = True
+        else:
+            state.units.add(row["unit_id"])
+            state.expected = row["doc_units"]
+
+    def _count(self, path: Path) -> None:
+        rows = _read_rows(path, ["error_code", "pairs", "parse_errors"])
+        for row in rows:
+            self._count_row(row)
+
+    def _count_row(self, row: dict) -> None:
+        p = self.progress
+        if row["error_code"] is not None:
+            p.errors += 1
+            return
+        p.units += 1
+        p.pairs_rejected += int(bool(row["parse_errors"]))
+        for pair in row["pairs"]:
+            passed = all(d["passed"] for d in pair["decisions"])
+            p.pairs_kept += int(passed)
+            p.pairs_rejected += int(not passed)
+
+    def documents_done(self) -> set[str]:
+        return {source for source, state in self.documents.items() if state.done}
+
+    def units_done(self) -> set[str]:
+        """Units of documents that are only partly done (finished documents are skipped whole)."""
+        return {unit for state in self.documents.values() if not state.done for unit in state.units}
+
+    def append(self, batch: pa.Table) -> None:
+        """Record a batch of Outcome rows durably."""
+        if batch.num_rows == 0:
+            return
+        path = self.folder / f"chunk-{len(self.chunks):06d}.arrow"
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, OUTCOME_SCHEMA) as writer:
+            writer.write_table(batch.cast(OUTCOME_SCHEMA))
+        write_atomic(path, sink.getvalue().to_pybytes())
+        self.chunks.append(path)
+        for row in batch.select(["unit_id", "source", "doc_units", "error_code"]).to_pylist():
+            self._track(row)
+        for row in batch.select(["error_code", "pairs", "parse_errors"]).to_pylist():
+            self._count_row(row)
+        self.progress.documents_done = sum(
+            state.done for source, state in self.documents.items() if source in self.order
+        )
+
+    def outcomes(self) -> Iterator[dict]:
+        """Every recorded Outcome row of the current inputs, in input order and page order,
+        each unit once; reading one chunk at a time."""
+        index = []
+        seen: set[tuple[str, str]] = set()
+        for chunk_no, path in enumerate(self.chunks):
+            keys = _read_rows(path, ["source", "unit_id", "pages", "error_code"])
+            for row_no, row in enumerate(keys):
+                key = (row["source"], row["unit_id"])
+                if row["source"] not in self.order or key in seen:
+                    continue
+                seen.add(key)
+                failed = row["error_code"] is not None
+                first = row["pages"][0] if row["pages"] else 0
+                index.append((self.order[row["source"]], failed, first, chunk_no, row_no))
+        index.sort()
+        # Mostly sequential: only the units of documents split by an interruption jump back.
+        rows = lru_cache(maxsize=4)(lambda chunk_no: _read_rows(self.chunks[chunk_no]))
+        for *_, chunk_no, row_no in index:
+            yield rows(chunk_no)[row_no]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read_rows(path: Path, columns: list[str] | None = None) -> list[dict]:
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    return (table.select(columns) if columns else table).to_pylist()

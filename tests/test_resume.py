@@ -1,0 +1,163 @@
+"""Exact resume: `curation run` killed with SIGKILL during ingest, during generation and during
+writing, then run again, ends with the same dataset as an uninterrupted run, and no LLM request
+is sent twice. Real CLI processes, real Ray, the real bundled model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+import pymupdf
+import pytest
+from conftest import LENIENT_CHAIN, ROOT, SAMPLES, make_bad_inputs
+
+pytestmark = pytest.mark.e2e
+
+RECIPE = """
+name: resume
+inputs: ["{inputs}/*.pdf"]
+ingest: {{dpi: 72, ocr: never}}
+units: {{pages_per_unit: 1}}
+generate: {{pairs_per_unit: 2, max_tokens: 40, batch_size: 1, seed: 5, cache_dir: "{cache}"}}
+filters: {chain}
+output: {{dir: "{out}", rows_per_shard: 1}}
+"""
+
+
+def write_recipe(folder: Path, inputs: Path, out: Path, cache: Path) -> Path:
+    chain = folder / "lenient.yaml"
+    chain.write_text(LENIENT_CHAIN)
+    recipe = folder / f"{out.name}.yaml"
+    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out, cache=cache))
+    return recipe
+
+
+def start(recipe: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "curation", "run", str(recipe)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the kill takes Ray's processes too
+    )
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 600) -> None:
+    """SIGKILL the run and everything it started, as soon as `ready()` holds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, process.stdout.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "the kill point was never reached"
+        time.sleep(0.05)
+    family = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in family:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait(timeout=60)
+    psutil.wait_procs(family, timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+def working_on(process: subprocess.Popen, stage: str):
+    """True while one of the run's processes is a Ray worker running `stage`."""
+
+    def check() -> bool:
+        try:
+            family = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return False
+        for child in family:
+            try:
+                if stage in " ".join(child.cmdline()):
+                    return True
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return False
+
+    return check
+
+
+def finish(recipe: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "curation", "run", str(recipe)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def dataset_fingerprint(out: Path) -> dict:
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        "files": manifest["files"],
+        "counts": {k: v for k, v in manifest["counts"].items()},
+        "inputs": manifest["inputs"],
+    }
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("resume-inputs")
+    for name in ("lighthouse_history.pdf", "city_council_minutes.pdf", "ebike_user_manual.pdf"):
+        with pymupdf.open(SAMPLES / name) as doc:
+            doc.select([0, 1])
+            doc.save(folder / name)
+    make_bad_inputs(folder / "bad")["corrupt"].rename(folder / "corrupt.pdf")
+    return folder
+
+
+def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    finish(write_recipe(tmp_path, inputs, reference, tmp_path / "reference-cache"))
+
+    out, cache = tmp_path / "killed", tmp_path / "killed-cache"
+    recipe = write_recipe(tmp_path, inputs, out, cache)
+    journal = out / ".journal"
+
+    # 1. During ingest: a Ray worker is reading documents; nothing generated yet.
+    run = start(recipe)
+    kill_when(run, working_on(run, "ingest_batch"))
+    assert not (out / "manifest.json").exists()
+
+    # 2. During generation: some units are in the journal, not all.
+    run = start(recipe)
+    kill_when(run, lambda: len(list(journal.glob("chunk-*.arrow"))) >= 3)
+    chunks_before = len(list(journal.glob("chunk-*.arrow")))
+    assert not (out / "manifest.json").exists()
+
+    # 3. During writing: shard files are being written (slowed down by the test hook).
+    run = start(recipe, CURATION_TEST_WRITE_DELAY_S="1")
+    kill_when(run, lambda: len(list((out / ".staging" / "data").glob(".part-*"))) >= 2)
+    assert not (out / "manifest.json").exists()
+    assert len(list(journal.glob("chunk-*.arrow"))) >= chunks_before  # nothing lost
+
+    # 4. Run to the end.
+    finish(recipe)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed"] is True
+    assert not journal.exists() and not (out / ".staging").exists()
+
+    # The same dataset as the uninterrupted run, file for file.
+    assert dataset_fingerprint(out) == dataset_fingerprint(reference)
+    ids = [i for f in sorted((out / "data").glob("*.parquet")) for i in pq.read_table(f)["id"]]
+    assert len(ids) == len(set(ids)) > 0
+    statuses = Counter(record["status"] for record in manifest["inputs"])
+    assert statuses == {"ok": 3, "error": 1}
+
+    # No request was sent twice, and every unit's reply was sent exactly once.
+    sent = (cache / "sent.log").read_text().split()
+    assert len(sent) == len(set(sent)) == manifest["counts"]["units"]
