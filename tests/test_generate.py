@@ -1,0 +1,162 @@
+"""Generation with the real bundled model: batch-independent sampling, the response cache,
+requests with page images, and prompt choice by page range, kind and images."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from PIL import Image
+
+from curation.config import GenerateConfig, UnitsConfig
+from curation.generate import REPLY_JSON_SCHEMA, QAGenerator, image_parts
+from curation.generate.cache import CachedEngine, ResponseCache, request_key
+from curation.generate.engines.base import ChatRequest
+from curation.generate.engines.local import LocalEngine, text_only
+from curation.generate.prompts import PromptLibrary
+
+PROMPTS = ROOT / "prompts"
+
+
+@pytest.fixture(scope="module")
+def engine() -> LocalEngine:
+    return LocalEngine("bundled", batch_size=4)
+
+
+def request(i: int, question: str, **overrides) -> ChatRequest:
+    fields = {
+        "request_id": f"r{i}",
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": 24,
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "seed": 100 + i,
+        **overrides,
+    }
+    return ChatRequest(**fields)
+
+
+QUESTIONS = [
+    "Name a colour.",
+    "What is a lighthouse for? Answer in a sentence that is rather long, please.",
+    "Say hello.",
+]
+
+
+def test_sampled_replies_do_not_depend_on_the_batch(engine: LocalEngine) -> None:
+    alone = [engine.generate([request(i, q)])[0].text for i, q in enumerate(QUESTIONS)]
+    batched = [r.text for r in engine.generate([request(i, q) for i, q in enumerate(QUESTIONS)])]
+    reordered = engine.generate([request(i, q) for i, q in reversed(list(enumerate(QUESTIONS)))])
+    assert alone == batched == [r.text for r in reversed(reordered)]
+    assert len(set(alone)) == len(alone)  # three different questions, three different replies
+    reseeded = engine.generate([request(1, QUESTIONS[1], seed=999)])[0].text
+    assert reseeded != alone[1]  # the seed is what fixes a reply
+
+
+def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    cached = CachedEngine(engine, cache)
+    requests = [request(i, q) for i, q in enumerate(QUESTIONS[:2])]
+    first = cached.generate(requests)
+    assert (cached.hits, cached.misses) == (0, 2)
+
+    # A rerun (new engine wrapper, same folder): nothing is sent, the same replies come back,
+    # under the new request ids.
+    again = CachedEngine(engine, ResponseCache(tmp_path / "cache"))
+    renamed = [dataclasses.replace(r, request_id=f"new-{r.request_id}") for r in requests]
+    second = again.generate(renamed)
+    assert (again.hits, again.misses) == (2, 0)
+    assert [r.text for r in second] == [r.text for r in first]
+    assert [r.request_id for r in second] == ["new-r0", "new-r1"]
+
+    # Any parameter that can change the reply misses the cache.
+    changed = dataclasses.replace(requests[0], temperature=0.5)
+    assert request_key(engine.model_name, changed) != request_key(engine.model_name, requests[0])
+    again.generate([changed])
+    assert again.misses == 1
+    sent = (tmp_path / "cache" / "sent.log").read_text().split()
+    assert len(sent) == len(set(sent)) == 3
+
+
+def test_a_torn_cache_file_is_asked_again(engine, tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    req = request(0, QUESTIONS[0])
+    key = request_key(engine.model_name, req)
+    path = tmp_path / key[:2] / f"{key}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"request_id": "r0", "te')  # a crash mid-write (no rename happened)
+    result = CachedEngine(engine, cache).generate([req])[0]
+    assert result.finish_reason in ("stop", "length") and result.text
+    assert cache.get(key)["text"] == result.text
+
+
+def png(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def unit(pages: list[int], kind: str = "document") -> dict:
+    return {
+        "unit_id": f"doc:{pages[0]}-{pages[-1]}",
+        "doc_id": "doc",
+        "kind": kind,
+        "pages": pages,
+        "texts": [f"Page {p + 1} says the budget was {100 + p} dollars." for p in pages],
+        "images": [png("red") for _ in pages],
+        "error_code": None,
+    }
+
+
+def test_requests_carry_page_images_for_vlm_engines(engine) -> None:
+    cfg = GenerateConfig(prompt_set="leopard", images=True, cache=False, pairs_per_unit=2)
+    generator = QAGenerator(cfg, UnitsConfig(), PROMPTS, engine=engine)
+    req = generator.request_for(unit([0, 1]))
+    parts = req.messages[-1]["content"]
+    images = [p for p in parts if p["type"] == "image_url"]
+    assert len(images) == 2
+    assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in images)
+    assert [p["text"] for p in parts if p["type"] == "text"][:2] == ["Page 1:", "Page 2:"]
+    assert "--- Page 2 ---" in parts[-1]["text"]
+    # A text-only model reads the same request without the images.
+    flat = text_only(req.messages)
+    assert isinstance(flat[-1]["content"], str) and "Page 2" in flat[-1]["content"]
+    assert image_parts([4], [b"\xff\xd8jpeg"])[1]["image_url"]["url"].startswith(
+        "data:image/jpeg"
+    )
+
+
+def test_prompt_choice_follows_page_range_kind_and_images() -> None:
+    leopard = PromptLibrary(PROMPTS / "leopard")
+    chosen = {leopard.choose(0, f"d:{i}", n_pages=3).id for i in range(60)}
+    assert chosen == {"leopard/cross_page", "leopard/compare", "leopard/table"}
+    with_images = {leopard.choose(0, f"d:{i}", n_pages=3, images=True).id for i in range(60)}
+    assert "leopard/chart" in with_images
+    slides = PromptLibrary(PROMPTS / "slides")
+    single = {slides.choose(0, f"s:{i}", n_pages=1, kind="slides").id for i in range(40)}
+    assert single == {"slides/single_hop"}  # the others need two slides
+    weighted = PromptLibrary(PROMPTS / "slides", {"slides/multi_hop": 0, "slides/arithmetic": 0})
+    assert {weighted.choose(0, f"s:{i}", n_pages=2, kind="slides").id for i in range(40)} == {
+        "slides/single_hop"
+    }
+
+
+def test_json_prompts_send_the_reply_schema(engine) -> None:
+    cfg = GenerateConfig(prompt_set="slides", images=True, cache=False)
+    generator = QAGenerator(cfg, UnitsConfig(), PROMPTS, engine=engine)
+    requests = [generator.request_for(unit([i], kind="slides")) for i in range(30)]
+    json_requests = [r for r in requests if r.json_schema is not None]
+    assert json_requests and all(r.json_schema == REPLY_JSON_SCHEMA for r in json_requests)
+    assert all(not r.stop for r in json_requests)
+    assert set(REPLY_JSON_SCHEMA["$defs"]["QAItem"]["properties"]) >= {"question", "answer"}
+    line_requests = [r for r in requests if r.json_schema is None]
+    assert line_requests and all(r.stop == ["\nQ5:"] for r in line_requests)
+    # Each unit gets its own seed, the same on every run.
+    assert len({r.seed for r in requests}) == len(requests)
+    again = QAGenerator(cfg, UnitsConfig(), PROMPTS, engine=engine)
+    assert [again.request_for(unit([i], kind="slides")).seed for i in range(30)] == [
+        r.seed for r in requests
+    ]
