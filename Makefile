@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup system-deps recipes test lint format bench bench-ingest samples clean
+.PHONY: setup system-deps recipes test lint format bench bench-ingest samples publish clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,15 @@ bench-ingest: setup
 
 samples: setup
 	$(BIN)/python data/samples/make_samples.py
+
+# Push a built dataset to the Hub: make publish RECIPE=recipes/docmatix.yaml REPO=org/name
+# (the recipe's output folder, out/<recipe name> by default). ARGS passes more options,
+# e.g. ARGS='--private --revision v1' or ARGS=--dry-run. The token: HF_TOKEN or `hf auth login`.
+publish: setup
+	@test -n "$(RECIPE)" && test -n "$(REPO)" || \
+		{ echo "usage: make publish RECIPE=recipes/<name>.yaml REPO=org/name [ARGS=...]"; exit 2; }
+	dir=$$($(BIN)/python -c 'import sys; from curation.config import load_recipe; print(load_recipe(sys.argv[1]).output_dir())' "$(RECIPE)") && \
+		$(BIN)/curation publish "$$dir" --repo "$(REPO)" $(ARGS)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -130,6 +130,50 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
     console.print(table)
 
 
+@app.command("filter")
+def filter_command(
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="Our shards (a folder with data/*.parquet), a Docmatix-layout parquet file or HF "
+            "dataset folder, or a jsonl/parquet file with question, answer (and context) columns.",
+        ),
+    ],
+    chain: Annotated[Path, typer.Option("--chain", help="Filter chain YAML (see filters/).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder: data/, rejects/, funnel.json.")
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per filter batch.")] = 256,
+) -> None:
+    """Run a filter chain over an existing dataset: kept rows, rejects with reasons, the funnel."""
+    from curation.filters.apply import filter_dataset
+
+    try:
+        report = filter_dataset(input_path, chain, out, batch_size=batch_size)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"{report['chain']}: {input_path} -> {out} ({report['layout']})")
+    for column in ("filter", "seen", "rejected", "kept"):
+        table.add_column(column, justify="left" if column == "filter" else "right")
+    for row in report["filters"]:
+        table.add_row(row["filter"], str(row["seen"]), str(row["rejected"]), str(row["kept"]))
+    for name in report["inactive"]:
+        table.add_row(f"{name} (inactive: no engine)", "-", "-", "-")
+    table.add_section()
+    table.add_row(
+        "pairs", str(report["pairs_in"]), str(report["pairs_rejected"]), str(report["pairs_kept"])
+    )
+    table.add_row(
+        "rows",
+        str(report["rows_in"]),
+        str(report["rows_in"] - report["rows_out"]),
+        str(report["rows_out"]),
+    )
+    console.print(table)
+
+
 @app.command()
 def stats(
     out_dir: Annotated[Path, typer.Argument(help="Output folder of a run (e.g. out/docmatix).")],
@@ -197,6 +241,8 @@ def publish(
     ] = False,
 ) -> None:
     """Verify the shards' checksums and push the folder to a Hugging Face Hub dataset repo."""
+    from huggingface_hub.errors import HfHubHTTPError
+
     from curation.output.card import OutputFolderError
     from curation.output.publish import PublishError, plan_publish
     from curation.output.publish import publish as push
@@ -216,7 +262,45 @@ def publish(
         return
     try:
         url = push(plan)
-    except PublishError as exc:
+    except (PublishError, HfHubHTTPError, OSError) as exc:  # OSError: offline, no connection
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     typer.echo(f"published: {url}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Train config YAML (see train/).")],
+    resume: Annotated[
+        bool | None,
+        typer.Option(
+            "--resume/--no-resume",
+            help="Continue from the last checkpoint (default: when the output folder has one).",
+        ),
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=1, help="Override schedule.max_steps.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: the config's).")
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option("--ray-workers", min=1, help="Train in N Ray Train workers (one per GPU)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address for --ray-workers (default: local).")
+    ] = None,
+) -> None:
+    """Fine-tune a VLM on curated datasets: one device here, several GPUs under `accelerate
+    launch -m curation.train`, several nodes with --ray-workers."""
+    from curation.train.launch import prepare_config, run_training, summary_table
+
+    try:
+        parsed = prepare_config(config, max_steps=max_steps, output_dir=out)
+        info = run_training(parsed, resume=resume, ray_workers=ray_workers, address=address)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if info is not None:
+        console.print(summary_table(parsed.name, info))

@@ -153,7 +153,10 @@ class OutputConfig(StrictModel):
     """Where and how the dataset is written."""
 
     dir: str | None = Field(None, description="Output folder (default: out/<recipe name>).")
-    rows_per_shard: int = Field(500, ge=1)
+    rows_per_shard: int = Field(500, ge=1, description="At most this many rows per shard.")
+    shard_mb: float = Field(
+        256, gt=0, description="Target shard size: a shard is closed once its rows reach it."
+    )
 
 
 RUNTIME_SETTINGS = {
@@ -178,6 +181,9 @@ class Recipe(StrictModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
+    license: str = Field(
+        "other", description="Dataset license for the card (an SPDX id or 'other')."
+    )
     inputs: list[str] = Field(min_length=1, description="Glob patterns of source files.")
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     units: UnitsConfig = Field(default_factory=UnitsConfig)

@@ -25,6 +25,7 @@ from curation.generate import QAGenerator
 from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.ocr_stage import OCRStage
+from curation.output.card import write_card
 from curation.output.journal import JOURNAL, Journal, Progress
 from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
@@ -191,7 +192,9 @@ def run_recipe(
             if on_progress:
                 on_progress(journal.progress)
 
-    writer = DatasetWriter(out_dir, recipe.output.rows_per_shard, [str(p) for p in files])
+    writer = DatasetWriter(
+        out_dir, recipe.output.rows_per_shard, [str(p) for p in files], recipe.output.shard_mb
+    )
     for outcome in journal.outcomes():
         writer.add(outcome)
     manifest = writer.close(
@@ -207,4 +210,5 @@ def run_recipe(
         }
     )
     journal.remove()
+    write_card(out_dir)
     return manifest

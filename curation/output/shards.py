@@ -25,15 +25,25 @@ WRITE_DELAY_ENV = "CURATION_TEST_WRITE_DELAY_S"
 class ShardSink:
     """Rows of one schema written as numbered Parquet files of at most `rows_per_file` rows."""
 
-    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, rows_per_file: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        schema: pa.Schema,
+        rows_per_file: int,
+        bytes_per_file: float = float("inf"),
+    ) -> None:
         self.folder, self.prefix, self.schema = folder, prefix, schema
         self.rows_per_file = rows_per_file
+        self.bytes_per_file = bytes_per_file
         self.pending: list[dict] = []
+        self.pending_bytes = 0
         self.parts: list[tuple[Path, int]] = []
 
     def add(self, row: dict) -> None:
         self.pending.append(row)
-        if len(self.pending) >= self.rows_per_file:
+        self.pending_bytes += row_size(row)
+        if len(self.pending) >= self.rows_per_file or self.pending_bytes >= self.bytes_per_file:
             self.flush()
 
     def flush(self) -> None:
@@ -45,6 +55,7 @@ class ShardSink:
         self.parts.append((path, len(self.pending)))
         time.sleep(float(os.environ.get(WRITE_DELAY_ENV, "0")))
         self.pending = []
+        self.pending_bytes = 0
 
     def close(self) -> list[dict]:
         """Give the parts their final HF-style names; one entry (path, rows, sha256) per file."""
@@ -56,6 +67,17 @@ class ShardSink:
             part.rename(final)
             written.append({"file": final.name, "rows": rows, "sha256": file_sha256(final)})
         return written
+
+
+def row_size(value: object) -> int:
+    """Roughly the bytes a row takes in Parquet (images dominate; they are stored as is)."""
+    if isinstance(value, bytes | str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(row_size(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(row_size(v) for v in value)
+    return 8
 
 
 @dataclass
@@ -161,11 +183,15 @@ def reject_row(outcome: dict, pair: dict | None, filter_name: str, reason: str, 
 class DatasetWriter:
     """Streams Outcome rows into an output folder; `close` moves the finished run into place."""
 
-    def __init__(self, out_dir: Path, rows_per_shard: int, inputs: list[str]) -> None:
+    def __init__(
+        self, out_dir: Path, rows_per_shard: int, inputs: list[str], shard_mb: float = 256
+    ) -> None:
         self.out_dir = out_dir
         self.staging = out_dir / STAGING
         shutil.rmtree(self.staging, ignore_errors=True)
-        self.samples = ShardSink(self.staging / DATA_DIR, "train", SAMPLE_SCHEMA, rows_per_shard)
+        self.samples = ShardSink(
+            self.staging / DATA_DIR, "train", SAMPLE_SCHEMA, rows_per_shard, shard_mb * 2**20
+        )
         self.rejects = ShardSink(self.staging / REJECTS_DIR, "rejects", REJECT_SCHEMA, 10_000)
         self.errors = ShardSink(self.staging / ERRORS_DIR, "errors", ERROR_SCHEMA, 10_000)
         self.inputs = {path: InputRecord(path) for path in inputs}

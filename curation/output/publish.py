@@ -1,0 +1,192 @@
+"""Publish an output folder to a Hugging Face Hub dataset repo, after checking its shards.
+
+The shards are verified against the sha256 sums the writer recorded in manifest.json, so
+what goes to the Hub is exactly what the run wrote. The upload is huggingface_hub's
+`upload_folder` (multi-commit and resumable: rerunning an interrupted publish resumes it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import HfApi, constants, get_token
+
+from curation.output.card import CARD_NAME, REPORT_DIR, read_manifest, write_card
+from curation.seeding import file_sha256
+
+# What a dataset repo receives: the card, the manifest, the shards, the rejects and errors, the
+# report. Anything else in the folder (a `.staging` run, an export) stays local.
+PUBLISHED = [
+    CARD_NAME,
+    "manifest.json",
+    "data/*.parquet",
+    "rejects/*.parquet",
+    "errors/*.parquet",
+    f"{REPORT_DIR}/*",
+]
+# Remote files under these folders that this publish does not upload are deleted, so shards of
+# an earlier, larger version never linger next to the new ones (the card's glob would load them).
+REPLACED = ["data/*", "rejects/*", "errors/*", f"{REPORT_DIR}/*"]
+
+
+class PublishError(ValueError):
+    """A folder that must not be published as it is, or a publish without credentials."""
+
+
+def verify_checksums(out_dir: Path, manifest: dict) -> list[str]:
+    """Check every file manifest.json lists against its sha256; returns the verified paths.
+
+    A missing file, a changed file, or a shard the manifest does not list (which the card's
+    glob would load) is refused, naming the file.
+    """
+    verified = []
+    for folder, entries in manifest.get("files", {}).items():
+        listed = {entry["file"] for entry in entries}
+        for entry in entries:
+            relative = f"{folder}/{entry['file']}"
+            path = out_dir / relative
+            if not path.is_file():
+                raise PublishError(f"{relative}: listed in manifest.json but missing")
+            actual = file_sha256(path)
+            if actual != entry["sha256"]:
+                raise PublishError(
+                    f"{relative}: checksum mismatch (manifest.json says {entry['sha256'][:12]}…, "
+                    f"the file has {actual[:12]}…); it changed after the run wrote it. "
+                    "Rerun the recipe to rebuild the output."
+                )
+            verified.append(relative)
+        for stray in sorted((out_dir / folder).glob("*.parquet")):
+            if stray.name not in listed:
+                raise PublishError(
+                    f"{folder}/{stray.name}: not listed in manifest.json (not written by the run "
+                    "that wrote the manifest); remove it or rerun the recipe"
+                )
+    return verified
+
+
+def published_files(out_dir: Path) -> list[tuple[str, int]]:
+    """(path relative to the folder, size in bytes) of each file a publish uploads."""
+    files = []
+    for path in sorted(out_dir.rglob("*")):
+        relative = path.relative_to(out_dir).as_posix()
+        if path.is_file() and any(fnmatch.fnmatch(relative, p) for p in PUBLISHED):
+            files.append((relative, path.stat().st_size))
+    return files
+
+
+def human_size(n: float) -> str:
+    """A byte count in B, KB, MB, GB or TB."""
+    unit = "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            break
+        n /= 1024
+    return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+
+
+@dataclass
+class PublishPlan:
+    """What `publish` will push, and where."""
+
+    folder: Path
+    repo_id: str
+    revision: str | None
+    private: bool
+    files: list[tuple[str, int]]
+    verified: list[str]
+    card_written: bool
+    commit_message: str
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for _, size in self.files)
+
+    @property
+    def url(self) -> str:
+        url = f"{constants.ENDPOINT}/datasets/{self.repo_id}"
+        return f"{url}/tree/{self.revision}" if self.revision else url
+
+    def lines(self) -> list[str]:
+        """The plan as text: repo, revision, visibility, then every file with its size."""
+        visibility = "private" if self.private else "the namespace's default visibility"
+        lines = [
+            f"repo:      {self.repo_id} (dataset, {visibility}; kept as is if it exists)",
+            f"revision:  {self.revision or constants.DEFAULT_REVISION}",
+            f"folder:    {self.folder}",
+            f"checksums: {len(self.verified)} files match manifest.json",
+        ]
+        if self.card_written:
+            lines.append(f"card:      wrote {CARD_NAME} and {REPORT_DIR}/ from the manifest")
+        lines.append(f"files:     {len(self.files)} ({human_size(self.total_bytes)})")
+        lines += [f"  {human_size(size):>9}  {path}" for path, size in self.files]
+        return lines
+
+
+def plan_publish(
+    out_dir: Path, repo_id: str, revision: str | None = None, private: bool = False
+) -> PublishPlan:
+    """Verify the folder and list what would be pushed; writes the card if missing or stale."""
+    out_dir = Path(out_dir)
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise PublishError(f"--repo {repo_id!r}: expected ORG/NAME (or USER/NAME)")
+    manifest = read_manifest(out_dir)
+    verified = verify_checksums(out_dir, manifest)
+    card = out_dir / CARD_NAME
+    stale = card.exists() and card.stat().st_mtime < (out_dir / "manifest.json").stat().st_mtime
+    card_written = not card.exists() or stale
+    if card_written:
+        write_card(out_dir)
+    counts = manifest.get("counts", {})
+    message = (
+        f"Publish {manifest.get('recipe_name') or out_dir.name}: "
+        f"{counts.get('pairs_kept', 0)} pairs, recipe {str(manifest.get('recipe_hash'))[:12]}"
+    )
+    return PublishPlan(
+        folder=out_dir,
+        repo_id=repo_id,
+        revision=revision,
+        private=private,
+        files=published_files(out_dir),
+        verified=verified,
+        card_written=card_written,
+        commit_message=message,
+    )
+
+
+def publish(plan: PublishPlan, api: HfApi | None = None) -> str:
+    """Create the dataset repo (if needed) and upload the planned files; returns its URL.
+
+    The token comes from HF_TOKEN or the saved login (`hf auth login`) and is only ever handed
+    to huggingface_hub: never printed, logged or written.
+    """
+    token = get_token()
+    if not token:
+        raise PublishError(
+            "no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry-run)"
+        )
+    api = api or HfApi()
+    # private=None (not False) leaves an organisation that defaults to private repos private.
+    api.create_repo(
+        plan.repo_id,
+        repo_type="dataset",
+        private=True if plan.private else None,
+        exist_ok=True,
+        token=token,
+    )
+    if plan.revision and plan.revision != constants.DEFAULT_REVISION:
+        api.create_branch(
+            plan.repo_id, branch=plan.revision, repo_type="dataset", exist_ok=True, token=token
+        )
+    api.upload_folder(
+        repo_id=plan.repo_id,
+        repo_type="dataset",
+        folder_path=str(plan.folder),
+        revision=plan.revision,
+        commit_message=plan.commit_message,
+        allow_patterns=PUBLISHED,
+        delete_patterns=REPLACED,
+        token=token,
+    )
+    return plan.url

@@ -1,0 +1,191 @@
+import shutil
+from pathlib import Path
+
+import pytest
+from datasets import load_dataset
+from huggingface_hub import constants
+from output_fixtures import build_output
+from PIL import Image
+from typer.testing import CliRunner
+
+import curation.output.publish as publish_module
+from curation.cli import app
+from curation.output.publish import (
+    PUBLISHED,
+    REPLACED,
+    human_size,
+    plan_publish,
+    publish,
+    published_files,
+)
+
+SECRET = "hf_FAKE0123456789abcdefSECRETTOKEN"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("publish") / "tiny"
+    build_output(out)
+    return out
+
+
+@pytest.fixture
+def dataset(built, tmp_path) -> Path:
+    """A fresh copy of the built folder (no card yet), free to change."""
+    return Path(shutil.copytree(built, tmp_path / "tiny"))
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """No network, no token unless a test sets one, and no saved login from this machine."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+
+
+def flat(output: str) -> str:
+    return " ".join(output.split())
+
+
+def test_dry_run_prints_the_plan_without_token_or_network(dataset):
+    result = CliRunner().invoke(
+        app, ["publish", str(dataset), "--repo", "acme/tiny-docs", "--dry-run", "--private"]
+    )
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert "repo: acme/tiny-docs (dataset, private; kept as is if it exists)" in out
+    assert "revision: main" in out
+    assert "checksums: 4 files match manifest.json" in out
+    assert "dry run: nothing uploaded" in out
+    planned = published_files(dataset)
+    for path, size in planned:
+        assert f"{human_size(size)} {path}" in out
+    assert {p for p, _ in planned} >= {
+        "README.md",
+        "manifest.json",
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
+        "rejects/rejects-00000-of-00001.parquet",
+        "errors/errors-00000-of-00001.parquet",
+        "report/stats.json",
+        "report/funnel.png",
+    }
+    assert (dataset / "README.md").exists()  # the card was missing: written first
+
+
+def test_a_changed_shard_is_refused_by_name(dataset):
+    shard = dataset / "data" / "train-00001-of-00002.parquet"
+    shard.write_bytes(shard.read_bytes() + b"\0")
+    result = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "acme/t", "--dry-run"])
+    assert result.exit_code == 1
+    assert "data/train-00001-of-00002.parquet: checksum mismatch" in flat(result.output)
+
+
+def test_a_shard_the_manifest_does_not_list_is_refused(dataset):
+    shutil.copy(
+        dataset / "data" / "train-00000-of-00002.parquet", dataset / "data" / "train-x.parquet"
+    )
+    result = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "acme/t", "--dry-run"])
+    assert result.exit_code == 1
+    assert "data/train-x.parquet: not listed in manifest.json" in flat(result.output)
+
+
+def test_the_pushed_files_alone_load_through_the_card(dataset, tmp_path):
+    (dataset / ".staging").mkdir()
+    (dataset / ".staging" / "leftover.parquet").write_bytes(b"not for the hub")
+    plan = plan_publish(dataset, "acme/tiny-docs")
+    repo = tmp_path / "repo"  # what the Hub repo holds after the upload
+    for relative, _ in plan.files:
+        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dataset / relative, repo / relative)
+    assert not (repo / ".staging").exists()
+    ds = load_dataset(str(repo), split="train", cache_dir=str(tmp_path / "cache"))
+    assert ds.num_rows == 3
+    assert isinstance(ds[0]["images"][0], Image.Image)
+
+
+class FakeHfApi:
+    """Stands in for huggingface_hub.HfApi (the Hub cannot be reached here): records calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+
+    def create_branch(self, *args, **kwargs):
+        self.calls.append(("create_branch", args, kwargs))
+
+    def upload_folder(self, *args, **kwargs):
+        self.calls.append(("upload_folder", args, kwargs))
+
+
+def test_publish_creates_the_repo_and_uploads_without_showing_the_token(dataset, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    fake = FakeHfApi()
+    monkeypatch.setattr(publish_module, "HfApi", lambda: fake)
+    result = CliRunner().invoke(
+        app,
+        ["publish", str(dataset), "--repo", "acme/tiny-docs", "--private", "--revision", "v1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert [name for name, _, _ in fake.calls] == [
+        "create_repo",
+        "create_branch",
+        "upload_folder",
+    ]
+    (_, repo_args, repo_kwargs), (_, branch_args, branch_kwargs), (_, _, upload) = fake.calls
+    assert repo_args == ("acme/tiny-docs",)
+    assert repo_kwargs == {
+        "repo_type": "dataset",
+        "private": True,
+        "exist_ok": True,
+        "token": SECRET,
+    }
+    assert branch_args == ("acme/tiny-docs",)
+    assert branch_kwargs == {
+        "branch": "v1",
+        "repo_type": "dataset",
+        "exist_ok": True,
+        "token": SECRET,
+    }
+    assert upload["repo_id"] == "acme/tiny-docs"
+    assert upload["repo_type"] == "dataset"
+    assert upload["folder_path"] == str(dataset)
+    assert upload["revision"] == "v1"
+    assert upload["allow_patterns"] == PUBLISHED
+    assert upload["delete_patterns"] == REPLACED
+    assert upload["token"] == SECRET
+    assert upload["commit_message"].startswith("Publish tiny: 5 pairs")
+    assert "published: https://huggingface.co/datasets/acme/tiny-docs/tree/v1" in result.output
+
+    assert SECRET not in result.output
+    for path in dataset.rglob("*"):
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes()
+
+
+def test_publish_without_a_token_says_how_to_log_in(dataset, monkeypatch):
+    fake = FakeHfApi()
+    monkeypatch.setattr(publish_module, "HfApi", lambda: fake)
+    result = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "acme/tiny-docs"])
+    assert result.exit_code == 1
+    assert "set HF_TOKEN or run `hf auth login`" in flat(result.output)
+    assert fake.calls == []
+
+
+def test_publish_refuses_a_repo_without_namespace(dataset):
+    result = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "tiny", "--dry-run"])
+    assert result.exit_code == 1
+    assert "expected ORG/NAME" in flat(result.output)
+
+
+def test_publish_to_main_keeps_the_namespace_default_visibility(dataset, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    fake = FakeHfApi()
+    url = publish(plan_publish(dataset, "acme/tiny-docs"), api=fake)
+    assert [name for name, _, _ in fake.calls] == ["create_repo", "upload_folder"]
+    assert fake.calls[0][2]["private"] is None  # not False: an org's private default holds
+    assert fake.calls[1][2]["revision"] is None
+    assert url == "https://huggingface.co/datasets/acme/tiny-docs"
