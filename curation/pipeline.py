@@ -6,6 +6,7 @@ This is the only module that imports Ray; every stage it composes is a plain fun
 from __future__ import annotations
 
 import logging
+import pickle
 import platform
 import shutil
 import time
@@ -22,6 +23,13 @@ from curation import __version__
 from curation.config import ConfigError, GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.filters import FilterChain
 from curation.generate import QAGenerator
+from curation.generate.engines.base import ChatRequest
+from curation.generate.engines.vllm import (
+    RESULT_COLUMNS,
+    build_vllm_stage,
+    request_row,
+    result_from_row,
+)
 from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.ocr_stage import OCRStage
@@ -128,10 +136,50 @@ def build_units(
     )
 
 
+class VLLMRows:
+    """Rows in and out of Ray's vLLM stage: a unit becomes a request row carrying the unit
+    (pickled, so no unit column meets the stage's own), and comes back as an Outcome row."""
+
+    UNIT = "curation_unit"
+
+    def __init__(self, recipe: Recipe, prompts_root: Path) -> None:
+        self.generator = QAGenerator(recipe.generate, recipe.units, prompts_root)
+
+    def request(self, unit: dict) -> dict:
+        if unit["error_code"] is None:
+            request = self.generator.request_for(unit)
+        else:  # an ingest error row rides along as a one-token request, ignored on the way out
+            request = ChatRequest(f"{unit['unit_id']}|-", [{"role": "user", "content": "-"}], 1)
+        return {**request_row(request), self.UNIT: pickle.dumps(unit)}
+
+    def outcomes(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        for row in batch.to_pylist():
+            unit = pickle.loads(row[self.UNIT])
+            request = None if unit["error_code"] else self.generator.request_for(unit)
+            rows.append(self.generator.outcome(unit, request, result_from_row(row)))
+        return pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)
+
+
+def vllm_generate(recipe: Recipe, units: ray.data.Dataset, prompts_root: Path) -> ray.data.Dataset:
+    """Generation with vLLM's offline engine as a Ray Data stage (GPU clusters)."""
+    rows = VLLMRows(recipe, prompts_root)
+    processor = build_vllm_stage(
+        recipe.generate,
+        preprocess=rows.request,
+        postprocess=lambda row: {k: row.get(k) for k in (*RESULT_COLUMNS, VLLMRows.UNIT)},
+    )
+    return processor(units).map_batches(rows.outcomes, batch_format="pyarrow")
+
+
 def generate_and_filter(
     recipe: Recipe, units: ray.data.Dataset, prompts_root: Path, chain_path: Path
 ) -> ray.data.Dataset:
     """Unit rows -> Outcome rows with every pair's filter decisions."""
+    if recipe.generate.engine == "vllm":
+        return vllm_generate(recipe, units, prompts_root).map_batches(
+            filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
+        )
     outcomes = units.map_batches(
         GenerateActor,
         batch_size=recipe.generate.batch_size,

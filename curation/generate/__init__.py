@@ -31,10 +31,21 @@ class QAGenerator:
         self.library = PromptLibrary(
             resolve_prompt_dir(generate.prompt_set, prompts_root), generate.prompt_weights
         )
-        engine = engine or build_engine(generate)
-        if generate.cache:
-            engine = CachedEngine(engine, ResponseCache(generate.cache_dir))
-        self.engine = engine
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (with the response cache), built on first use: rendering requests for a
+        Ray-stage engine (vllm) needs no model here."""
+        if self._engine is None:
+            self._engine = build_engine(self.cfg)
+        if self.cfg.cache and not isinstance(self._engine, CachedEngine):
+            self._engine = CachedEngine(self._engine, ResponseCache(self.cfg.cache_dir))
+        return self._engine
+
+    @property
+    def model_name(self) -> str:
+        return self._engine.model_name if self._engine is not None else self.cfg.model
 
     def request_for(self, unit: dict) -> ChatRequest:
         """The chat request for one unit (prompt chosen from the seed and the unit id)."""
@@ -78,27 +89,34 @@ class QAGenerator:
         results = {r.request_id: r for r in replies}
         outcomes = []
         for unit in units:
-            outcome = {
-                **unit,
-                "prompt_id": None,
-                "model": None,
-                "raw_reply": None,
-                "finish_reason": None,
-                "completion_tokens": 0,
-                "pairs": [],
-                "parse_errors": [],
-            }
-            if unit["error_code"] is None:
-                request = requests[unit["unit_id"]]
-                outcome.update(self._read_result(unit, request, results[request.request_id]))
-            outcomes.append(outcome)
+            request = requests.get(unit["unit_id"])
+            result = results[request.request_id] if request else None
+            outcomes.append(self.outcome(unit, request, result))
         return outcomes
+
+    def outcome(
+        self, unit: dict, request: ChatRequest | None = None, result: EngineResult | None = None
+    ) -> dict:
+        """The Outcome row of a unit: the unit with its reply and parsed pairs (an ingest error
+        row, with no request, passes through with no pairs)."""
+        empty = {
+            "prompt_id": None,
+            "model": None,
+            "raw_reply": None,
+            "finish_reason": None,
+            "completion_tokens": 0,
+            "pairs": [],
+            "parse_errors": [],
+        }
+        if unit["error_code"] is not None or request is None or result is None:
+            return {**unit, **empty}
+        return {**unit, **empty, **self._read_result(unit, request, result)}
 
     def _read_result(self, unit: dict, request: ChatRequest, result: EngineResult) -> dict:
         prompt_id = request.request_id.split("|", 1)[1]
         fields = {
             "prompt_id": prompt_id,
-            "model": self.engine.model_name,
+            "model": self.model_name,
             "raw_reply": result.text,
             "finish_reason": result.finish_reason,
             "completion_tokens": result.completion_tokens,

@@ -1,0 +1,79 @@
+"""The rows the pipeline sends through Ray's vLLM stage and reads back (vLLM itself needs a GPU
+and is not installed here: the stage's output rows are built by hand, named as such)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pyarrow as pa
+from conftest import ROOT
+
+from curation.config import Recipe
+from curation.generate.engines.vllm import INFERENCE_ERROR, RESULT_COLUMNS
+from curation.pipeline import VLLMRows
+from curation.schema import OUTCOME_SCHEMA
+from curation.units import error_row
+
+
+def unit(first: int) -> dict:
+    pages = [first, first + 1]
+    return {
+        "unit_id": f"doc:{first}-{first + 1}",
+        "doc_id": "doc",
+        "source": "doc.pdf",
+        "kind": "document",
+        "doc_pages": 4,
+        "doc_units": 2,
+        "pages": pages,
+        "texts": [f"Page {p + 1}: the pump station moved {p * 10} litres." for p in pages],
+        "text_sources": ["layer", "layer"],
+        "ocr_scores": [None, None],
+        "images": [b"\x89PNG fake", b"\x89PNG fake"],
+        "error_code": None,
+        "error": None,
+    }
+
+
+def vllm_output(row: dict, text: str | None, error: str | None = None) -> dict:
+    """What the vLLM stage hands back for a request row (built by hand: no GPU here)."""
+    out = {key: row.get(key) for key in RESULT_COLUMNS}
+    out.update(
+        {
+            "generated_text": text,
+            "num_generated_tokens": 12,
+            "num_input_tokens": 80,
+            INFERENCE_ERROR: error,
+            VLLMRows.UNIT: row[VLLMRows.UNIT],
+        }
+    )
+    return out
+
+
+def test_units_round_trip_through_vllm_rows() -> None:
+    recipe = Recipe(
+        name="v",
+        inputs=["x"],
+        generate={"engine": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct", "cache": False},
+    )
+    rows = VLLMRows(recipe, ROOT / "prompts")
+    units = [unit(0), unit(2), error_row("bad", "bad.pdf", "corrupt", "cannot open")]
+    requests = [rows.request(u) for u in units]
+    assert requests[0]["messages"][-1] == {"role": "assistant", "content": "Q1:"}  # prefill
+    assert pickle.loads(requests[1][VLLMRows.UNIT])["unit_id"] == "doc:2-3"
+    assert requests[0]["sampling_params"]["seed"] != requests[1]["sampling_params"]["seed"]
+
+    outputs = [
+        vllm_output(requests[0], " What moved?\nA1: Ten litres."),
+        vllm_output(requests[1], None, error="CUDA out of memory"),
+        vllm_output(requests[2], "ignored"),
+    ]
+    table = pa.Table.from_pylist(outputs)
+    outcomes = rows.outcomes(table)
+    assert outcomes.schema == OUTCOME_SCHEMA
+    first, failed, ingest_error = outcomes.to_pylist()
+    assert [(p["question"], p["answer"]) for p in first["pairs"]] == [
+        ("What moved?", "Ten litres.")
+    ]
+    assert first["model"] == "Qwen/Qwen2.5-7B-Instruct" and first["prompt_id"].startswith("docm")
+    assert failed["pairs"] == [] and "CUDA out of memory" in failed["parse_errors"][0]
+    assert ingest_error["error_code"] == "corrupt" and ingest_error["raw_reply"] is None
