@@ -22,6 +22,7 @@ from ray.data import ActorPoolStrategy, DataContext
 from curation import __version__
 from curation.config import ConfigError, GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.filters import FilterChain
+from curation.filters.dedup import DedupFilter, Deduplicator, pair_text
 from curation.generate import QAGenerator
 from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.vllm import (
@@ -77,14 +78,26 @@ class GenerateActor:
 
 
 @lru_cache(maxsize=4)
-def load_chain(path: str) -> FilterChain:
-    return FilterChain.load(path)
+def load_chain(path: str) -> tuple[FilterChain, DedupFilter | None]:
+    """The chain's per-batch filters, and its dedup entry, which runs over the whole dataset
+    when it is assembled (in input order, so its choices do not depend on batching)."""
+    return FilterChain.load(path).split()
 
 
 def filter_batch(batch: pa.Table, chain_path: str) -> pa.Table:
     """Ray stage: fill in every pair's filter decisions."""
-    outcomes = load_chain(chain_path)(batch.to_pylist())
+    outcomes = load_chain(chain_path)[0](batch.to_pylist())
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
+
+
+def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator) -> dict:
+    """Add the dedup decision to each pair that passed every other filter (the first of a
+    group of duplicates, in dataset order, is kept)."""
+    for pair in outcome["pairs"]:
+        if all(d["passed"] for d in pair["decisions"]):
+            verdict = seen.check([pair_text(pair["question"], pair["answer"])], [pair["qa_id"]])
+            pair["decisions"].append(vars(dedup.decision(verdict[0])))
+    return outcome
 
 
 def package_versions() -> dict[str, str]:
@@ -240,18 +253,21 @@ def run_recipe(
             if on_progress:
                 on_progress(journal.progress)
 
+    dedup = load_chain(str(chain_path))[1]
+    seen = dedup.deduplicator() if dedup else None
     writer = DatasetWriter(
         out_dir, recipe.output.rows_per_shard, [str(p) for p in files], recipe.output.shard_mb
     )
     for outcome in journal.outcomes():
-        writer.add(outcome)
+        writer.add(dedup_outcome(outcome, dedup, seen) if dedup and seen else outcome)
     manifest = writer.close(
         {
             "recipe_name": recipe.name,
             "recipe_path": recipe_path,
             "recipe_hash": recipe.content_hash(),
             "recipe": recipe.model_dump(mode="json"),
-            "filter_chain": load_chain(str(chain_path)).name,
+            "filter_chain": load_chain(str(chain_path))[0].name,
+            "filters_inactive": load_chain(str(chain_path))[0].inactive,
             "versions": package_versions(),
             "resumed": journal.resumed,
             "wall_seconds": round(time.monotonic() - started, 2),
