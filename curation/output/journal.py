@@ -85,10 +85,7 @@ class Journal:
                 self._track(row)
             self._count(path)
         self.progress.resumed_units = sum(len(d.units) for d in self.documents.values())
-
-    @property
-    def resumed(self) -> bool:
-        return bool(self.chunks)
+        self.resumed = bool(self.chunks)  # this run continues an interrupted one
 
     def _track(self, row: dict) -> None:
         state = self.documents.setdefault(row["source"], DocumentState())
