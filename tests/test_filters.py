@@ -4,7 +4,13 @@ import pytest
 
 from curation.config import ConfigError
 from curation.filters import FilterChain, PairContext
-from curation.filters.rules import UnitDuplicateFilter
+from curation.filters.grounding import GroundingFilter
+from curation.filters.rules import (
+    AnomalyFilter,
+    AnswerEchoFilter,
+    LengthFilter,
+    UnitDuplicateFilter,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,3 +112,290 @@ def test_bad_chain_names_file_and_field(tmp_path):
 def test_every_shipped_chain_loads():
     for path in sorted((ROOT / "filters").glob("*.yaml")):
         assert FilterChain.load(path).filters
+
+
+# --- The planted set: good pairs and one pair of each class a filter must catch -------------
+
+PAGE_TEXT = (
+    "Riverside Water Utility, annual report 2023. The utility served 48,200 households. "
+    "The Northgate pumping station delivered 1,250 megalitres in 2023, up from 1,180 megalitres "
+    "in 2022. The board is chaired by Elena Marsh. Average water pressure was 3.5 bar across the "
+    "network. The Hollow Creek treatment plant was upgraded with ultraviolet disinfection in "
+    "March. Leakage fell to 11.2 percent of supply after 340 old mains were replaced."
+)
+UNIT_A, UNIT_B = "report:0-1", "copy:0-1"
+
+# (unit, question, answer, the first filter of filters/default.yaml that must reject it)
+PLANTED = [
+    (UNIT_A, "Who chairs the board of the utility?", "Elena Marsh chairs the board.", None),
+    (
+        UNIT_A,
+        "How much water did the Northgate pumping station deliver in 2023?",
+        "It delivered 1250 megalitres in 2023, up from 1,180 megalitres in 2022.",
+        None,
+    ),
+    (UNIT_A, "What was the average water pressure?", "It was 3.5 bar across the network.", None),
+    (
+        UNIT_A,
+        "What upgrade did the Hollow Creek treatment plant receive?",
+        "The plant was upgraded with ultraviolet disinfection in March.",
+        None,
+    ),
+    (UNIT_A, "How far did leakage fall?", "Leakage fell to 11.2 percent of supply.", None),
+    (
+        UNIT_A,
+        "What was the pressure in the network?",
+        "The pressure was 3.5 bar, the pressure was 3.5 bar, the pressure was 3.5 bar, the "
+        "pressure was 3.5 bar.",
+        "repetition",
+    ),
+    (
+        UNIT_A,
+        "How is the delivered volume computed?",
+        "Run df.groupby('station').sum() on the table.",
+        "rule_patterns",
+    ),
+    (UNIT_A, "When was the utility founded?", "Unanswerable from the text.", "rule_patterns"),
+    (
+        UNIT_A,
+        "What is the budget for 2024?",
+        "The budget for 2024 is 9,800,000 dollars.",
+        "grounding",
+    ),
+    (
+        UNIT_A,
+        "Who built the treatment plant?",
+        "Engineers from Siemens constructed the facility using Swedish granite.",
+        "grounding",
+    ),
+    (UNIT_A, "What is the average water pressure?", "The average water pressure.", "answer_echo"),
+    (UNIT_A, "How many litres were lost?", "About 1000000000000 litres.", "anomalies"),
+    (
+        UNIT_A,
+        "Who chairs the board of the utility?",
+        "The chair is Elena Marsh.",
+        "unit_duplicates",
+    ),
+    (UNIT_B, "who chairs the board of the  utility?", "Elena Marsh chairs the board", "dedup"),
+    (
+        UNIT_B,
+        "What upgrade did the Hollow Creek treatment plant receive?",
+        "The plant was upgraded with ultraviolet disinfection in March 2023.",
+        "dedup",
+    ),
+]
+
+
+def planted_contexts() -> list[PairContext]:
+    return [
+        PairContext(
+            unit_id=unit,
+            question=q,
+            answer=a,
+            pages=[0, 1],
+            texts=[PAGE_TEXT[:200], PAGE_TEXT[200:]],
+            pair_id=f"p{i:02d}",
+        )
+        for i, (unit, q, a, _) in enumerate(PLANTED)
+    ]
+
+
+@pytest.fixture(scope="module")
+def default_chain() -> FilterChain:
+    return FilterChain.load(ROOT / "filters" / "default.yaml")
+
+
+def test_default_chain_catches_each_planted_class_and_keeps_good_pairs(default_chain):
+    decisions = default_chain.decide(planted_contexts())
+    for (_, question, answer, expected), pair_decisions in zip(PLANTED, decisions, strict=True):
+        failed = next((d for d in pair_decisions if not d.passed), None)
+        got = failed.filter if failed else None
+        assert got == expected, (question, answer, failed)
+        if failed:
+            assert failed.reason
+
+
+def test_default_chain_names_the_duplicate_it_drops(default_chain):
+    reasons = {
+        i: next(d.reason for d in ds if not d.passed)
+        for i, ds in enumerate(default_chain.decide(planted_contexts()))
+        if PLANTED[i][3] == "dedup"
+    }
+    assert reasons[13].startswith("exact duplicate of p00")
+    assert reasons[14].startswith("near duplicate of p03")
+
+
+def test_judge_without_engine_is_listed_inactive(default_chain):
+    assert "judge" in default_chain.inactive
+    assert "judge" not in [f.label for f in default_chain.filters]
+    assert default_chain.deduplicator() is not None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Pi is about 3.14.",
+        "Version v1.2 added it.",
+        "Pipes, e.g. mains.",
+        "It is i.e. a U.S. rule.",
+    ],
+)
+def test_default_rules_let_decimals_versions_and_abbreviations_through(
+    docmatix, default_chain, answer
+):
+    rules = next(f for f in default_chain.filters if f.label == "rule_patterns")
+    assert rules.decide([pair("What is it?", answer)])[0].passed
+    assert first_failure(docmatix, pair("What is it?", answer)) is not None
+
+
+@pytest.mark.parametrize(
+    ("answer", "rule"),
+    [
+        ("Call os.path.join here.", "code_dotted_name"),
+        ("Edit config.yaml first.", "code_dotted_name"),
+        ("Call reset() first.", "code_call"),
+        ("Use get(key, 2) then.", "code_call"),
+        ("Set max_tokens to 5.", "code_snake_case"),
+        ("If a == b it stops.", "code_operator"),
+        ("Run `make` first.", "backtick"),
+        ("The <b>bold</b> tag.", "html_tag"),
+    ],
+)
+def test_default_rules_catch_code(default_chain, answer, rule):
+    rules = next(f for f in default_chain.filters if f.label == "rule_patterns")
+    decision = rules.decide([pair("What is it?", answer)])[0]
+    assert not decision.passed and rule in decision.reason
+
+
+def test_default_rules_keep_comparisons_and_plural_parentheses(default_chain):
+    rules = next(f for f in default_chain.filters if f.label == "rule_patterns")
+    for answer in ("Values < 5 and > 2 pass.", "The pump(s) are at Riverside(RS)."):
+        assert rules.decide([pair("What is it?", answer)])[0].passed
+
+
+def grounded(answer: str, **kwargs) -> PairContext:
+    return PairContext(
+        unit_id="u", question="Q?", answer=answer, pages=[0, 1], texts=[PAGE_TEXT], **kwargs
+    )
+
+
+def test_grounding_normalises_numbers_and_word_forms():
+    grounding = GroundingFilter()
+    for answer in (
+        "1250 megalitres were delivered.",
+        "It served 48200 households.",
+        "The utility replaced 340 old mains.",
+        "The stations pumped 1,250.0 megalitres.",
+    ):
+        assert grounding.decide([grounded(answer)])[0].passed, answer
+
+
+def test_grounding_rejects_unsupported_numbers_and_words_with_a_score():
+    grounding = GroundingFilter()
+    number, words = grounding.decide(
+        [grounded("It delivered 1,350 megalitres."), grounded("Siemens engineers built it.")]
+    )
+    assert not number.passed and "1350" in number.reason
+    assert not words.passed and words.score is not None and words.score < 0.5
+    assert (
+        GroundingFilter(max_unsupported_numbers=1)
+        .decide([grounded("It delivered 1,350 megalitres.")])[0]
+        .passed
+    )
+
+
+def test_grounding_checks_cited_pages():
+    grounding = GroundingFilter()
+    ok, missing = grounding.decide(
+        [
+            grounded("Elena Marsh chairs it.", evidence_pages=[2]),
+            grounded("Elena Marsh chairs it.", evidence_pages=[3]),
+        ]
+    )
+    assert ok.passed
+    assert not missing.passed and "cites page 3" in missing.reason
+
+
+def test_grounding_without_page_text_is_configurable():
+    bare = pair("Who?", "Elena Marsh.")
+    assert GroundingFilter().decide([bare])[0].passed
+    assert not GroundingFilter(without_text="reject").decide([bare])[0].passed
+
+
+def test_answer_echo():
+    echo = AnswerEchoFilter()
+    verdicts = echo.decide(
+        [
+            pair("What is the capacity of the reservoir?", "The capacity of the reservoir."),
+            pair("What is the capacity of the reservoir?", "The reservoir holds 40 ML."),
+            pair("Is the pump in Riverside?", "Yes."),
+            pair("Is the pump in Riverside?", "The pump is not in Riverside."),
+        ]
+    )
+    assert [v.passed for v in verdicts] == [False, True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("It cost 50000000000 dollars.", "zeros"),
+        ("Wait!!!!!!!!!!!!!!!!", "run of"),
+        (" ".join(["word"] * 130) + ".", "sentence of 130 words"),
+        ("Line one\nLine two\nLine one\nLine one", "duplicate lines"),
+    ],
+)
+def test_anomaly_rules(answer, reason):
+    decision = AnomalyFilter().decide([pair("What?", answer)])[0]
+    assert not decision.passed and reason in decision.reason
+
+
+def test_anomaly_rules_keep_ordinary_answers():
+    answers = ["It cost 5,000,000 dollars.", "Three lines\nof text\nin all.", PAGE_TEXT]
+    assert all(d.passed for d in AnomalyFilter().decide([pair("What?", a) for a in answers]))
+
+
+def test_length_limits_per_field():
+    length = LengthFilter(
+        fields={
+            "question": {"min_chars": 5, "max_words": 10},
+            "answer": {"min_chars": 2, "max_chars": 20},
+            "rationale": {"min_chars": 5, "optional": True},
+        }
+    )
+    verdicts = length.decide(
+        [
+            pair("Who is it?", "Ada"),
+            pair("Who?", "Ada"),
+            pair("Who is it?", "A"),
+            pair("Who is it?", "Ada Lovelace, the first programmer"),
+            pair("Who " + "is it really " * 5 + "?", "Ada"),
+            PairContext("u", "Who is it?", "Ada", rationale="No."),
+        ]
+    )
+    assert [v.passed for v in verdicts] == [True, False, False, False, False, False]
+    assert verdicts[1].reason == "question has 4 chars, under 5"
+    assert "over 20" in verdicts[3].reason
+
+
+def test_internvl_chain_catches_loops_and_anomalies():
+    chain = FilterChain.load(ROOT / "filters" / "internvl.yaml")
+    assert chain.inactive == ["judge"]
+    contexts = planted_contexts()
+    verdicts = {
+        PLANTED[i][3]: next((d.filter for d in ds if not d.passed), None)
+        for i, ds in enumerate(chain.decide(contexts))
+        if PLANTED[i][3] in ("repetition", "anomalies", None)
+    }
+    assert verdicts == {"repetition": "repetition", "anomalies": "anomalies", None: None}
+
+
+def test_judge_engine_errors_name_the_chain_field(tmp_path):
+    path = tmp_path / "chain.yaml"
+    path.write_text(
+        "name: c\nfilters:\n  - type: non_empty\n  - type: judge\n    engine: {modle: bundled}\n"
+    )
+    with pytest.raises(ConfigError, match=r"chain\.yaml: field 'filters\.1\.engine\.modle'"):
+        FilterChain.load(path)
+    path.write_text("name: c\nfilters:\n  - type: judge\n    prompt: judge/nope\n")
+    with pytest.raises(ConfigError, match=r"field 'filters\.0\.prompt'.*no template 'judge/nope'"):
+        FilterChain.load(path)

@@ -2,5 +2,6 @@
 
 from curation.filters.base import Filter, PairContext
 from curation.filters.chain import FILTER_TYPES, FilterChain
+from curation.filters.dedup import Deduplicator, pair_text
 
-__all__ = ["FILTER_TYPES", "Filter", "FilterChain", "PairContext"]
+__all__ = ["FILTER_TYPES", "Deduplicator", "Filter", "FilterChain", "PairContext", "pair_text"]

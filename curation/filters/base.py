@@ -18,6 +18,8 @@ class PairContext:
     question: str
     answer: str
     rationale: str | None = None
+    pair_id: str = ""  # a stable id (qa_id); dedup reports duplicates by it
+    kind: str = "document"  # document | slides | images
     evidence_pages: list[int] = field(default_factory=list)
     pages: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
@@ -32,6 +34,11 @@ class Filter(StrictModel):
     @property
     def label(self) -> str:
         return self.name or self.type
+
+    @property
+    def active(self) -> bool:
+        """False for an entry that cannot run as configured (a judge without an engine)."""
+        return True
 
     def keep(self, score: float | None = None) -> Decision:
         return Decision(self.label, True, score, "")

@@ -1,4 +1,8 @@
-"""Filter chains: an ordered list of filters read from filters/*.yaml, applied to Outcome rows."""
+"""Filter chains: an ordered list of filters read from filters/*.yaml, applied to Outcome rows.
+
+A chain sees one batch at a time. Its dedup entry therefore finds duplicates within a batch; for
+the whole dataset, feed `chain.deduplicator()` every kept pair in a fixed order.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,34 @@ from pydantic import Field, ValidationError
 
 from curation.config import ConfigError, StrictModel, describe_validation_error, load_model
 from curation.filters.base import Filter, PairContext
-from curation.filters.rules import NonEmptyFilter, PatternFilter, UnitDuplicateFilter
+from curation.filters.dedup import DedupFilter, Deduplicator
+from curation.filters.grounding import GroundingFilter
+from curation.filters.judge import JudgeFilter
+from curation.filters.repetition import RepetitionFilter
+from curation.filters.rules import (
+    AnomalyFilter,
+    AnswerEchoFilter,
+    LengthFilter,
+    NonEmptyFilter,
+    PatternFilter,
+    UnitDuplicateFilter,
+)
 from curation.schema import Decision
 
 FILTER_TYPES: dict[str, type[Filter]] = {
-    cls.type: cls for cls in (NonEmptyFilter, PatternFilter, UnitDuplicateFilter)
+    cls.type: cls
+    for cls in (
+        NonEmptyFilter,
+        LengthFilter,
+        PatternFilter,
+        AnswerEchoFilter,
+        AnomalyFilter,
+        GroundingFilter,
+        RepetitionFilter,
+        UnitDuplicateFilter,
+        DedupFilter,
+        JudgeFilter,
+    )
 }
 
 
@@ -25,17 +52,22 @@ class ChainSpec(StrictModel):
 
 
 class FilterChain:
-    """Runs filters in order; a pair rejected by one filter is not shown to the later ones."""
+    """Runs filters in order; a pair rejected by one filter is not shown to the later ones.
 
-    def __init__(self, name: str, filters: list[Filter]) -> None:
+    Entries that cannot run as configured (a judge without an engine) are left out of
+    `filters` and listed in `inactive`.
+    """
+
+    def __init__(self, name: str, filters: list[Filter], inactive: list[str] | None = None) -> None:
         self.name = name
         self.filters = filters
+        self.inactive = inactive or []
 
     @classmethod
     def load(cls, path: Path | str) -> FilterChain:
         """Read a chain file; errors name the file, the filter's position and the field."""
         spec = load_model(path, ChainSpec)
-        filters = []
+        filters, inactive = [], []
         for index, entry in enumerate(spec.filters):
             params = dict(entry)
             kind = params.pop("type", None)
@@ -45,11 +77,28 @@ class FilterChain:
                     f"{path}: field 'filters.{index}.type': '{kind}' is not one of {known}"
                 )
             try:
-                filters.append(FILTER_TYPES[kind].model_validate(params))
+                flt = FILTER_TYPES[kind].model_validate(params)
             except ValidationError as exc:
                 message = describe_validation_error(path, exc)
                 raise ConfigError(message.replace("field '", f"field 'filters.{index}.")) from exc
-        return cls(spec.name, filters)
+            if flt.active:
+                filters.append(flt)
+            else:
+                inactive.append(flt.label)
+        if not filters:
+            raise ConfigError(f"{path}: no filter can run (inactive: {', '.join(inactive)})")
+        return cls(spec.name, filters, inactive)
+
+    def deduplicator(self) -> Deduplicator | None:
+        """A streaming Deduplicator for the whole dataset, from the chain's dedup entry (or None)."""
+        dedup = self.split()[1]
+        return dedup.deduplicator() if dedup else None
+
+    def split(self) -> tuple[FilterChain, DedupFilter | None]:
+        """The chain without its dedup entry, and that entry: for callers that dedup globally."""
+        dedup = next((f for f in self.filters if isinstance(f, DedupFilter)), None)
+        rest = [f for f in self.filters if f is not dedup]
+        return FilterChain(self.name, rest, self.inactive), dedup
 
     def decide(self, pairs: list[PairContext]) -> list[list[Decision]]:
         """Each pair's decisions, ending at its first rejection."""
@@ -75,6 +124,8 @@ class FilterChain:
                         question=pair["question"],
                         answer=pair["answer"],
                         rationale=pair["rationale"],
+                        pair_id=pair["qa_id"] or "",
+                        kind=outcome.get("kind") or "document",
                         evidence_pages=list(pair["evidence_pages"] or []),
                         pages=list(outcome["pages"]),
                         texts=list(outcome["texts"]),

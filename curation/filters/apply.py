@@ -1,0 +1,398 @@
+"""`curation filter`: run a filter chain over a dataset on disk and write what it keeps.
+
+Three input layouts are read, in batches:
+- conversations: rows with `texts: [{user, assistant, source}]` and usually `images` — our
+  shards (a folder with data/*.parquet), a Docmatix-layout parquet file, or a Hugging Face
+  dataset folder (parquet files, or `save_to_disk` output);
+- flat: a jsonl or parquet file with `question`, `answer` and optionally `context` (page text,
+  a string or a list of strings), `id` and `unit_id`.
+
+Per-pair filters run batch by batch; the chain's dedup entry runs across the whole input with one
+streaming Deduplicator, in input order. Kept rows keep the input's layout (a conversation row
+keeps only its kept pairs, and is dropped when none is left); every rejected pair goes to
+rejects/ with the filter and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from curation.config import ConfigError
+from curation.filters.base import PairContext
+from curation.filters.chain import FilterChain
+from curation.filters.dedup import pair_text
+from curation.output.shards import DATA_DIR, REJECTS_DIR, ShardSink
+from curation.schema import REJECT_SCHEMA, Decision
+
+CONVERSATIONS, FLAT = "conversations", "flat"
+ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
+
+
+class InputLayoutError(ConfigError):
+    """An input that cannot be filtered; the message names the file and the column."""
+
+
+@dataclass
+class Part:
+    """One readable piece of the input: a file (or a split) and how to iterate its rows."""
+
+    name: str  # shown in errors and written to rejects as the source
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch | pa.Table]
+    prefix: str = "train"
+
+
+@dataclass
+class Funnel:
+    """What went in, what each filter rejected, what came out."""
+
+    input: str
+    chain: str
+    layout: str = ""
+    rows_in: int = 0
+    rows_out: int = 0
+    pairs_in: int = 0
+    pairs_kept: int = 0
+    pairs_rejected: int = 0
+    seen: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    order: list[str] = field(default_factory=list)
+    inactive: list[str] = field(default_factory=list)
+
+    def count(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            self.seen[decision.filter] += 1
+            self.rejected[decision.filter] += not decision.passed
+
+    def as_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "chain": self.chain,
+            "layout": self.layout,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "pairs_in": self.pairs_in,
+            "pairs_kept": self.pairs_kept,
+            "pairs_rejected": self.pairs_rejected,
+            "filters": [
+                {
+                    "filter": name,
+                    "seen": self.seen[name],
+                    "rejected": self.rejected[name],
+                    "kept": self.seen[name] - self.rejected[name],
+                }
+                for name in self.order
+            ],
+            "inactive": self.inactive,
+        }
+
+
+def detect_layout(name: str, schema: pa.Schema) -> str:
+    """conversations or flat, from the columns; an error names the file and the column."""
+    columns = set(schema.names)
+    if "texts" in columns:
+        texts = schema.field("texts").type
+        item = (
+            texts.value_type if pa.types.is_list(texts) or pa.types.is_large_list(texts) else None
+        )
+        names = {f.name for f in item} if item is not None and pa.types.is_struct(item) else set()
+        if not {"user", "assistant"} <= names:
+            raise InputLayoutError(
+                f"{name}: column 'texts' must be a list of {{user, assistant}}, got {texts}"
+            )
+        return CONVERSATIONS
+    if "question" in columns or "answer" in columns:
+        for column in ("question", "answer"):
+            if column not in columns:
+                raise InputLayoutError(f"{name}: missing column '{column}'")
+            if not pa.types.is_string(schema.field(column).type) and not pa.types.is_large_string(
+                schema.field(column).type
+            ):
+                raise InputLayoutError(
+                    f"{name}: column '{column}' must hold text, got {schema.field(column).type}"
+                )
+        return FLAT
+    raise InputLayoutError(
+        f"{name}: unknown layout: expected a 'texts' column (conversations) or 'question' and "
+        f"'answer' columns; found {', '.join(schema.names) or 'no columns'}"
+    )
+
+
+def _parquet_parts(files: list[Path], batch_size: int) -> list[Part]:
+    parts = []
+    for path in files:
+        try:
+            reader = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputLayoutError(f"{path}: not a readable parquet file: {exc}") from exc
+        parts.append(
+            Part(str(path), reader.schema_arrow, reader.iter_batches(batch_size=batch_size))
+        )
+    return parts
+
+
+def _hf_disk_parts(folder: Path, batch_size: int) -> list[Part]:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        loaded = load_from_disk(str(folder))
+    except (OSError, ValueError) as exc:
+        raise InputLayoutError(f"{folder}: not a readable dataset folder: {exc}") from exc
+    splits = loaded.items() if isinstance(loaded, DatasetDict) else [("train", loaded)]
+    return [
+        Part(
+            f"{folder}[{split}]",
+            dataset.data.schema,
+            dataset.with_format("arrow").iter(batch_size=batch_size),
+            prefix=split,
+        )
+        for split, dataset in splits
+    ]
+
+
+def _jsonl_part(path: Path, batch_size: int) -> Part:
+    try:
+        reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22))
+    except (OSError, pa.ArrowException) as exc:
+        raise InputLayoutError(f"{path}: not readable as JSON lines: {exc}") from exc
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in reader:
+                for start in range(0, batch.num_rows, batch_size):
+                    yield batch.slice(start, batch_size)
+        except pa.ArrowException as exc:
+            raise InputLayoutError(f"{path}: not readable as JSON lines: {exc}") from exc
+
+    return Part(str(path), reader.schema, batches())
+
+
+def open_input(path: Path, batch_size: int) -> list[Part]:
+    """The readable parts of an input file or folder, in a fixed order."""
+    if not path.exists():
+        raise InputLayoutError(f"{path}: no such file or folder")
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            return _parquet_parts([path], batch_size)
+        if suffix in (".jsonl", ".json", ".ndjson"):
+            return [_jsonl_part(path, batch_size)]
+        raise InputLayoutError(f"{path}: unknown file type '{suffix}' (parquet or jsonl expected)")
+    if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
+        return _hf_disk_parts(path, batch_size)
+    files = sorted((path / DATA_DIR).glob("*.parquet")) or sorted(path.rglob("*.parquet"))
+    files = [f for f in files if REJECTS_DIR not in f.relative_to(path).parts]
+    if files:
+        return _parquet_parts(files, batch_size)
+    jsonl = sorted(path.glob("*.jsonl"))
+    if jsonl:
+        return [_jsonl_part(f, batch_size) for f in jsonl]
+    raise InputLayoutError(f"{path}: unknown layout: no parquet or jsonl files in the folder")
+
+
+def _page_texts(context: object) -> list[str]:
+    if context is None:
+        return []
+    if isinstance(context, str):
+        return [context]
+    return [str(text) for text in context if text]
+
+
+class RowUnits:
+    """Turns input rows into units of pairs (PairContext) and rebuilds rows from kept pairs."""
+
+    def __init__(self, layout: str) -> None:
+        self.layout = layout
+        self.source = ""
+        self.row_number = 0
+        self.used_keys: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        """Pair keys are unique over the whole input (rows may repeat an id)."""
+        if key in self.used_keys:
+            key = f"{key}@row{self.row_number}"
+        self.used_keys.add(key)
+        return key
+
+    def pairs(self, row: dict) -> list[PairContext]:
+        """The pairs of one row, with the row's pages and page text."""
+        own_id = row.get("id")
+        own_id = str(own_id) if own_id not in (None, "") else f"row{self.row_number}"
+        if self.layout == FLAT:
+            unit = str(row.get("unit_id") or own_id)
+            pairs = [
+                PairContext(
+                    unit_id=unit,
+                    question=row["question"] or "",
+                    answer=row["answer"] or "",
+                    rationale=row.get("rationale"),
+                    evidence_pages=list(row.get("evidence_pages") or []),
+                    pages=list(row.get("pages") or range(len(_page_texts(row.get("context"))))),
+                    texts=_page_texts(row.get("context")),
+                    pair_id=self._key(own_id),
+                )
+            ]
+        else:
+            meta = row.get("qa_meta") or []
+            pages = list(row.get("pages") or range(len(row.get("images") or [])))
+            pairs = [
+                PairContext(
+                    unit_id=own_id,
+                    question=turn.get("user") or "",
+                    answer=turn.get("assistant") or "",
+                    rationale=meta[i].get("rationale") if i < len(meta) else None,
+                    evidence_pages=list(meta[i].get("evidence_pages") or [])
+                    if i < len(meta)
+                    else [],
+                    pages=pages,
+                    texts=_page_texts(row.get("page_texts") or row.get("context")),
+                    pair_id=self._key(f"{own_id}#{i}"),
+                )
+                for i, turn in enumerate(row.get("texts") or [])
+            ]
+        self.row_number += 1
+        return pairs
+
+    def kept_row(self, row: dict, kept: list[bool]) -> dict | None:
+        if not any(kept):
+            return None
+        if self.layout == FLAT or all(kept):
+            return row
+        out = dict(row)
+        n = len(row["texts"])
+        out["texts"] = [t for t, keep in zip(row["texts"], kept, strict=True) if keep]
+        for column in ALIGNED_COLUMNS:
+            if isinstance(row.get(column), list) and len(row[column]) == n:
+                out[column] = [v for v, keep in zip(row[column], kept, strict=True) if keep]
+        return out
+
+    def reject_row(self, row: dict, pair: PairContext, index: int, failed: Decision) -> dict:
+        meta = row.get("qa_meta") or []
+        info = meta[index] if self.layout == CONVERSATIONS and index < len(meta) else {}
+        return {
+            "unit_id": pair.unit_id,
+            "doc_id": str(row["doc_id"]) if row.get("doc_id") is not None else None,
+            "source": self.source,
+            "pages": pair.pages,
+            "qa_id": info.get("qa_id") or pair.pair_id,
+            "prompt_id": info.get("prompt_id"),
+            "question": pair.question,
+            "answer": pair.answer,
+            "filter": failed.filter,
+            "reason": failed.reason,
+            "score": failed.score,
+            "raw_reply": None,
+        }
+
+
+class BatchFilter:
+    """Filters batches of rows in input order: the chain within each batch, then dedup against
+    every pair kept so far."""
+
+    def __init__(self, chain: FilterChain, units: RowUnits, funnel: Funnel, rejects: ShardSink):
+        self.chain, self.dedup = chain.split()
+        self.deduplicator = self.dedup.deduplicator() if self.dedup else None
+        self.units, self.funnel, self.rejects = units, funnel, rejects
+        funnel.order = [f.label for f in self.chain.filters] + (
+            [self.dedup.label] if self.dedup else []
+        )
+
+    def __call__(self, rows: list[dict]) -> list[dict]:
+        """The kept rows of one batch; rejected pairs go to the rejects sink."""
+        owners: list[tuple[int, int]] = []
+        contexts: list[PairContext] = []
+        for r, row in enumerate(rows):
+            for i, pair in enumerate(self.units.pairs(row)):
+                owners.append((r, i))
+                contexts.append(pair)
+        decisions = self.chain.decide(contexts)
+        if self.dedup and self.deduplicator:
+            alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
+            verdicts = self.deduplicator.check(
+                [pair_text(contexts[k].question, contexts[k].answer) for k in alive],
+                [contexts[k].pair_id for k in alive],
+            )
+            for k, verdict in zip(alive, verdicts, strict=True):
+                decisions[k].append(self.dedup.decision(verdict))
+        sizes = Counter(r for r, _ in owners)
+        kept = [[True] * sizes[r] for r in range(len(rows))]
+        for (r, i), pair, pair_decisions in zip(owners, contexts, decisions, strict=True):
+            self.funnel.pairs_in += 1
+            self.funnel.count(pair_decisions)
+            failed = next((d for d in pair_decisions if not d.passed), None)
+            if failed is None:
+                self.funnel.pairs_kept += 1
+                continue
+            self.funnel.pairs_rejected += 1
+            kept[r][i] = False
+            self.rejects.add(self.units.reject_row(rows[r], pair, i, failed))
+        kept_rows = [self.units.kept_row(row, flags) for row, flags in zip(rows, kept, strict=True)]
+        self.funnel.rows_in += len(rows)
+        out = [row for row in kept_rows if row is not None]
+        self.funnel.rows_out += len(out)
+        return out
+
+
+def filter_dataset(
+    input_path: Path | str,
+    chain_path: Path | str,
+    out_dir: Path | str,
+    batch_size: int = 256,
+    rows_per_shard: int = 500,
+) -> dict:
+    """Apply a chain to a dataset on disk; write data/, rejects/ and funnel.json; the funnel."""
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    chain = FilterChain.load(chain_path)
+    parts = open_input(input_path, batch_size)
+    layouts = {detect_layout(part.name, part.schema) for part in parts}
+    if len(layouts) > 1:
+        raise InputLayoutError(f"{input_path}: files of different layouts ({', '.join(layouts)})")
+    resolved_out = out_dir.resolve()
+    if resolved_out == input_path.resolve() or resolved_out in input_path.resolve().parents:
+        raise InputLayoutError(f"{out_dir}: the output folder holds the input; choose another")
+    funnel = Funnel(str(input_path), chain.name, layouts.pop(), inactive=chain.inactive)
+
+    staging = out_dir / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    rejects = ShardSink(staging / REJECTS_DIR, "rejects", REJECT_SCHEMA, 10_000)
+    # One sink per output prefix (a DatasetDict's splits), each in its own staging folder.
+    sinks: dict[str, ShardSink] = {}
+    units = RowUnits(funnel.layout)
+    apply_chain = BatchFilter(chain, units, funnel, rejects)
+    for part in parts:
+        sink = sinks.get(part.prefix)
+        if sink is None:
+            folder = staging / DATA_DIR / part.prefix
+            sink = sinks[part.prefix] = ShardSink(folder, part.prefix, part.schema, rows_per_shard)
+        units.source = part.name
+        for batch in part.batches:
+            for row in apply_chain(batch.to_pylist()):
+                sink.add(row)
+    written = []
+    for prefix, sink in sinks.items():
+        for entry in sink.close():
+            (staging / DATA_DIR / prefix / entry["file"]).rename(staging / DATA_DIR / entry["file"])
+            written.append(entry)
+        shutil.rmtree(staging / DATA_DIR / prefix, ignore_errors=True)
+    files = {DATA_DIR: written, REJECTS_DIR: rejects.close()}
+    report = {**funnel.as_dict(), "chain_file": str(chain_path), "files": files}
+    (staging / "funnel.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name in (DATA_DIR, REJECTS_DIR, "funnel.json"):
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        if (staging / name).exists():
+            (staging / name).rename(target)
+    shutil.rmtree(staging)
+    return report

@@ -1,0 +1,319 @@
+"""Duplicates: exact (hash of the case-folded words) and near (MinHash over word 5-grams with LSH).
+
+Signatures are datasketch's (scheme affine32, the 2.0 default: SHA-1 of each shingle, the
+MurmurHash3 finalizer, then `a * h + b mod 2^32` with datasketch's seeded permutations), so they
+can go into a datasketch `MinHashLSH`; they are computed for many texts at once with numpy
+instead of one `update` call per shingle.
+
+Two pairs are near-duplicates when they share an LSH band and their signatures agree on at least
+`threshold` of the hash values (the estimated Jaccard similarity of their shingle sets). Of a
+set of duplicates the first one (in feeding order, or by id) is kept; each later one names the
+earliest pair it duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+from pydantic import Field
+
+from curation.filters.base import Filter, PairContext
+from curation.filters.tokens import normalize_text
+from curation.schema import Decision
+
+if TYPE_CHECKING:
+    import ray.data
+
+WORD = re.compile(r"\w+")
+SCHEME = "affine32"
+MAX_HASH = np.uint32(0xFFFFFFFF)
+CHUNK_SHINGLES = 8192  # rows of the (shingles x permutations) matrix computed at once
+
+
+def pair_text(question: str, answer: str) -> str:
+    """The text a question-answer pair is deduplicated on."""
+    return f"{question}\n{answer}"
+
+
+def shingles(text: str, ngram: int = 5) -> list[bytes]:
+    """Word n-grams of the case-folded text; a text shorter than n words is one shingle."""
+    words = WORD.findall(text.casefold())
+    if len(words) <= ngram:
+        return [" ".join(words).encode()] if words else []
+    return [" ".join(words[i : i + ngram]).encode() for i in range(len(words) - ngram + 1)]
+
+
+def exact_key(text: str) -> bytes:
+    """A hash of the text's words, case-folded: case, spacing and punctuation do not count."""
+    return hashlib.blake2b(normalize_text(text).encode(), digest_size=16).digest()
+
+
+def _fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (datasketch applies it before the permutations)."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
+class MinHasher:
+    """MinHash signatures of many texts at once, equal to datasketch's `MinHash.update_batch`."""
+
+    def __init__(self, num_perm: int = 128, seed: int = 1, ngram: int = 5) -> None:
+        self.num_perm, self.seed, self.ngram = num_perm, seed, ngram
+        # datasketch's own seeded parameters, so signatures match its MinHash exactly.
+        self.permutations = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
+        self._a = self.permutations[0][np.newaxis, :]
+        self._b = self.permutations[1][np.newaxis, :]
+
+    def signatures(self, texts: list[str]) -> np.ndarray:
+        """A (texts x num_perm) uint32 array; an empty text gets the all-maximum signature."""
+        shingle_lists = [shingles(text, self.ngram) for text in texts]
+        counts = np.fromiter(map(len, shingle_lists), dtype=np.int64, count=len(texts))
+        out = np.full((len(texts), self.num_perm), MAX_HASH, dtype=np.uint32)
+        flat = [s for group in shingle_lists for s in group]
+        if not flat:
+            return out
+        digests = b"".join([hashlib.sha1(s).digest()[:4] for s in flat])
+        hashes = _fmix32(np.frombuffer(digests, dtype="<u4").astype(np.uint32))
+        ends = np.cumsum(counts).tolist()
+        chunk_start = 0
+        # One (shingles x permutations) matrix per chunk of shingles keeps memory flat; a text
+        # may span two chunks. A slice minimum per text is far faster than np.minimum.reduceat
+        # along axis 0.
+        while chunk_start < len(flat):
+            permuted = hashes[chunk_start : chunk_start + CHUNK_SHINGLES, np.newaxis] * self._a
+            permuted += self._b
+            chunk_end = chunk_start + len(permuted)
+            first = bisect_right(ends, chunk_start)
+            start = chunk_start
+            for index in range(first, len(texts)):
+                end = min(ends[index], chunk_end)
+                if end > start:
+                    low = permuted[start - chunk_start : end - chunk_start].min(axis=0)
+                    np.minimum(out[index], low, out=out[index])
+                start = end
+                if end == chunk_end:
+                    break
+            chunk_start = chunk_end
+        return out
+
+    def minhash(self, signature: np.ndarray) -> MinHash:
+        """A datasketch MinHash holding a signature (for a datasketch index)."""
+        return MinHash(
+            seed=self.seed, hashvalues=signature, permutations=self.permutations, scheme=SCHEME
+        )
+
+
+def lsh_bands(threshold: float, num_perm: int) -> list[tuple[int, int]]:
+    """The (start, end) hash ranges of datasketch's LSH bands for this threshold."""
+    return list(MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges)
+
+
+@dataclass
+class Verdict:
+    """Whether a text duplicates an earlier one, which, and how similar they are."""
+
+    is_duplicate: bool
+    duplicate_of: str | None = None
+    similarity: float | None = None
+    kind: str = ""  # exact | near
+
+
+class Deduplicator:
+    """Streaming duplicate finder: feed texts in a fixed order; each is checked against all
+    earlier ones (duplicates included) and then indexed. Keys must be unique; a key seen again
+    gets its first verdict back, so replaying a prefix (a resumed run) changes nothing.
+
+    Memory: one signature (num_perm x 4 bytes) and its LSH band keys per text.
+    """
+
+    def __init__(
+        self,
+        exact: bool = True,
+        near: bool = True,
+        threshold: float = 0.8,
+        num_perm: int = 128,
+        ngram: int = 5,
+        seed: int = 1,
+    ) -> None:
+        self.exact, self.near, self.threshold = exact, near, threshold
+        self.hasher = MinHasher(num_perm, seed, ngram)
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.first_by_text: dict[bytes, str] = {}
+        self.order: dict[str, int] = {}
+        self.signatures: dict[str, np.ndarray] = {}
+        self.verdicts: dict[str, Verdict] = {}
+
+    def seen(self, pair_text: str, key: str) -> tuple[bool, str | None]:
+        """(is it a duplicate of an earlier text, the earliest such text's key)."""
+        verdict = self.check([pair_text], [key])[0]
+        return verdict.is_duplicate, verdict.duplicate_of
+
+    def check(self, texts: list[str], keys: list[str]) -> list[Verdict]:
+        """Verdicts for texts in order, each against everything before it (batched hashing)."""
+        fresh = [i for i, key in enumerate(keys) if key not in self.order]
+        signatures = (
+            self.hasher.signatures([texts[i] for i in fresh])
+            if self.near and fresh
+            else [None] * len(fresh)
+        )
+        verdicts: dict[int, Verdict] = {}
+        for i, signature in zip(fresh, signatures, strict=True):
+            if keys[i] in self.order:  # the same key twice in one call
+                continue
+            verdicts[i] = self._add(texts[i], keys[i], signature)
+        return [
+            verdicts.get(i) or self.verdicts.get(key, Verdict(False)) for i, key in enumerate(keys)
+        ]
+
+    def _add(self, text: str, key: str, signature: np.ndarray | None) -> Verdict:
+        matches: list[Verdict] = []
+        if self.exact:
+            first = self.first_by_text.setdefault(exact_key(text), key)
+            if first != key:
+                matches.append(Verdict(True, first, 1.0, "exact"))
+        if signature is not None:
+            minhash = self.hasher.minhash(signature)
+            for other in self.lsh.query(minhash):
+                similarity = float(np.mean(self.signatures[other] == signature))
+                if similarity >= self.threshold:
+                    matches.append(Verdict(True, other, similarity, "near"))
+            self.lsh.insert(key, minhash, check_duplication=False)
+            self.signatures[key] = signature
+        self.order[key] = len(self.order)
+        if not matches:
+            return Verdict(False)
+        # The earliest match; of two with the same text, the exact one (listed first).
+        verdict = min(matches, key=lambda m: (self.order[m.duplicate_of], -m.similarity))
+        self.verdicts[key] = verdict
+        return verdict
+
+
+class DedupFilter(Filter):
+    """Reject a pair that duplicates an earlier one (question + answer), exactly or nearly.
+
+    In a chain it sees one batch at a time; `curation filter` and the run's assembly feed one
+    `Deduplicator` (see `deduplicator`) in a fixed order to cover the whole dataset. Defaults:
+    word 5-grams, 128 permutations, Jaccard 0.8 (DataTrove uses 5-grams and about 0.72,
+    distilabel 128 permutations and 0.9).
+    """
+
+    type: ClassVar[str] = "dedup"
+    exact: bool = True
+    near: bool = True
+    threshold: float = Field(0.8, gt=0, le=1)
+    num_perm: int = Field(128, ge=16, le=1024)
+    ngram: int = Field(5, ge=1, le=50)
+    seed: int = 1
+
+    def deduplicator(self) -> Deduplicator:
+        """A fresh streaming Deduplicator with this filter's settings."""
+        return Deduplicator(
+            self.exact, self.near, self.threshold, self.num_perm, self.ngram, self.seed
+        )
+
+    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+        keys = [pair.pair_id or f"{pair.unit_id}#{i}" for i, pair in enumerate(pairs)]
+        texts = [pair_text(pair.question, pair.answer) for pair in pairs]
+        return [self.decision(v) for v in self.deduplicator().check(texts, keys)]
+
+    def decision(self, verdict: Verdict) -> Decision:
+        """The Decision for a Deduplicator verdict."""
+        if not verdict.is_duplicate:
+            return self.keep()
+        return self.reject(
+            f"{verdict.kind} duplicate of {verdict.duplicate_of} "
+            f"(similarity {verdict.similarity:.2f})",
+            verdict.similarity,
+        )
+
+
+def ray_near_duplicates(
+    ds: ray.data.Dataset,
+    text_col: str,
+    id_col: str,
+    order_col: str | None = None,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 1,
+    exact: bool = True,
+    num_partitions: int | None = None,
+) -> ray.data.Dataset:
+    """Duplicates in a Ray dataset without one in-memory index: rows `{id, duplicate_of,
+    similarity}`, one per duplicate, with the same verdicts as a `Deduplicator` fed in order.
+
+    Each row is emitted once per LSH band (plus once under its exact-text hash); grouping by
+    that key brings candidates together, each group keeps its verified pairs (signature
+    agreement >= threshold), and a second grouping keeps each duplicate's earliest match. Order
+    is `order_col` (default: the id). `num_partitions` sets both shuffles' width (Ray's default
+    when None).
+    """
+    bands = lsh_bands(threshold, num_perm)
+    order_col = order_col or id_col
+
+    def band_rows(batch: dict) -> dict:
+        hasher = MinHasher(num_perm, seed, ngram)
+        texts = [str(t) for t in batch[text_col]]
+        signatures = hasher.signatures(texts)
+        keys, ids, orders, sigs = [], [], [], []
+        for text, row_id, order, signature in zip(
+            texts, batch[id_col], batch[order_col], signatures, strict=True
+        ):
+            row_keys = [
+                index.to_bytes(2, "big") + signature[start:end].tobytes()
+                for index, (start, end) in enumerate(bands)
+            ]
+            if exact:
+                row_keys.append(b"exact" + exact_key(text))
+            keys.extend(row_keys)
+            ids.extend([row_id] * len(row_keys))
+            orders.extend([order] * len(row_keys))
+            sigs.extend([signature.tobytes()] * len(row_keys))
+        return {"band": keys, "id": ids, "order": orders, "signature": sigs}
+
+    def group_matches(group: dict) -> dict:
+        found: dict[str, list] = {"id": [], "duplicate_of": [], "order": [], "similarity": []}
+        if len(group["id"]) < 2:
+            return found
+        is_exact = bytes(group["band"][0]).startswith(b"exact")
+        members = sorted(zip(group["order"], group["id"], group["signature"], strict=True))
+        members = [(o, i, np.frombuffer(s, dtype=np.uint32)) for o, i, s in members]
+        for position, (order, row_id, signature) in enumerate(members):
+            for other_order, other_id, other in members[:position]:
+                similarity = 1.0 if is_exact else float(np.mean(other == signature))
+                if similarity >= threshold and other_order != order:
+                    found["id"].append(row_id)
+                    found["duplicate_of"].append(other_id)
+                    found["order"].append(other_order)
+                    found["similarity"].append(similarity)
+                    break
+        return found
+
+    def earliest(group: dict) -> dict:
+        best = min(
+            range(len(group["id"])), key=lambda i: (group["order"][i], -group["similarity"][i])
+        )
+        return {
+            id_col: [group["id"][best]],
+            "duplicate_of": [group["duplicate_of"][best]],
+            "similarity": [float(group["similarity"][best])],
+        }
+
+    candidates = ds.select_columns(list(dict.fromkeys([text_col, id_col, order_col])))
+    matches = (
+        candidates.map_batches(band_rows, batch_format="numpy")
+        .groupby("band", num_partitions=num_partitions)
+        .map_groups(group_matches, batch_format="numpy")
+    )
+    return matches.groupby("id", num_partitions=num_partitions).map_groups(
+        earliest, batch_format="numpy"
+    )

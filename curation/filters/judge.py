@@ -1,0 +1,214 @@
+"""The LLM judge: a model rates each pair 0-10 and pairs under the threshold are dropped.
+
+InternVL 2.5 scores its text data 0-10 with an LLM and keeps 7 and above. The judge runs on any
+engine (`engine:` in the chain entry, validated as a generate section, so it may be another
+model than the generator), with a prompt from prompts/judge/. Replies are read tolerantly: JSON,
+fenced JSON, JSON cut short, or prose such as "Score: 7" or "8/10". A reply with no readable
+score is a rejection with the reason (or kept, with `on_unreadable: keep`), never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
+
+from curation.config import ConfigError, GenerateConfig
+from curation.filters.base import Filter, PairContext
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.generate.prompts import PromptLibrary, PromptTemplate, page_excerpts
+from curation.schema import Decision
+from curation.seeding import content_id
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCORE_KEYS = ("score", "rating", "quality", "grade")
+REASON_KEYS = ("reason", "explanation", "rationale", "justification", "comment")
+FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+NUMBER = r"(-?\d+(?:\.\d+)?)"
+SCORE_FIELD = re.compile(
+    rf"[\"']?\b(?:{'|'.join(SCORE_KEYS)})\b[\"']?\s*(?:[:=]|\bis\b|\bof\b)?\s*[\"']?{NUMBER}"
+    rf"(?:\s*(?:/|out of)\s*10\b)?",
+    re.IGNORECASE,
+)
+OUT_OF_TEN = re.compile(rf"{NUMBER}\s*(?:/|out of)\s*10\b", re.IGNORECASE)
+LEADING_NUMBER = re.compile(rf"\A\s*{NUMBER}\s*(?:[.,;:)\n]|\Z)")
+REASON_FIELD = re.compile(
+    rf"[\"']?\b(?:{'|'.join(REASON_KEYS)})\b[\"']?\s*[:=]\s*[\"']?(?P<reason>[^\"\n]*)",
+    re.IGNORECASE,
+)
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "minimum": 0, "maximum": 10},
+        "reason": {"type": "string"},
+    },
+    "required": ["score", "reason"],
+    "additionalProperties": False,
+}
+
+
+class JudgeReplyError(ValueError):
+    """A judge reply with no readable score in 0-10."""
+
+
+def _score_value(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = re.match(rf"\s*{NUMBER}", value)
+        return float(match.group(1)) if match else None
+    return None
+
+
+def _from_json(text: str) -> tuple[float, str] | None:
+    candidates = [m.group(1) for m in FENCE.finditer(text)] + [text]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate.strip())
+        except ValueError:
+            continue
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            data = data[0]
+        if not isinstance(data, dict):
+            continue
+        lowered = {str(k).lower(): v for k, v in data.items()}
+        score = next((_score_value(lowered[k]) for k in SCORE_KEYS if k in lowered), None)
+        if score is not None:
+            reason = next((str(lowered[k]) for k in REASON_KEYS if k in lowered), "")
+            return score, reason
+    return None
+
+
+def parse_judge_reply(text: str) -> tuple[float, str]:
+    """(score, reason) from a judge reply; raises JudgeReplyError when no score can be read."""
+    if not text or not text.strip():
+        raise JudgeReplyError("empty reply")
+    found = _from_json(text)
+    if found is None:
+        match = SCORE_FIELD.search(text) or OUT_OF_TEN.search(text) or LEADING_NUMBER.match(text)
+        if match is None:
+            shown = " ".join(text.split())[:60]
+            raise JudgeReplyError(f"no score in {shown!r}")
+        reason_match = REASON_FIELD.search(text)
+        found = (
+            float(match.group(1)),
+            reason_match.group("reason").strip() if reason_match else "",
+        )
+    score, reason = found
+    if not 0 <= score <= 10:
+        raise JudgeReplyError(f"score {score:g} is outside 0-10")
+    return score, " ".join(reason.split())
+
+
+def resolve_prompt_folder(folder: str) -> Path:
+    """A prompt folder as given, or under the repository root (for runs from elsewhere)."""
+    path = Path(folder)
+    if path.is_dir() or path.is_absolute():
+        return path
+    return REPO_ROOT / path if (REPO_ROOT / path).is_dir() else path
+
+
+class JudgeFilter(Filter):
+    """Reject a pair the judge model scores under `threshold` (InternVL: 0-10, keep >= 7).
+
+    Without an `engine:` the entry is inactive: the chain leaves it out and says so.
+    """
+
+    type: ClassVar[str] = "judge"
+    engine: GenerateConfig | None = Field(
+        None, description="The judge model: a generate section (engine, model, sampling...)."
+    )
+    threshold: float = Field(7.0, ge=0, le=10)
+    prompts: str = Field("prompts/judge", description="The folder of judge prompt templates.")
+    prompt: str = Field("judge/quality", description="The template id (its front matter `id`).")
+    max_page_chars: int = Field(4000, ge=200, description="Page text shown to the judge.")
+    on_unreadable: Literal["reject", "keep"] = "reject"
+    _engine: Engine | None = PrivateAttr(None)
+    _template: PromptTemplate | None = PrivateAttr(None)
+
+    @field_validator("prompt")
+    @classmethod
+    def _known_template(cls, prompt: str, info: ValidationInfo) -> str:
+        folder = resolve_prompt_folder(info.data.get("prompts", "prompts/judge"))
+        try:
+            ids = [t.id for t in PromptLibrary(folder).templates]
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        if prompt not in ids:
+            raise ValueError(f"no template '{prompt}' in {folder} (found: {', '.join(ids)})")
+        return prompt
+
+    @property
+    def active(self) -> bool:
+        return self.engine is not None
+
+    def use_engine(self, engine: Engine) -> None:
+        """Judge with an engine that is already loaded instead of building one."""
+        self._engine = engine
+
+    def _ready(self) -> tuple[Engine, PromptTemplate, GenerateConfig]:
+        cfg = self.engine or GenerateConfig()
+        if self._template is None:
+            library = PromptLibrary(resolve_prompt_folder(self.prompts))
+            self._template = next(t for t in library.templates if t.id == self.prompt)
+        if self._engine is None:
+            from curation.generate.engines import build_engine
+
+            self._engine = build_engine(cfg)
+        return self._engine, self._template, cfg
+
+    def request(
+        self, pair: PairContext, template: PromptTemplate, cfg: GenerateConfig
+    ) -> ChatRequest:
+        """The chat request that asks the judge about one pair."""
+        messages = template.render(
+            question=pair.question,
+            answer=pair.answer,
+            kind=pair.kind,
+            pages=page_excerpts(pair.pages, pair.texts, self.max_page_chars) if pair.texts else [],
+        )
+        return ChatRequest(
+            request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
+            messages=messages,
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            repetition_penalty=cfg.repetition_penalty,
+            seed=cfg.seed,
+            prefill=template.meta.prefill,
+            json_schema=JUDGE_SCHEMA if template.meta.output == "json" else None,
+        )
+
+    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+        if not pairs:
+            return []
+        engine, template, cfg = self._ready()
+        requests = [self.request(pair, template, cfg) for pair in pairs]
+        results: list[EngineResult] = []
+        for start in range(0, len(requests), cfg.batch_size):
+            results.extend(engine.generate(requests[start : start + cfg.batch_size]))
+        return [self._verdict(result) for result in results]
+
+    def _verdict(self, result: EngineResult) -> Decision:
+        if result.error:
+            return self._unreadable(f"engine error: {result.error}")
+        try:
+            score, reason = parse_judge_reply(result.text)
+        except JudgeReplyError as exc:
+            return self._unreadable(str(exc))
+        if score < self.threshold:
+            return self.reject(f"judge score {score:g} < {self.threshold:g}: {reason}"[:300], score)
+        return self.keep(score)
+
+    def _unreadable(self, detail: str) -> Decision:
+        if self.on_unreadable == "keep":
+            return Decision(self.label, True, None, f"judge reply unreadable: {detail}"[:300])
+        return self.reject(f"judge reply unreadable: {detail}"[:300])

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from curation.filters.base import PairContext
+from curation.filters.dedup import (
+    DedupFilter,
+    Deduplicator,
+    MinHasher,
+    pair_text,
+    ray_near_duplicates,
+    shingles,
+)
+
+FACTS = [
+    "The Northgate pumping station delivered 1,250 megalitres of water in 2023",
+    "Elena Marsh has chaired the board of the Riverside Water Utility since 2019",
+    "Average water pressure across the network was 3.5 bar during the summer months",
+    "The Hollow Creek treatment plant was upgraded with ultraviolet disinfection in March",
+    "Leakage fell to 11.2 percent of supply after 340 old water mains were replaced",
+    "The utility served 48,200 households and 1,900 businesses in the last financial year",
+    "Customer complaints about taste and odour dropped by a third after the upgrade",
+    "A new reservoir at Lakeside is planned to hold forty megalitres of treated water",
+]
+
+
+def planted_texts() -> tuple[list[str], list[str], dict[str, str]]:
+    """Distinct pairs, exact copies (case and spacing changed) and near copies (one word
+    changed or added), in id order; the expected duplicates map to the pair they copy."""
+    texts, expected = {}, {}
+    for i, fact in enumerate(FACTS):
+        texts[f"p{i:02d}"] = pair_text(f"What does the report say about item {i}?", fact + ".")
+    texts["p20"] = texts["p01"].upper().replace(" ", "  ")
+    expected["p20"] = "p01"
+    texts["p21"] = texts["p03"].replace("March.", "March 2023.")
+    expected["p21"] = "p03"
+    texts["p22"] = "So " + texts["p05"]
+    expected["p22"] = "p05"
+    texts["p23"] = texts["p21"]  # copies a duplicate: names the earliest original it matches
+    expected["p23"] = "p03"
+    texts["p24"] = pair_text("What is planned at Lakeside?", "Nothing is planned there yet.")
+    keys = sorted(texts)
+    return keys, [texts[k] for k in keys], expected
+
+
+def test_signatures_equal_datasketch_minhash():
+    hasher = MinHasher(num_perm=128, seed=1, ngram=5)
+    texts = [*FACTS, "two words", "", "x " * 3000]
+    signatures = hasher.signatures(texts)
+    for text, signature in zip(texts, signatures, strict=True):
+        reference = MinHash(num_perm=128, seed=1)
+        reference.update_batch(shingles(text))
+        assert np.array_equal(signature, reference.hashvalues), text[:30]
+
+
+def test_deduplicator_finds_exact_and_near_copies_and_keeps_the_first():
+    keys, texts, expected = planted_texts()
+    dedup = Deduplicator()
+    found = {}
+    for key, text in zip(keys, texts, strict=True):
+        is_dup, first = dedup.seen(text, key)
+        if is_dup:
+            found[key] = first
+    assert found == expected
+
+
+def test_deduplicator_batched_check_equals_one_by_one():
+    keys, texts, expected = planted_texts()
+    verdicts = Deduplicator().check(texts, keys)
+    assert {k: v.duplicate_of for k, v in zip(keys, verdicts, strict=True) if v.is_duplicate} == (
+        expected
+    )
+    assert next(v for k, v in zip(keys, verdicts, strict=True) if k == "p20").similarity == 1.0
+
+
+def test_replaying_a_key_gives_its_first_verdict():
+    dedup = Deduplicator()
+    assert dedup.seen("the same text here", "a") == (False, None)
+    assert dedup.seen("The same  text here", "b") == (True, "a")
+    assert dedup.seen("The same  text here", "b") == (True, "a")
+    assert dedup.seen("the same text here", "a") == (False, None)
+
+
+def test_exact_only_and_near_only():
+    keys, texts, expected = planted_texts()
+    exact = Deduplicator(near=False).check(texts, keys)
+    assert {k for k, v in zip(keys, exact, strict=True) if v.is_duplicate} == {"p20", "p23"}
+    near = Deduplicator(exact=False).check(texts, keys)
+    assert {k for k, v in zip(keys, near, strict=True) if v.is_duplicate} == set(expected)
+
+
+def test_dedup_filter_in_a_batch():
+    keys, texts, expected = planted_texts()
+    pairs = [
+        PairContext("u", *text.split("\n", 1), pair_id=key)
+        for key, text in zip(keys, texts, strict=True)
+    ]
+    verdicts = DedupFilter().decide(pairs)
+    rejected = {k: v.reason for k, v in zip(keys, verdicts, strict=True) if not v.passed}
+    assert set(rejected) == set(expected)
+    assert rejected["p20"].startswith("exact duplicate of p01")
+    assert rejected["p21"].startswith("near duplicate of p03 (similarity 0.")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_near_duplicates_agree_with_the_deduplicator(local_ray):
+    import ray.data
+
+    keys, texts, expected = planted_texts()
+    rows = [{"qa_id": k, "text": t} for k, t in zip(keys, texts, strict=True)]
+    ds = ray.data.from_items(rows, override_num_blocks=2)
+    found = ray_near_duplicates(ds, "text", "qa_id", num_partitions=1).take_all()
+    assert {row["qa_id"]: row["duplicate_of"] for row in found} == expected
+    streaming = Deduplicator().check(texts, keys)
+    similarities = {k: v.similarity for k, v in zip(keys, streaming, strict=True)}
+    for row in found:
+        assert row["similarity"] == pytest.approx(similarities[row["qa_id"]])

@@ -1,0 +1,121 @@
+import pytest
+
+from curation.config import GenerateConfig
+from curation.filters.base import PairContext
+from curation.filters.judge import JudgeFilter, JudgeReplyError, parse_judge_reply
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+
+PAGE = "The Northgate pumping station delivered 1,250 megalitres in 2023. Elena Marsh chairs the board."
+
+
+@pytest.mark.parametrize(
+    ("reply", "score", "reason"),
+    [
+        ('{"score": 8, "reason": "Clear and supported."}', 8, "Clear and supported."),
+        ('```json\n{"Rating": "7/10", "explanation": "Fine."}\n```', 7, "Fine."),
+        ('Here you go: {"score": 9.5, "reason": "good"} Thanks!', 9.5, "good"),
+        ('{"score": 6, "reason": "The answer is cut', 6, "The answer is cut"),
+        ("Score: 7\nReason: a bit vague", 7, "a bit vague"),
+        ("I would give it 4/10 because the answer is wrong.", 4, ""),
+        ("The score is 5.", 5, ""),
+        ("3", 3, ""),
+        ('[{"score": 10, "reason": "perfect"}]', 10, "perfect"),
+    ],
+)
+def test_judge_replies_are_read_tolerantly(reply, score, reason):
+    assert parse_judge_reply(reply) == (score, reason)
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ("", "empty reply"),
+        ("This pair is about water.", "no score"),
+        ('{"score": 12, "reason": "great"}', "outside 0-10"),
+        ('{"reason": "no number here"}', "no score"),
+    ],
+)
+def test_unreadable_judge_replies_raise(reply, problem):
+    with pytest.raises(JudgeReplyError, match=problem):
+        parse_judge_reply(reply)
+
+
+class ScriptedEngine(Engine):
+    """Replies from a list, in order; records the requests it was sent."""
+
+    model_name = "scripted"
+
+    def __init__(self, replies: list[str | None]) -> None:
+        self.replies = list(replies)
+        self.requests: list[ChatRequest] = []
+
+    def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
+        results = []
+        for request in requests:
+            self.requests.append(request)
+            text = self.replies.pop(0)
+            if text is None:
+                results.append(EngineResult(request.request_id, "", "error", error="timed out"))
+            else:
+                results.append(EngineResult(request.request_id, text, "stop"))
+        return results
+
+
+def pairs(n: int) -> list[PairContext]:
+    return [
+        PairContext(f"u{i}", f"Question {i}?", f"Answer {i}.", pages=[0], texts=[PAGE])
+        for i in range(n)
+    ]
+
+
+def test_judge_keeps_at_or_above_threshold_and_rejects_the_rest():
+    judge = JudgeFilter(engine=GenerateConfig(batch_size=2))
+    engine = ScriptedEngine(
+        ['{"score": 7, "reason": "ok"}', "Score: 9", '{"score": 3, "reason": "wrong"}', "meh", None]
+    )
+    judge.use_engine(engine)
+    decisions = judge.decide(pairs(5))
+    assert [d.passed for d in decisions] == [True, True, False, False, False]
+    assert [d.score for d in decisions[:3]] == [7, 9, 3]
+    assert decisions[2].reason == "judge score 3 < 7: wrong"
+    assert decisions[3].reason.startswith("judge reply unreadable: no score in 'meh'")
+    assert decisions[4].reason == "judge reply unreadable: engine error: timed out"
+    # The prompt shows the page text and the pair; the reply starts with the template's prefill.
+    user = engine.requests[0].messages[-1]["content"]
+    assert "Elena Marsh chairs the board" in user and "Question 0?" in user
+    assert engine.requests[0].prefill == '{"score":'
+
+
+def test_unreadable_replies_can_be_kept():
+    judge = JudgeFilter(engine=GenerateConfig(), on_unreadable="keep", threshold=5)
+    judge.use_engine(ScriptedEngine(["no idea"]))
+    (decision,) = judge.decide(pairs(1))
+    assert decision.passed and decision.reason.startswith("judge reply unreadable")
+
+
+def test_judge_without_engine_is_inactive():
+    assert not JudgeFilter().active
+    assert JudgeFilter(engine={"model": "bundled"}).active
+
+
+@pytest.mark.e2e
+def test_judge_with_the_bundled_model():
+    """The real bundled SmolLM2-135M judges three pairs: each gets a decision with a score in
+    0-10, or a rejection that says its reply was unreadable."""
+    judge = JudgeFilter(
+        engine=GenerateConfig(model="bundled", max_tokens=24, temperature=0.0, batch_size=3),
+        max_page_chars=600,
+    )
+    good = PairContext("u", "Who chairs the board?", "Elena Marsh.", pages=[0], texts=[PAGE])
+    wrong = PairContext("u", "Who chairs the board?", "A cat.", pages=[0], texts=[PAGE])
+    loop = PairContext("u", "How much?", "1,250 1,250 1,250 1,250", pages=[0], texts=[PAGE])
+    decisions = judge.decide([good, wrong, loop])
+    assert len(decisions) == 3
+    for decision in decisions:
+        assert decision.filter == "judge"
+        if decision.score is not None:
+            assert 0 <= decision.score <= 10
+            assert decision.passed == (decision.score >= 7)
+        else:
+            assert not decision.passed
+            assert decision.reason.startswith("judge reply unreadable")
