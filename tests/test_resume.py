@@ -4,6 +4,7 @@ is sent twice. Real CLI processes, real Ray, the real bundled model."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,10 +62,8 @@ def kill_when(process: subprocess.Popen, ready, timeout: float = 600) -> None:
     family = psutil.Process(process.pid).children(recursive=True)
     os.killpg(process.pid, signal.SIGKILL)
     for child in family:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
-        except psutil.NoSuchProcess:
-            pass
     process.wait(timeout=60)
     psutil.wait_procs(family, timeout=30)
     assert process.returncode == -signal.SIGKILL
