@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup system-deps recipes test lint format bench bench-ingest samples publish clean
+.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-generate bench-filters samples publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -59,6 +59,26 @@ bench: setup
 bench-ingest: setup
 	$(BIN)/python -m pip install --quiet rapidfuzz
 	$(BIN)/python benchmarks/bench_ingest.py
+
+# Filters vs DataTrove's Gopher repetition filter and a plain datasketch loop. DataTrove and spaCy
+# (its English word tokenizer) are installed for the comparison only; the package never imports them.
+bench-filters: setup
+	$(BIN)/python -m pip install --quiet datatrove spacy
+	$(BIN)/python benchmarks/bench_filters.py
+
+# Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
+bench-generate: setup
+	$(BIN)/python benchmarks/bench_generate.py
+
+# Fine-tune on the datasets `make recipes` built: CONFIG=train/tiny-cpu.yaml (CPU, no download) by
+# default; on GPUs e.g. make train CONFIG=train/smolvlm-256m.yaml.
+CONFIG ?= train/tiny-cpu.yaml
+train: setup
+	$(BIN)/curation train $(CONFIG)
+
+# Training throughput (tokens/s, MFU), packing on vs off; on CPU the tiny preset only.
+bench-train: setup
+	$(BIN)/python benchmarks/bench_train.py
 
 samples: setup
 	$(BIN)/python data/samples/make_samples.py

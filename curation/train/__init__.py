@@ -1,0 +1,1 @@
+"""Fine-tune a multi-image VLM on curated datasets: mixture, collate, model, loop, launch."""
