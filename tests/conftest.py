@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pymupdf
 import pytest
 from pptx import Presentation
 from pptx.util import Inches
+from serve_fixtures import TransformersServer, bundled_model_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -94,3 +96,15 @@ def run_curation(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def serve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransformersServer]:
+    """A real `transformers serve` on the bundled SmolLM2 (CPU), shared by the session's tests.
+    Tests may stop() and start() it again; its base_url stays the same."""
+    server = TransformersServer(
+        bundled_model_folder(), tmp_path_factory.mktemp("serve") / "server.log"
+    )
+    server.start()
+    yield server
+    server.stop()

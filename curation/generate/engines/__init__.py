@@ -14,4 +14,21 @@ def build_engine(cfg: GenerateConfig) -> Engine:
         from curation.generate.engines.local import LocalEngine
 
         return LocalEngine(cfg.model, batch_size=cfg.batch_size, threads=cfg.threads)
+    if cfg.engine == "openai":
+        from curation.generate.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(
+            cfg.model,
+            base_url=cfg.base_url,
+            api_key_env=cfg.api_key_env,
+            concurrency=cfg.concurrency,
+            timeout_s=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+        )
+    if cfg.engine == "vllm":
+        raise ConfigError(
+            "generate.engine 'vllm' runs as a Ray Data stage (ray.data.llm, see "
+            "curation.generate.engines.vllm.build_vllm_stage), not as an in-process engine; "
+            "use 'local' or 'openai' here, or run the recipe through the pipeline"
+        )
     raise ConfigError(f"generate.engine: unknown engine '{cfg.engine}'")
