@@ -124,9 +124,7 @@ def test_requests_carry_page_images_for_vlm_engines(engine) -> None:
     # A text-only model reads the same request without the images.
     flat = text_only(req.messages)
     assert isinstance(flat[-1]["content"], str) and "Page 2" in flat[-1]["content"]
-    assert image_parts([4], [b"\xff\xd8jpeg"])[1]["image_url"]["url"].startswith(
-        "data:image/jpeg"
-    )
+    assert image_parts([4], [b"\xff\xd8jpeg"])[1]["image_url"]["url"].startswith("data:image/jpeg")
 
 
 def test_prompt_choice_follows_page_range_kind_and_images() -> None:
