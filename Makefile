@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-generate bench-filters samples publish clean train bench-train
+.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters samples publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -59,6 +59,11 @@ bench: setup
 bench-ingest: setup
 	$(BIN)/python -m pip install --quiet rapidfuzz
 	$(BIN)/python benchmarks/bench_ingest.py
+
+# 1 vs 2 nodes and a 10,000-page memory run on a real Ray cluster started on this host
+# (two `ray start` raylets of 1 CPU each); the same cached PDFs as bench-ingest. Not in CI.
+bench-cluster: setup
+	$(BIN)/python benchmarks/bench_cluster.py
 
 # Filters vs DataTrove's Gopher repetition filter and a plain datasketch loop. DataTrove and spaCy
 # (its English word tokenizer) are installed for the comparison only; the package never imports them.

@@ -1,0 +1,174 @@
+"""`curation run` on a real two-node Ray cluster (two raylets on this host, `ray start`): the run
+joins it by RAY_ADDRESS or --address and spreads over both nodes, and a run whose worker node is
+SIGKILLed mid-generation still ends with the same dataset as the undisturbed run. Real CLI
+processes, real Ray, the real bundled model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from cluster_fixtures import LocalCluster, free_ports
+from conftest import LENIENT_CHAIN, ROOT, make_pdf
+from test_resume import dataset_fingerprint
+
+from curation.config import ConfigError
+from curation.pipeline import init_ray
+
+RECIPE = """
+name: cluster
+inputs: ["{inputs}/*.pdf"]
+ingest: {{dpi: 72, ocr: never}}
+units: {{pages_per_unit: 1}}
+generate: {{pairs_per_unit: 2, max_tokens: 32, batch_size: 1, seed: 5, memory_gb: 4,
+            cache_dir: "{cache}"}}
+filters: {chain}
+output: {{dir: "{out}", rows_per_shard: 1}}
+"""
+
+GENERATE = "MapWorker(MapBatches(GenerateActor))"
+# The head node reserves less memory than generate.memory_gb: the model actor can only live on a
+# worker node, so killing that node always takes the model (and the blocks it held) with it.
+HEAD_MEMORY = 3 * 2**30
+
+
+def write_recipe(folder: Path, inputs: Path, name: str) -> tuple[Path, Path]:
+    chain = folder / "lenient.yaml"
+    chain.write_text(LENIENT_CHAIN)
+    out = folder / name
+    recipe = folder / f"{name}.yaml"
+    recipe.write_text(
+        RECIPE.format(inputs=inputs, chain=chain, out=out, cache=folder / f"{name}-cache")
+    )
+    return recipe, out
+
+
+def start_run(recipe: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "curation", "run", str(recipe), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ok(run: subprocess.Popen, timeout: float = 600) -> str:
+    output, _ = run.communicate(timeout=timeout)
+    assert run.returncode == 0, output[-3000:]
+    return output
+
+
+# Short pages: the model's prompt stays small, so each unit takes seconds on a CPU.
+DOCUMENTS = {
+    "lighthouse.pdf": [
+        "The Harbour Point lighthouse was built in 1871 from local granite. Its lamp burned "
+        "whale oil until 1902, when a kerosene burner replaced it.",
+        "Keeper Ada Morrow tended the light for 31 years. In the storm of 1913 she kept the "
+        "lamp lit for three nights and guided nine fishing boats home.",
+    ],
+    "council.pdf": [
+        "The city council met on 4 March. Members approved a budget of 2.4 million euros for "
+        "road repairs and a new cycle lane on River Street.",
+        "The council postponed the vote on the library extension to April, because the "
+        "architect's cost estimate arrived late.",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cluster-inputs")
+    for name, pages in DOCUMENTS.items():
+        make_pdf(folder / name, pages)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    # A short root: Ray's socket paths, which live under it, must stay under ~107 characters.
+    root = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    cluster = LocalCluster(root)
+    try:
+        cluster.add_node(num_cpus=1, resources={"head": 1}, memory=HEAD_MEMORY)
+        cluster.add_node(num_cpus=1)
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def reference(cluster: LocalCluster, inputs: Path, tmp_path_factory) -> Path:
+    """An undisturbed run that joins the cluster through RAY_ADDRESS alone (no flag)."""
+    recipe, out = write_recipe(tmp_path_factory.mktemp("reference"), inputs, "reference")
+    wait_ok(start_run(recipe, cluster.client_env(RAY_ADDRESS=cluster.address)))
+    return out
+
+
+@pytest.mark.e2e
+def test_run_joins_the_cluster_and_uses_both_nodes(cluster: LocalCluster, reference: Path) -> None:
+    work = {node.name: node.work_done() for node in cluster.nodes}
+    assert sum(done["MapBatches(ingest_batch)"] for done in work.values()) == 2, work
+    assert work["node1"][GENERATE] >= 1, work  # the model: the head has no memory for it
+    assert any("_batch)" in task for task in work["head"]), work  # ingest or filter tasks
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert manifest["counts"]["units"] == 4
+    assert Counter(record["status"] for record in manifest["inputs"]) == {"ok": 2}
+
+
+@pytest.mark.e2e
+def test_losing_a_worker_node_mid_run_gives_the_same_dataset(
+    cluster: LocalCluster, reference: Path, inputs: Path, tmp_path: Path
+) -> None:
+    recipe, out = write_recipe(tmp_path, inputs, "node-lost")
+    worker = cluster.nodes[1]
+    run = start_run(recipe, cluster.client_env(), "--address", cluster.address)
+    sent = tmp_path / "node-lost-cache" / "sent.log"  # one line per request the model starts
+    deadline = time.monotonic() + 600
+    # Kill while the model, one unit done, works on the second (batch_size 1, one at a time).
+    while not (sent.exists() and len(sent.read_text().split()) >= 2):
+        assert run.poll() is None, run.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "generation never started"
+        time.sleep(0.05)
+    worker.kill()
+    replies_at_kill = len(list(sent.parent.glob("*/*.json")))
+    # The model can only live on a worker node: a replacement joins, as an autoscaler would add.
+    replacement = cluster.add_node(num_cpus=1)
+    wait_ok(run)
+
+    work = {node.name: dict(node.work_done()) for node in cluster.nodes}
+    assert replies_at_kill < 4, work  # units were left for the model after the node was lost
+    assert replacement.work_done()[GENERATE] >= 1, work  # the model restarted on the new node
+    assert dataset_fingerprint(out) == dataset_fingerprint(reference)
+    ids = [i for f in sorted((out / "data").glob("*.parquet")) for i in pq.read_table(f)["id"]]
+    assert len(ids) == len(set(ids)) == 4
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_ray_client_address_is_refused_with_the_way_out(
+    flag: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = "ray://127.0.0.1:10001"
+    if not flag:
+        monkeypatch.setenv("RAY_ADDRESS", address)
+    with pytest.raises(ConfigError, match="ray job submit"):
+        init_ray(address if flag else None)
+
+
+def test_an_address_where_nothing_listens_fails_fast() -> None:
+    port = free_ports(1)[0]
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"cannot join the Ray cluster at 127.0.0.1:{port}"):
+        init_ray(f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 15
