@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -152,11 +159,24 @@ class GenerateConfig(StrictModel):
 class OutputConfig(StrictModel):
     """Where and how the dataset is written."""
 
-    dir: str | None = Field(None, description="Output folder (default: out/<recipe name>).")
+    dir: str | None = Field(
+        None, description="Output folder, local or shared (default: out/<recipe name>)."
+    )
     rows_per_shard: int = Field(500, ge=1, description="At most this many rows per shard.")
     shard_mb: float = Field(
         256, gt=0, description="Target shard size: a shard is closed once its rows reach it."
     )
+
+    @field_validator("dir")
+    @classmethod
+    def _local_dir(cls, value: str | None) -> str | None:
+        if value and "://" in value:
+            # Resume renames journal chunks and shards into place, which object stores cannot do.
+            raise ValueError(
+                "must be a local or shared (mounted) folder, not a URI; inputs may be URIs, and "
+                "`curation publish` ships the finished folder"
+            )
+        return value
 
 
 RUNTIME_SETTINGS = {

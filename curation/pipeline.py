@@ -54,7 +54,7 @@ def ingest_batch(
     """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming).
     Units in `skip` (finished before an interruption) are left out."""
     for item in batch.to_pylist():
-        for row in ingest_document(Path(item["path"]), ingest, units, source=item["source"]):
+        for row in ingest_document(item["path"], ingest, units, source=item["source"]):
             if row["unit_id"] not in skip:
                 yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
 
@@ -146,10 +146,13 @@ def init_ray(address: str | None = None) -> None:
 
 
 def build_units(
-    recipe: Recipe, files: list[Path], skip: frozenset[str] = frozenset()
+    recipe: Recipe, files: list[Path | str], skip: frozenset[str] = frozenset()
 ) -> ray.data.Dataset:
     """Files -> Unit rows: one ingest task per document, then OCR actors for pages that need it."""
-    items = [{"path": str(path.resolve()), "source": str(path)} for path in files]
+    items = [
+        {"path": path if isinstance(path, str) else str(path.resolve()), "source": str(path)}
+        for path in files
+    ]
     units = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         ingest_batch,
         batch_size=1,
@@ -251,7 +254,10 @@ def run_recipe(
     and units are not processed again (`restart=True` discards them).
     """
     started = time.monotonic()
-    files = expand_inputs(recipe.inputs)
+    try:
+        files = expand_inputs(recipe.inputs)
+    except ValueError as exc:  # a URI whose filesystem driver is missing or that is malformed
+        raise ConfigError(f"inputs: {exc}") from exc
     if not files:
         raise ConfigError(f"inputs: no file matches {recipe.inputs}")
     files = files[:limit] if limit else files

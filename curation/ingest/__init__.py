@@ -16,6 +16,7 @@ from curation.ingest.images import (
     page_files,
 )
 from curation.ingest.pdf import iter_pdf_pages
+from curation.ingest.remote import expand_uri, is_uri, staged
 from curation.ingest.slides import OFFICE_SUFFIXES, iter_office_pages
 from curation.schema import Page
 from curation.seeding import content_id, file_sha256
@@ -35,19 +36,28 @@ def is_page_folder(path: Path) -> bool:
     return path.is_dir() and bool(page_files(path))
 
 
-def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files and page-image folders matched by the globs, sorted, each once.
+def expand_inputs(patterns: list[str]) -> list[Path | str]:
+    """Files and page-image folders matched by the globs, sorted, each once; a URI pattern
+    (`s3://bucket/*.pdf`) gives the files it matches as URI strings (see `ingest.remote`).
 
     An image inside a matched page folder belongs to that folder's document, not to its own.
     """
-    seen: dict[str, Path] = {}
+    seen: dict[str, Path | str] = {}
     for pattern in patterns:
+        if is_uri(pattern):
+            for uri in expand_uri(pattern):
+                seen.setdefault(uri, uri)
+            continue
         for match in sorted(glob.glob(pattern, recursive=True)):
             path = Path(match)
             if path.is_file() or is_page_folder(path):
                 seen.setdefault(str(path), path)
-    folders = {path for path in seen.values() if path.is_dir()}
-    return [path for path in seen.values() if path.is_dir() or path.parent not in folders]
+    folders = {path for path in seen.values() if isinstance(path, Path) and path.is_dir()}
+    return [
+        path
+        for path in seen.values()
+        if isinstance(path, str) or path.is_dir() or path.parent not in folders
+    ]
 
 
 def document_id(path: Path) -> str:
@@ -80,13 +90,22 @@ def iter_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
 
 
 def ingest_document(
-    path: Path, ingest: IngestConfig, units: UnitsConfig, source: str | None = None
+    path: Path | str, ingest: IngestConfig, units: UnitsConfig, source: str | None = None
 ) -> Iterator[dict]:
-    """Unit rows for one source file; a failure ends the document with an error row.
+    """Unit rows for one source file (a path, or a URI read through fsspec); a failure ends the
+    document with an error row.
 
-    `source` is the name recorded for the file (default: the path as given).
+    `source` is the name recorded for the file (default: the path or URI as given).
     """
     source = source or str(path)
+    if is_uri(path):
+        try:
+            with staged(path, ingest.max_file_mb) as local:
+                yield from ingest_document(local, ingest, units, source)
+        except IngestError as exc:
+            yield error_row(content_id("unreadable", path), source, exc.code, exc.message, 0)
+        return
+    path = Path(path)
     doc_id = document_id(path)
     pages_read = 0
 

@@ -1,0 +1,100 @@
+"""Inputs named by URI, read through fsspec: fsspec's in-memory filesystem stands in for an object
+store (no S3 or GCS can be reached here; it is a real fsspec filesystem with no local paths), and
+`file://` URIs go through the whole run on Ray."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import fsspec
+import pytest
+from conftest import LENIENT_CHAIN, SAMPLES, run_curation
+from pydantic import ValidationError
+
+from curation.config import ConfigError, IngestConfig, OutputConfig, UnitsConfig, load_recipe
+from curation.ingest import expand_inputs, ingest_document
+from curation.pipeline import run_recipe
+
+
+@pytest.fixture
+def bucket() -> str:
+    """A fresh `memory://` folder holding two sample PDFs and a text file."""
+    root = f"memory:///bucket-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("memory")
+    for name in ("lighthouse_history.pdf", "city_council_minutes.pdf"):
+        fs.pipe(f"{root}/decks/{name}", (SAMPLES / name).read_bytes())
+    fs.pipe(f"{root}/decks/notes.txt", b"not a document")
+    return root
+
+
+def test_a_uri_glob_expands_to_sorted_uris(bucket):
+    found = expand_inputs([f"{bucket}/decks/*.pdf", f"{bucket}/decks/city_council_minutes.pdf"])
+    assert found == [
+        f"{bucket}/decks/city_council_minutes.pdf",
+        f"{bucket}/decks/lighthouse_history.pdf",
+    ]
+    assert expand_inputs([f"{bucket}/nothing/*.pdf", f"{bucket}/missing.pdf"]) == []
+
+
+def test_a_remote_document_gives_the_same_units_as_the_local_file(bucket):
+    uri = f"{bucket}/decks/lighthouse_history.pdf"
+    units = UnitsConfig(pages_per_unit=2)
+    remote = list(ingest_document(uri, IngestConfig(ocr="never"), units))
+    local = list(
+        ingest_document(SAMPLES / "lighthouse_history.pdf", IngestConfig(ocr="never"), units)
+    )
+    assert remote and all(row["error_code"] is None for row in remote)
+    assert all(row["source"] == uri for row in remote)
+    strip = [{k: v for k, v in row.items() if k != "source"} for row in local]
+    assert [{k: v for k, v in row.items() if k != "source"} for row in remote] == strip
+
+
+def test_unreadable_or_too_large_remote_files_become_error_rows(bucket):
+    rows = list(ingest_document(f"{bucket}/gone.pdf", IngestConfig(), UnitsConfig()))
+    assert [(r["error_code"], r["source"]) for r in rows] == [("unreadable", f"{bucket}/gone.pdf")]
+    assert "not found" in rows[0]["error"]
+
+    big = f"{bucket}/decks/lighthouse_history.pdf"
+    rows = list(ingest_document(big, IngestConfig(max_file_mb=0.001), UnitsConfig()))
+    assert [r["error_code"] for r in rows] == ["too_large"]
+    assert "max_file_mb" in rows[0]["error"]
+
+    rows = list(ingest_document(f"{bucket}/decks/notes.txt", IngestConfig(), UnitsConfig()))
+    assert [r["error_code"] for r in rows] == ["unsupported_type"]
+
+
+def test_a_store_without_its_driver_is_a_config_error_naming_the_package(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\ninputs: ['gs://no-such-bucket/*.pdf']\nfilters: {tmp_path}/c\n")
+    with pytest.raises(ConfigError, match="gcsfs"):
+        run_recipe(load_recipe(recipe), out_dir=tmp_path / "out")
+
+
+def test_an_output_uri_is_refused_with_the_reason():
+    with pytest.raises(ValidationError, match="local or shared"):
+        OutputConfig(dir="s3://bucket/out")
+
+
+@pytest.mark.e2e
+def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SAMPLES / "lighthouse_history.pdf", inputs)
+    (tmp_path / "chain.yaml").write_text(LENIENT_CHAIN)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"name: uris\ninputs: ['file://{inputs}/*.pdf']\ningest: {{ocr: never, dpi: 60}}\n"
+        "units: {pages_per_unit: 4}\n"
+        f"generate: {{pairs_per_unit: 1, max_tokens: 48, cache_dir: '{tmp_path}/cache'}}\n"
+        f"filters: {tmp_path}/chain.yaml\noutput: {{dir: '{tmp_path}/out'}}\n"
+    )
+    result = run_curation("run", str(recipe))
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads(Path(tmp_path / "out" / "manifest.json").read_text())
+    uri = f"file://{inputs}/lighthouse_history.pdf"
+    assert [(r["path"], r["status"]) for r in manifest["inputs"]] == [(uri, "ok")]
+    assert manifest["inputs"][0]["pages"] > 0
+    assert not any(Path("/tmp").glob("curation-input-*/lighthouse_history.pdf"))
