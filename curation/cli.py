@@ -68,7 +68,13 @@ def run(
         ) as bar:
             task = bar.add_task(f"{parsed.name}: documents", total=None, counts="starting Ray")
 
+            warned = False
+
             def show(p) -> None:
+                nonlocal warned
+                if p.restarted and not warned:
+                    console.print(f"[yellow]starting over:[/yellow] {p.restarted}")
+                    warned = True
                 counts = (
                     f"units {p.units} | kept {p.pairs_kept} | rejected {p.pairs_rejected}"
                     f" | errors {p.errors}"

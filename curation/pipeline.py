@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import ray
+import yaml
 from ray.data import ActorPoolStrategy, DataContext
 
 from curation import __version__
 from curation.config import ConfigError, GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.filters import FilterChain
 from curation.filters.dedup import DedupFilter, Deduplicator, pair_text
+from curation.filters.judge import resolve_prompt_folder
 from curation.generate import QAGenerator
 from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.vllm import (
@@ -33,13 +35,14 @@ from curation.generate.engines.vllm import (
     request_row,
     result_from_row,
 )
-from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
+from curation.generate.prompts import resolve_prompt_dir
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.ocr_stage import OCRStage
 from curation.output.card import write_card
 from curation.output.journal import JOURNAL, Journal, Progress
 from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
+from curation.seeding import content_id
 
 # Model actors (OCR, LLM) reserve memory rather than CPUs: their libraries spread over every core
 # anyway, and a whole CPU each would leave none for the ingest tasks on a small machine.
@@ -95,10 +98,12 @@ def filter_batch(batch: pa.Table, chain_path: str) -> pa.Table:
 def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator) -> dict:
     """Add the dedup decision to each pair that passed every other filter (the first of a
     group of duplicates, in dataset order, is kept)."""
-    for pair in outcome["pairs"]:
-        if all(d["passed"] for d in pair["decisions"]):
-            verdict = seen.check([pair_text(pair["question"], pair["answer"])], [pair["qa_id"]])
-            pair["decisions"].append(vars(dedup.decision(verdict[0])))
+    alive = [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
+    verdicts = seen.check(
+        [pair_text(p["question"], p["answer"]) for p in alive], [p["qa_id"] for p in alive]
+    )
+    for pair, verdict in zip(alive, verdicts, strict=True):
+        pair["decisions"].append(vars(dedup.decision(verdict)))
     return outcome
 
 
@@ -216,25 +221,41 @@ def generate_and_filter(
 ) -> ray.data.Dataset:
     """Unit rows -> Outcome rows with every pair's filter decisions."""
     if recipe.generate.engine == "vllm":
-        return vllm_generate(recipe, units, prompts_root).map_batches(
-            filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
+        outcomes = vllm_generate(recipe, units, prompts_root)
+    else:
+        outcomes = units.map_batches(
+            GenerateActor,
+            batch_size=recipe.generate.batch_size,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=recipe.generate.workers),
+            num_cpus=ACTOR_CPUS,
+            memory=int(recipe.generate.memory_gb * 1024**3),
+            fn_constructor_kwargs={
+                "generate": recipe.generate,
+                "units": recipe.units,
+                "prompts_root": str(prompts_root.resolve()),
+            },
         )
-    outcomes = units.map_batches(
-        GenerateActor,
-        batch_size=recipe.generate.batch_size,
-        batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=recipe.generate.workers),
-        num_cpus=ACTOR_CPUS,
-        memory=int(recipe.generate.memory_gb * 1024**3),
-        fn_constructor_kwargs={
-            "generate": recipe.generate,
-            "units": recipe.units,
-            "prompts_root": str(prompts_root.resolve()),
-        },
-    )
     return outcomes.map_batches(
         filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
     )
+
+
+def run_identity(recipe: Recipe, chain_path: Path, prompt_dir: Path) -> str:
+    """What an interrupted run must share with its resumption: the recipe's settings and the
+    bytes of the filter chain and of the prompt templates (the generation set and any judge's),
+    so that editing a prompt or a filter and rerunning starts over instead of mixing outcomes."""
+    folders = [prompt_dir]
+    spec = yaml.safe_load(chain_path.read_text()) or {}
+    for entry in spec.get("filters", []):
+        if entry.get("type") == "judge":
+            folders.append(resolve_prompt_folder(entry.get("prompts", "prompts/judge")))
+    parts: list[object] = [recipe.content_hash(), chain_path.read_bytes()]
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                parts += [path.relative_to(folder).as_posix(), path.read_bytes()]
+    return content_id(*parts, length=64)
 
 
 def run_recipe(
@@ -262,13 +283,16 @@ def run_recipe(
         raise ConfigError(f"inputs: no file matches {recipe.inputs}")
     files = files[:limit] if limit else files
     chain_path = Path(recipe.filters).resolve()
-    load_chain(str(chain_path))  # fail on a bad chain or prompt set before starting Ray
-    PromptLibrary(resolve_prompt_dir(recipe.generate.prompt_set, prompts_root))
+    chain, dedup = load_chain(str(chain_path))  # fail on a bad chain or prompt set before Ray
+    QAGenerator(recipe.generate, recipe.units, prompts_root)  # checks the prompt set; no model
+    prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
     out_dir = out_dir or recipe.output_dir()
 
     if restart:
         shutil.rmtree(out_dir / JOURNAL, ignore_errors=True)
-    journal = Journal(out_dir, recipe.content_hash(), [str(p) for p in files])
+    journal = Journal(
+        out_dir, run_identity(recipe, chain_path, prompt_dir), [str(p) for p in files]
+    )
     if on_progress:
         on_progress(journal.progress)
     finished = journal.documents_done()
@@ -282,7 +306,6 @@ def run_recipe(
             if on_progress:
                 on_progress(journal.progress)
 
-    dedup = load_chain(str(chain_path))[1]
     seen = dedup.deduplicator() if dedup else None
     writer = DatasetWriter(
         out_dir, recipe.output.rows_per_shard, [str(p) for p in files], recipe.output.shard_mb
@@ -295,8 +318,8 @@ def run_recipe(
             "recipe_path": recipe_path,
             "recipe_hash": recipe.content_hash(),
             "recipe": recipe.model_dump(mode="json"),
-            "filter_chain": load_chain(str(chain_path))[0].name,
-            "filters_inactive": load_chain(str(chain_path))[0].inactive,
+            "filter_chain": chain.name,
+            "filters_inactive": chain.inactive,
             "versions": package_versions(),
             "resumed": journal.resumed,
             "wall_seconds": round(time.monotonic() - started, 2),

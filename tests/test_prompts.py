@@ -67,3 +67,17 @@ def test_prompt_set_by_name_or_path(tmp_path):
     assert resolve_prompt_dir(str(DOCMATIX)) == DOCMATIX
     with pytest.raises(ConfigError):
         resolve_prompt_dir("missing", tmp_path)
+
+
+def test_a_set_of_image_prompts_only_is_refused_without_images(tmp_path):
+    from curation.config import GenerateConfig, UnitsConfig
+    from curation.generate import QAGenerator
+
+    folder = tmp_path / "vision"
+    folder.mkdir()
+    (folder / "chart.j2").write_text(
+        "---\nid: vision/chart\nimages: true\n---\nAsk about the chart on page {{ pages[0].number }}.\n"
+    )
+    with pytest.raises(ConfigError, match="every weighted prompt needs page images"):
+        QAGenerator(GenerateConfig(prompt_set=str(folder)), UnitsConfig())
+    QAGenerator(GenerateConfig(prompt_set=str(folder), images=True), UnitsConfig())

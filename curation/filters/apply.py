@@ -30,7 +30,13 @@ from curation.config import ConfigError
 from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
 from curation.filters.dedup import pair_text
-from curation.output.shards import DATA_DIR, REJECTS_DIR, ShardSink
+from curation.output.shards import (
+    DATA_DIR,
+    REJECTS_DIR,
+    STAGING,
+    ShardSink,
+    replace_from_staging,
+)
 from curation.schema import REJECT_SCHEMA, Decision
 
 CONVERSATIONS, FLAT = "conversations", "flat"
@@ -114,12 +120,9 @@ def detect_layout(name: str, schema: pa.Schema) -> str:
         for column in ("question", "answer"):
             if column not in columns:
                 raise InputLayoutError(f"{name}: missing column '{column}'")
-            if not pa.types.is_string(schema.field(column).type) and not pa.types.is_large_string(
-                schema.field(column).type
-            ):
-                raise InputLayoutError(
-                    f"{name}: column '{column}' must hold text, got {schema.field(column).type}"
-                )
+            kind = schema.field(column).type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+                raise InputLayoutError(f"{name}: column '{column}' must hold text, got {kind}")
         return FLAT
     raise InputLayoutError(
         f"{name}: unknown layout: expected a 'texts' column (conversations) or 'question' and "
@@ -200,11 +203,12 @@ def open_input(path: Path, batch_size: int) -> list[Part]:
 
 
 def _page_texts(context: object) -> list[str]:
+    """One text per page, a page without text as "" so the list stays aligned with the pages."""
     if context is None:
         return []
     if isinstance(context, str):
         return [context]
-    return [str(text) for text in context if text]
+    return ["" if text is None else str(text) for text in context]
 
 
 class RowUnits:
@@ -228,37 +232,38 @@ class RowUnits:
         own_id = row.get("id")
         own_id = str(own_id) if own_id not in (None, "") else f"row{self.row_number}"
         if self.layout == FLAT:
-            unit = str(row.get("unit_id") or own_id)
+            texts = _page_texts(row.get("context"))
             pairs = [
                 PairContext(
-                    unit_id=unit,
+                    unit_id=str(row.get("unit_id") or own_id),
                     question=row["question"] or "",
                     answer=row["answer"] or "",
                     rationale=row.get("rationale"),
                     evidence_pages=list(row.get("evidence_pages") or []),
-                    pages=list(row.get("pages") or range(len(_page_texts(row.get("context"))))),
-                    texts=_page_texts(row.get("context")),
+                    pages=list(row.get("pages") or range(len(texts))),
+                    texts=texts,
                     pair_id=self._key(own_id),
                 )
             ]
         else:
             meta = row.get("qa_meta") or []
             pages = list(row.get("pages") or range(len(row.get("images") or [])))
-            pairs = [
-                PairContext(
-                    unit_id=own_id,
-                    question=turn.get("user") or "",
-                    answer=turn.get("assistant") or "",
-                    rationale=meta[i].get("rationale") if i < len(meta) else None,
-                    evidence_pages=list(meta[i].get("evidence_pages") or [])
-                    if i < len(meta)
-                    else [],
-                    pages=pages,
-                    texts=_page_texts(row.get("page_texts") or row.get("context")),
-                    pair_id=self._key(f"{own_id}#{i}"),
+            texts = _page_texts(row.get("page_texts") or row.get("context"))
+            pairs = []
+            for i, turn in enumerate(row.get("texts") or []):
+                info = meta[i] if i < len(meta) else {}
+                pairs.append(
+                    PairContext(
+                        unit_id=own_id,
+                        question=turn.get("user") or "",
+                        answer=turn.get("assistant") or "",
+                        rationale=info.get("rationale"),
+                        evidence_pages=list(info.get("evidence_pages") or []),
+                        pages=pages,
+                        texts=texts,
+                        pair_id=self._key(f"{own_id}#{i}"),
+                    )
                 )
-                for i, turn in enumerate(row.get("texts") or [])
-            ]
         self.row_number += 1
         return pairs
 
@@ -361,7 +366,7 @@ def filter_dataset(
         raise InputLayoutError(f"{out_dir}: the output folder holds the input; choose another")
     funnel = Funnel(str(input_path), chain.name, layouts.pop(), inactive=chain.inactive)
 
-    staging = out_dir / ".staging"
+    staging = out_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     rejects = ShardSink(staging / REJECTS_DIR, "rejects", REJECT_SCHEMA, 10_000)
     # One sink per output prefix (a DatasetDict's splits), each in its own staging folder.
@@ -386,13 +391,5 @@ def filter_dataset(
     files = {DATA_DIR: written, REJECTS_DIR: rejects.close()}
     report = {**funnel.as_dict(), "chain_file": str(chain_path), "files": files}
     (staging / "funnel.json").write_text(json.dumps(report, indent=2) + "\n")
-    for name in (DATA_DIR, REJECTS_DIR, "funnel.json"):
-        target = out_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        if (staging / name).exists():
-            (staging / name).rename(target)
-    shutil.rmtree(staging)
+    replace_from_staging(staging, out_dir, (DATA_DIR, REJECTS_DIR, "funnel.json"))
     return report

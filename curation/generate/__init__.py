@@ -31,6 +31,8 @@ class QAGenerator:
         self.library = PromptLibrary(
             resolve_prompt_dir(generate.prompt_set, prompts_root), generate.prompt_weights
         )
+        if not generate.images:
+            self.library.require_text_prompts()
         self._engine = engine
 
     @property
@@ -49,19 +51,20 @@ class QAGenerator:
 
     def request_for(self, unit: dict) -> ChatRequest:
         """The chat request for one unit (prompt chosen from the seed and the unit id)."""
+        with_images = self.cfg.images and bool(unit["images"])
         template = self.library.choose(
             self.cfg.seed,
             unit["unit_id"],
             n_pages=len(unit["pages"]),
             kind=unit["kind"],
-            images=self.cfg.images and bool(unit["images"]),
+            images=with_images,
         )
         messages = template.render(
             pages=page_excerpts(unit["pages"], unit["texts"], self.max_chars),
             kind=unit["kind"],
             n_pairs=self.cfg.pairs_per_unit,
         )
-        if self.cfg.images and unit["images"]:
+        if with_images:
             text = {"type": "text", "text": messages[-1]["content"]}
             messages[-1]["content"] = [*image_parts(unit["pages"], unit["images"]), text]
         return ChatRequest(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.output.journal import write_atomic
 
 CACHE_VERSION = 1
 
@@ -53,12 +53,7 @@ class ResponseCache:
     def put(self, key: str, value: dict) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(value, fh, ensure_ascii=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
 class CachedEngine(Engine):

@@ -129,6 +129,18 @@ class PromptLibrary:
         self.weights = [overrides.get(t.id, t.meta.weight) for t in self.templates]
         if sum(self.weights) <= 0:
             raise ConfigError(f"prompt set {folder}: all weights are zero")
+        self.folder = folder
+
+    def require_text_prompts(self) -> None:
+        """Without images, a unit no image prompt fits falls back on the text-only prompts:
+        there must be one with a weight."""
+        if not any(
+            w > 0 and not t.meta.images for t, w in zip(self.templates, self.weights, strict=True)
+        ):
+            raise ConfigError(
+                f"prompt set {self.folder}: every weighted prompt needs page images; set "
+                "generate.images: true or give a text prompt a weight"
+            )
 
     def choose(
         self,
@@ -139,15 +151,11 @@ class PromptLibrary:
         images: bool = False,
     ) -> PromptTemplate:
         """The template for a unit: a weighted pick among those that fit it, fixed by the seed
-        and the unit id. When none fits (a one-page unit in a cross-page set), all are used."""
-        pool = [
-            (t, w)
-            for t, w in zip(self.templates, self.weights, strict=True)
-            if w > 0 and t.meta.fits(n_pages, kind, images)
-        ] or [
-            (t, w)
-            for t, w in zip(self.templates, self.weights, strict=True)
-            if w > 0 and not t.meta.images
+        and the unit id. When none fits (a one-page unit in a cross-page set), all those that
+        need no images are used."""
+        weighted = [(t, w) for t, w in zip(self.templates, self.weights, strict=True) if w > 0]
+        pool = [(t, w) for t, w in weighted if t.meta.fits(n_pages, kind, images)] or [
+            (t, w) for t, w in weighted if not t.meta.images
         ]
         point = stable_fraction("prompt", seed, unit_id) * sum(w for _, w in pool)
         for template, weight in pool:

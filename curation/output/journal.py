@@ -22,6 +22,8 @@ import pyarrow as pa
 from curation.schema import OUTCOME_SCHEMA
 
 JOURNAL = ".journal"
+# The columns the journal keeps track of (documents done, progress figures).
+TRACKED = ["unit_id", "source", "doc_units", "error_code", "pairs", "parse_errors"]
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Progress:
     pairs_rejected: int = 0
     errors: int = 0
     resumed_units: int = 0
+    restarted: str | None = None  # why an interrupted run's journal was discarded
 
 
 @dataclass
@@ -75,17 +78,23 @@ class Journal:
             except ValueError:
                 previous = {}
             if previous.get("recipe_hash") != recipe_hash:
-                self.restarted_reason = "the recipe changed since the interrupted run"
+                self.restarted_reason = self.progress.restarted = (
+                    "the recipe, its filter chain or its prompts changed since the interrupted run"
+                )
                 shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(header, json.dumps({"recipe_hash": recipe_hash}).encode())
         for path in sorted(self.folder.glob("chunk-*.arrow")):
             self.chunks.append(path)
-            for row in _read_rows(path, ["unit_id", "source", "doc_units", "error_code"]):
-                self._track(row)
-            self._count(path)
+            self._record(_read_rows(path, TRACKED))
+        self._count_documents_done()
         self.progress.resumed_units = sum(len(d.units) for d in self.documents.values())
         self.resumed = bool(self.chunks)  # this run continues an interrupted one
+
+    def _record(self, rows: list[dict]) -> None:
+        for row in rows:
+            self._track(row)
+            self._count_row(row)
 
     def _track(self, row: dict) -> None:
         state = self.documents.setdefault(row["source"], DocumentState())
@@ -94,11 +103,6 @@ class Journal:
         else:
             state.units.add(row["unit_id"])
             state.expected = row["doc_units"]
-
-    def _count(self, path: Path) -> None:
-        rows = _read_rows(path, ["error_code", "pairs", "parse_errors"])
-        for row in rows:
-            self._count_row(row)
 
     def _count_row(self, row: dict) -> None:
         p = self.progress
@@ -129,10 +133,10 @@ class Journal:
             writer.write_table(batch.cast(OUTCOME_SCHEMA))
         write_atomic(path, sink.getvalue().to_pybytes())
         self.chunks.append(path)
-        for row in batch.select(["unit_id", "source", "doc_units", "error_code"]).to_pylist():
-            self._track(row)
-        for row in batch.select(["error_code", "pairs", "parse_errors"]).to_pylist():
-            self._count_row(row)
+        self._record(batch.select(TRACKED).to_pylist())
+        self._count_documents_done()
+
+    def _count_documents_done(self) -> None:
         self.progress.documents_done = sum(
             state.done for source, state in self.documents.items() if source in self.order
         )

@@ -42,7 +42,8 @@ class ShardSink:
 
     def add(self, row: dict) -> None:
         self.pending.append(row)
-        self.pending_bytes += row_size(row)
+        if self.bytes_per_file != float("inf"):  # sizing a row costs a walk over all its values
+            self.pending_bytes += row_size(row)
         if len(self.pending) >= self.rows_per_file or self.pending_bytes >= self.bytes_per_file:
             self.flush()
 
@@ -292,13 +293,21 @@ class DatasetWriter:
             "files": {folder: entries for folder, entries in files.items()},
         }
         (self.staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        for name in (DATA_DIR, REJECTS_DIR, ERRORS_DIR, "manifest.json"):
-            target = self.out_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-            if (self.staging / name).exists():
-                (self.staging / name).rename(target)
-        shutil.rmtree(self.staging)
+        replace_from_staging(
+            self.staging, self.out_dir, (DATA_DIR, REJECTS_DIR, ERRORS_DIR, "manifest.json")
+        )
         return manifest
+
+
+def replace_from_staging(staging: Path, out_dir: Path, names: tuple[str, ...]) -> None:
+    """Move each named entry of a finished staging folder into out_dir, replacing what an
+    earlier run left there (removed even when this run has no such entry); then drop staging."""
+    for name in names:
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        if (staging / name).exists():
+            (staging / name).rename(target)
+    shutil.rmtree(staging)

@@ -197,7 +197,9 @@ def build_mixture(
     for entry in entries:
         files = resolve_files(entry)
         if files is None:
-            log(f"mixture: skipping optional '{entry.label()}' ({entry.path} has no data)")
+            log(
+                f"mixture: skipping optional '{entry.label()}' ({entry.path or entry.hub} has no data)"
+            )
             continue
         source = ShardSource(entry.label(), files, seed, eval_fraction, entry.max_samples)
         sources.append(source)

@@ -159,8 +159,8 @@ class RequestSampler:
         logits = scores.float() / self.temperature
         if self.top_p < 1.0:
             ordered, index = torch.sort(logits, descending=True, dim=-1)
-            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
-            drop = cumulative - torch.softmax(ordered, dim=-1) >= self.top_p  # keeps the first
+            probs = torch.softmax(ordered, dim=-1)
+            drop = probs.cumsum(dim=-1) - probs >= self.top_p  # keeps the first
             logits = logits.scatter(-1, index, ordered.masked_fill(drop, float("-inf")))
         noise = torch.stack(
             [
