@@ -224,3 +224,18 @@ def test_filter_errors_name_the_file_and_column(tmp_path):
     bad_chain.write_text("name: c\nfilters:\n  - type: nope\n")
     result = run_filter(str(no_answer), "--chain", str(bad_chain), "--out", out)
     assert result.exit_code == 2 and says(result, "'nope' is not one of")
+
+
+def test_rows_that_repeat_an_id_stay_separate_units():
+    from curation.filters.apply import CONVERSATIONS, RowUnits
+
+    rows = RowUnits(CONVERSATIONS)
+    same = {"id": "doc:0", "texts": [{"user": "What grew?", "assistant": "Ridership."}]}
+    first = rows.pairs({**same, "page_texts": ["Ridership grew in 2025."]})
+    second = rows.pairs({**same, "page_texts": ["The fleet was renewed."]})
+    assert first[0].unit_id == "doc:0"
+    assert second[0].unit_id != first[0].unit_id
+    assert (first[0].texts, second[0].texts) == (
+        ["Ridership grew in 2025."],
+        ["The fleet was renewed."],
+    )

@@ -219,12 +219,14 @@ class RowUnits:
         self.source = ""
         self.row_number = 0
         self.used_keys: set[str] = set()
+        self.used_units: set[str] = set()
 
-    def _key(self, key: str) -> str:
-        """Pair keys are unique over the whole input (rows may repeat an id)."""
-        if key in self.used_keys:
+    def _key(self, key: str, used: set[str] | None = None) -> str:
+        """Pair keys (and row units) are unique over the whole input (rows may repeat an id)."""
+        used = self.used_keys if used is None else used
+        if key in used:
             key = f"{key}@row{self.row_number}"
-        self.used_keys.add(key)
+        used.add(key)
         return key
 
     def pairs(self, row: dict) -> list[PairContext]:
@@ -249,12 +251,15 @@ class RowUnits:
             meta = row.get("qa_meta") or []
             pages = list(row.get("pages") or range(len(row.get("images") or [])))
             texts = _page_texts(row.get("page_texts") or row.get("context"))
+            # A row is a unit of its own: another row with the same id has other pages, which
+            # grounding and the unit's duplicate-question check must not mix with these.
+            unit_id = self._key(own_id, self.used_units)
             pairs = []
             for i, turn in enumerate(row.get("texts") or []):
                 info = meta[i] if i < len(meta) else {}
                 pairs.append(
                     PairContext(
-                        unit_id=own_id,
+                        unit_id=unit_id,
                         question=turn.get("user") or "",
                         answer=turn.get("assistant") or "",
                         rationale=info.get("rationale"),
