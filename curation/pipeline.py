@@ -5,6 +5,8 @@ This is the only module that imports Ray; every stage it composes is a plain fun
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import pickle
@@ -28,7 +30,8 @@ from curation.filters import FilterChain
 from curation.filters.dedup import DedupFilter, Deduplicator, pair_text
 from curation.filters.judge import resolve_prompt_folder
 from curation.generate import QAGenerator
-from curation.generate.engines.base import ChatRequest
+from curation.generate.cache import ResponseCache, request_key
+from curation.generate.engines.base import ChatRequest, EngineResult
 from curation.generate.engines.vllm import (
     RESULT_COLUMNS,
     build_vllm_stage,
@@ -182,26 +185,57 @@ def build_units(
 
 class VLLMRows:
     """Rows in and out of Ray's vLLM stage: a unit becomes a request row carrying the unit
-    (pickled, so no unit column meets the stage's own), and comes back as an Outcome row."""
+    (pickled, so no unit column meets the stage's own), and comes back as an Outcome row.
+
+    With `generate.cache`, a request already answered is not sent again: its row carries the
+    stored reply and goes through the stage as a one-token placeholder (as ingest error rows
+    do), and fresh replies are stored on the way out, as `CachedEngine` does for other engines.
+    """
 
     UNIT = "curation_unit"
+    CACHED = "curation_cached_reply"  # the stored reply (JSON) of an answered request, or None
+    KEY = "curation_cache_key"
+    CARRIED = (UNIT, CACHED, KEY)
 
     def __init__(self, recipe: Recipe, prompts_root: Path) -> None:
         self.generator = QAGenerator(recipe.generate, recipe.units, prompts_root)
+        cfg = recipe.generate
+        self.cache = ResponseCache(cfg.cache_dir) if cfg.cache else None
+
+    @staticmethod
+    def placeholder(unit: dict) -> ChatRequest:
+        """A one-token request for a row whose reply is not needed from vLLM."""
+        return ChatRequest(f"{unit['unit_id']}|-", [{"role": "user", "content": "-"}], 1)
 
     def request(self, unit: dict) -> dict:
-        if unit["error_code"] is None:
-            request = self.generator.request_for(unit)
-        else:  # an ingest error row rides along as a one-token request, ignored on the way out
-            request = ChatRequest(f"{unit['unit_id']}|-", [{"role": "user", "content": "-"}], 1)
-        return {**request_row(request), self.UNIT: pickle.dumps(unit)}
+        carried = {self.UNIT: pickle.dumps(unit), self.CACHED: None, self.KEY: None}
+        if unit["error_code"] is not None:  # an ingest error rides along, ignored on the way out
+            return {**request_row(self.placeholder(unit)), **carried}
+        request = self.generator.request_for(unit)
+        if self.cache is not None:
+            key = request_key(self.generator.model_name, request)
+            stored = self.cache.get(key)
+            if stored is not None:
+                stored = {**stored, "request_id": request.request_id}
+                carried[self.CACHED] = json.dumps(stored, ensure_ascii=False)
+                return {**request_row(self.placeholder(unit)), **carried}
+            self.cache.log_sent([key])
+            carried[self.KEY] = key
+        return {**request_row(request), **carried}
 
     def outcomes(self, batch: pa.Table) -> pa.Table:
         rows = []
         for row in batch.to_pylist():
             unit = pickle.loads(row[self.UNIT])
-            request = None if unit["error_code"] else self.generator.request_for(unit)
-            rows.append(self.generator.outcome(unit, request, result_from_row(row)))
+            if unit["error_code"] is not None:
+                result = None
+            elif row.get(self.CACHED):
+                result = EngineResult(**json.loads(row[self.CACHED]))
+            else:
+                result = result_from_row(row)
+                if row.get(self.KEY) and self.cache and result.finish_reason != "error":
+                    self.cache.put(row[self.KEY], dataclasses.asdict(result))
+            rows.append(self.generator.outcome(unit, result))
         return pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)
 
 
@@ -211,7 +245,7 @@ def vllm_generate(recipe: Recipe, units: ray.data.Dataset, prompts_root: Path) -
     processor = build_vllm_stage(
         recipe.generate,
         preprocess=rows.request,
-        postprocess=lambda row: {k: row.get(k) for k in (*RESULT_COLUMNS, VLLMRows.UNIT)},
+        postprocess=lambda row: {k: row.get(k) for k in (*RESULT_COLUMNS, *VLLMRows.CARRIED)},
     )
     return processor(units).map_batches(rows.outcomes, batch_format="pyarrow")
 

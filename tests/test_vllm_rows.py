@@ -43,7 +43,7 @@ def vllm_output(row: dict, text: str | None, error: str | None = None) -> dict:
             "num_generated_tokens": 12,
             "num_input_tokens": 80,
             INFERENCE_ERROR: error,
-            VLLMRows.UNIT: row[VLLMRows.UNIT],
+            **{column: row[column] for column in VLLMRows.CARRIED},
         }
     )
     return out
@@ -77,3 +77,40 @@ def test_units_round_trip_through_vllm_rows() -> None:
     assert first["model"] == "Qwen/Qwen2.5-7B-Instruct" and first["prompt_id"].startswith("docm")
     assert failed["pairs"] == [] and "CUDA out of memory" in failed["parse_errors"][0]
     assert ingest_error["error_code"] == "corrupt" and ingest_error["raw_reply"] is None
+
+
+def test_answered_requests_are_not_sent_to_vllm_again(tmp_path) -> None:
+    recipe = Recipe(
+        name="v",
+        inputs=["x"],
+        generate={"engine": "vllm", "model": "m/7b", "cache": True, "cache_dir": str(tmp_path)},
+    )
+    units = [unit(0), unit(2)]
+
+    first = VLLMRows(recipe, ROOT / "prompts")
+    requests = [first.request(u) for u in units]
+    assert all(r[VLLMRows.CACHED] is None and r[VLLMRows.KEY] for r in requests)
+    outputs = [
+        vllm_output(requests[0], " What moved?\nA1: Ten litres."),
+        vllm_output(requests[1], None, error="CUDA out of memory"),  # errors are not stored
+    ]
+    before = first.outcomes(pa.Table.from_pylist(outputs)).to_pylist()
+
+    again = VLLMRows(recipe, ROOT / "prompts")  # a rerun, e.g. after the cluster restarted
+    requests = [again.request(u) for u in units]
+    answered, failed = requests
+    assert answered[VLLMRows.CACHED] and answered["sampling_params"]["max_tokens"] == 1
+    assert failed[VLLMRows.CACHED] is None and failed["sampling_params"]["max_tokens"] > 1
+    outputs = [
+        vllm_output(answered, "placeholder reply, ignored"),
+        vllm_output(failed, " Who counted?\nA1: The station."),
+    ]
+    after = again.outcomes(pa.Table.from_pylist(outputs)).to_pylist()
+    assert (
+        after[0]["pairs"] == before[0]["pairs"] and after[0]["raw_reply"] == before[0]["raw_reply"]
+    )
+    assert after[0]["prompt_id"] == before[0]["prompt_id"]
+    assert [p["answer"] for p in after[1]["pairs"]] == ["The station."]
+
+    sent = (tmp_path / "sent.log").read_text().split()
+    assert len(sent) == 3 and len(set(sent)) == 2  # the failed request was sent twice, no other

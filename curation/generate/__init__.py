@@ -94,14 +94,13 @@ class QAGenerator:
         for unit in units:
             request = requests.get(unit["unit_id"])
             result = results[request.request_id] if request else None
-            outcomes.append(self.outcome(unit, request, result))
+            outcomes.append(self.outcome(unit, result))
         return outcomes
 
-    def outcome(
-        self, unit: dict, request: ChatRequest | None = None, result: EngineResult | None = None
-    ) -> dict:
-        """The Outcome row of a unit: the unit with its reply and parsed pairs (an ingest error
-        row, with no request, passes through with no pairs)."""
+    def outcome(self, unit: dict, result: EngineResult | None = None) -> dict:
+        """The Outcome row of a unit: the unit with the reply to its request (the result's
+        request_id names the prompt) and the parsed pairs; an ingest error row, with no
+        result, passes through with no pairs."""
         empty = {
             "prompt_id": None,
             "model": None,
@@ -111,12 +110,12 @@ class QAGenerator:
             "pairs": [],
             "parse_errors": [],
         }
-        if unit["error_code"] is not None or request is None or result is None:
+        if unit["error_code"] is not None or result is None:
             return {**unit, **empty}
-        return {**unit, **empty, **self._read_result(unit, request, result)}
+        return {**unit, **empty, **self._read_result(unit, result)}
 
-    def _read_result(self, unit: dict, request: ChatRequest, result: EngineResult) -> dict:
-        prompt_id = request.request_id.split("|", 1)[1]
+    def _read_result(self, unit: dict, result: EngineResult) -> dict:
+        prompt_id = result.request_id.split("|", 1)[1]
         fields = {
             "prompt_id": prompt_id,
             "model": self.model_name,
