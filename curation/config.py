@@ -131,10 +131,11 @@ class GenerateConfig(StrictModel):
         description="Send the unit's page images with the text (OpenAI image_url parts), for VLMs.",
     )
     # openai engine
-    base_url: str | None = Field(
+    base_url: str | list[str] | None = Field(
         None,
-        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
-        "(default: the OPENAI_BASE_URL environment variable).",
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1, or a list of "
+        "replicas serving the same model (requests spread over them, retries go to the next); "
+        "default: the OPENAI_BASE_URL environment variable (comma-separated for several).",
     )
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key)."
@@ -191,6 +192,7 @@ RUNTIME_SETTINGS = {
         "cache",
         "cache_dir",
         "api_key_env",
+        "base_url",  # the same model on other servers (a cluster restarted with new addresses)
     ),
     "output": ("dir",),
 }

@@ -62,3 +62,9 @@ def test_hash_changes_with_settings():
     b = Recipe(name="r", inputs=["x"], generate={"seed": 1})
     assert a.content_hash() == Recipe(name="r", inputs=["x"]).content_hash()
     assert a.content_hash() != b.content_hash()
+
+
+def test_hash_ignores_how_a_run_goes():
+    a = Recipe(name="r", inputs=["x"], generate={"engine": "openai", "base_url": "http://a/v1"})
+    moved = {"engine": "openai", "base_url": ["http://b/v1", "http://c/v1"], "workers": 4}
+    assert a.content_hash() == Recipe(name="r", inputs=["x"], generate=moved).content_hash()

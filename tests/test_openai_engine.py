@@ -206,7 +206,8 @@ def test_base_url_from_the_environment_or_a_clear_error(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
     engine = build_engine(GenerateConfig(engine="openai", model="m", concurrency=3))
     assert isinstance(engine, OpenAIEngine)
-    assert (engine.chat_url, engine.concurrency) == ("http://127.0.0.1:9/v1/chat/completions", 3)
+    url = engine.chat_url(chat())
+    assert (url, engine.concurrency) == ("http://127.0.0.1:9/v1/chat/completions", 3)
 
 
 def test_generate_works_from_inside_a_running_event_loop():
@@ -227,6 +228,37 @@ def test_unreachable_server_gives_error_results_after_retries():
         assert result.finish_reason == "error"
         assert "connection failed" in result.error and url in result.error
         assert "gave up after 3 tries" in result.error
+
+
+def test_a_fleet_spreads_requests_and_fails_over_from_a_dead_replica():
+    """Three fake replicas (httpx.MockTransport); the second refuses every connection."""
+    hosts = ["http://a.test/v1", "http://b.test/v1/", "http://c.test/v1"]
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "b.test":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=completion())
+
+    engine = OpenAIEngine(
+        "m", base_url=hosts, transport=httpx.MockTransport(handle), backoff_s=0.01, max_retries=1
+    )
+    requests = [chat(f"unit-{i}") for i in range(30)]
+    assert [engine.chat_url(r) for r in requests] == [engine.chat_url(r) for r in requests]
+    first_choice = {engine.chat_url(r).split("/")[2] for r in requests}
+    assert first_choice == {"a.test", "b.test", "c.test"}  # spread over the whole fleet
+
+    results = engine.generate(requests)
+    assert all(r.finish_reason == "stop" for r in results), [r.error for r in results]
+    refused = seen.count("b.test")
+    assert refused > 0 and len(seen) == 30 + refused  # each refusal cost one retry elsewhere
+
+
+def test_a_fleet_from_the_environment_is_comma_separated(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://10.0.0.1:8000/v1, http://10.0.0.2:8000/v1")
+    engine = build_engine(GenerateConfig(engine="openai", model="m"))
+    assert engine.base_urls == ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]
 
 
 # --- against a real `transformers serve` (the bundled SmolLM2 on CPU) ---
@@ -316,3 +348,16 @@ def test_server_killed_mid_run_every_request_ends_once(serve_server: Transformer
     assert second_life <= len(requests) - first_life + engine.concurrency
     errors = [r.error for r in results if r.error]
     assert second_life >= 1, f"no request reached the restarted server: {errors}"
+
+
+def test_a_dead_replica_in_the_fleet_costs_retries_not_replies(serve_server: TransformersServer):
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    engine = OpenAIEngine(
+        serve_server.model_id, base_url=[dead, serve_server.base_url], backoff_s=0.05
+    )
+    seen = serve_server.requests_seen()
+    requests = [chat(f"fleet-{i}", max_tokens=6) for i in range(4)]
+    assert {engine.chat_url(r).startswith(dead) for r in requests} == {True, False}
+    results = engine.generate(requests)
+    assert all(r.finish_reason in ("stop", "length") for r in results), [r.error for r in results]
+    assert serve_server.requests_seen() - seen == 4

@@ -21,6 +21,7 @@ import httpx
 from curation.config import ConfigError
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.engines.local import cut_at_stop
+from curation.seeding import stable_hash
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class OpenAIEngine(Engine):
     def __init__(
         self,
         model: str = "bundled",
-        base_url: str | None = None,
+        base_url: str | list[str] | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
         timeout_s: float = 300.0,
@@ -85,14 +86,22 @@ class OpenAIEngine(Engine):
         `continue_prefill` sends each request's prefill as a final assistant message for the
         server to continue (`continue_final_message`, a vLLM extension that other servers may
         reject); off, the model writes its reply from the start. `transport` replaces the network
-        (tests)."""
-        url = base_url or os.environ.get("OPENAI_BASE_URL")
-        if not url:
+        (tests).
+
+        `base_url` may list several servers serving the same model (a fleet of `vllm serve`
+        replicas without a load balancer; OPENAI_BASE_URL may hold them comma-separated): each
+        request goes to the one its id picks (a fixed spread over the fleet), and each retry to
+        the next, so a dead replica costs a retry, not a failed request."""
+        urls = base_url or os.environ.get("OPENAI_BASE_URL") or []
+        if isinstance(urls, str):
+            urls = urls.split(",")
+        self.base_urls = [url.strip().rstrip("/") for url in urls if url.strip()]
+        if not self.base_urls:
             raise ConfigError(
                 "generate.base_url: the openai engine needs a server URL "
                 "(generate.base_url or the OPENAI_BASE_URL environment variable)"
             )
-        self.base_url = url.rstrip("/")
+        self.base_url = self.base_urls[0]
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout_s = timeout_s
@@ -110,9 +119,10 @@ class OpenAIEngine(Engine):
         # Part of every response-cache key, so it is settled here, before the first request.
         self.model_name = self.server_model or f"default model of {self.base_url}"
 
-    @property
-    def chat_url(self) -> str:
-        return f"{self.base_url}/chat/completions"
+    def chat_url(self, request: ChatRequest, attempt: int = 0) -> str:
+        """The server for a request's try: the one its id picks, then the next on each retry."""
+        first = stable_hash("server", request.request_id) % len(self.base_urls)
+        return f"{self.base_urls[(first + attempt) % len(self.base_urls)]}/chat/completions"
 
     def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
         """Runs its own event loop; from a thread that already runs one, on a helper thread."""
@@ -175,7 +185,9 @@ class OpenAIEngine(Engine):
             if name not in self.unsupported:
                 self.unsupported.add(name)
                 logger.warning(
-                    "%s does not accept '%s': sending requests without it", self.base_url, name
+                    "%s does not accept '%s': sending requests without it",
+                    response.request.url,
+                    name,
                 )
         return refused
 
@@ -184,17 +196,20 @@ class OpenAIEngine(Engine):
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _ask_server_model(self) -> str | None:
-        try:
-            with httpx.Client(
-                headers=self._headers(), timeout=min(self.timeout_s, 30.0), transport=self.transport
-            ) as client:
-                response = client.get(f"{self.base_url}/models")
-                response.raise_for_status()
-                models = response.json().get("data") or []
-                return str(models[0]["id"]) if models else None
-        except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError) as exc:
-            logger.warning("GET %s/models failed (%s); requests name no model", self.base_url, exc)
-            return None
+        """The first model id of GET /models, from the first server of the fleet that answers."""
+        with httpx.Client(
+            headers=self._headers(), timeout=min(self.timeout_s, 30.0), transport=self.transport
+        ) as client:
+            for url in self.base_urls:
+                try:
+                    response = client.get(f"{url}/models")
+                    response.raise_for_status()
+                    models = response.json().get("data") or []
+                    return str(models[0]["id"]) if models else None
+                except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError) as exc:
+                    logger.warning("GET %s/models failed (%s)", url, exc)
+        logger.warning("no server listed its models; requests name no model")
+        return None
 
     async def _run(
         self, client: httpx.AsyncClient, slots: asyncio.Semaphore, request: ChatRequest
@@ -205,21 +220,20 @@ class OpenAIEngine(Engine):
         while attempt <= self.max_retries:
             retry_after = None
             # The slot is held only while a request is in flight, never while backing off.
+            url = self.chat_url(request, attempt)
             async with slots:
                 try:
                     # httpx's timeout is per read; wait_for bounds the whole request.
-                    response = await asyncio.wait_for(
-                        client.post(self.chat_url, json=body), self.timeout_s
-                    )
+                    response = await asyncio.wait_for(client.post(url, json=body), self.timeout_s)
                 except (httpx.TimeoutException, asyncio.TimeoutError):
-                    reason = f"timed out after {self.timeout_s:g} s: POST {self.chat_url}"
+                    reason = f"timed out after {self.timeout_s:g} s: POST {url}"
                 except httpx.TransportError as exc:
-                    reason = f"connection failed: POST {self.chat_url}: {type(exc).__name__} {exc}"
+                    reason = f"connection failed: POST {url}: {type(exc).__name__} {exc}"
                 else:
                     if response.status_code == 200:
                         return self._result(request, response)
                     reason = (
-                        f"HTTP {response.status_code} from POST {self.chat_url}: "
+                        f"HTTP {response.status_code} from POST {url}: "
                         f"{response.text[:ERROR_BODY_CHARS]}"
                     )
                     refused = self._refused_extensions(body, response)
@@ -246,7 +260,8 @@ class OpenAIEngine(Engine):
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return self._error(
                 request,
-                f"unreadable reply from POST {self.chat_url}: {response.text[:ERROR_BODY_CHARS]}",
+                f"unreadable reply from POST {response.request.url}: "
+                f"{response.text[:ERROR_BODY_CHARS]}",
             )
         # Some servers (transformers serve) leave the stop string in the text; OpenAI's API does not.
         text, stopped = cut_at_stop(content, request.stop)
