@@ -364,3 +364,27 @@ def test_ray_train_with_one_cpu_worker_trains_and_checkpoints(datasets, tmp_path
     assert info["steps"] == 2 and info["loss"] is not None
     assert (tmp_path / "ray" / "checkpoints" / "step-000002" / "trainer_state.json").exists()
     assert (tmp_path / "ray" / "final" / "model.safetensors").exists()
+
+
+def test_ray_workers_get_absolute_paths(tmp_path, monkeypatch):
+    from curation.train.launch import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    config = TrainConfig.model_validate(
+        {
+            "name": "x",
+            "model": {"name": "models/mine"},
+            "mixture": [{"path": "out/docmatix"}],
+            "output_dir": "out/train/x",
+            "schedule": {"max_steps": 1},
+        }
+    )
+    fixed = with_absolute_paths(config)
+    assert fixed.model.name == str(tmp_path / "models" / "mine")
+    assert fixed.mixture[0].path == str(tmp_path / "out" / "docmatix")
+    assert fixed.output_dir == str(tmp_path / "out" / "train" / "x")
+    hub = TrainConfig.model_validate(
+        {"name": "h", "mixture": [{"path": "out/docmatix"}], "schedule": {"max_steps": 1}}
+    )
+    assert with_absolute_paths(hub).model.name == hub.model.name  # a Hub id stays an id

@@ -33,9 +33,12 @@ def with_absolute_paths(config: TrainConfig) -> TrainConfig:
         e.model_copy(update={"path": str(Path(e.path).resolve())}) if e.path else e
         for e in config.mixture
     ]
-    return config.model_copy(
-        update={"output_dir": str(config.output_path().resolve()), "mixture": entries}
-    )
+    update: dict = {"output_dir": str(config.output_path().resolve()), "mixture": entries}
+    if Path(config.model.name).exists():  # a local model folder, not a Hub id
+        update["model"] = config.model.model_copy(
+            update={"name": str(Path(config.model.name).resolve())}
+        )
+    return config.model_copy(update=update)
 
 
 def train_on_ray(

@@ -247,21 +247,30 @@ class Trainer:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _reduce(self, value: float) -> float:
+    def _reduce(self, *values: Any) -> list[float]:
+        """Sums over all processes, in one collective and one device sync (values may be
+        floats or 0-d tensors already on the device)."""
         import torch
 
-        tensor = torch.tensor(float(value), device=self.accelerator.device)
-        return float(self.accelerator.reduce(tensor, reduction="sum"))
+        device = self.accelerator.device
+        tensor = torch.stack(
+            [torch.as_tensor(v, dtype=torch.float32, device=device).reshape(()) for v in values]
+        )
+        return self.accelerator.reduce(tensor, reduction="sum").tolist()
 
-    def step(self, micro: list[Batch]) -> float:
-        """One optimizer step over the micro-batches; returns the mean loss per answer token."""
+    def step(self, micro: list[Batch]) -> Any:
+        """One optimizer step over the micro-batches; returns this process's share of the mean
+        loss per answer token as a 0-d tensor on the device (no sync per micro-batch)."""
+        import torch
+
         acc = self.accelerator
         # The loss is summed over answer tokens and divided by their count in the whole step
         # (all micro-batches, all processes), so that every token weighs the same; times the
         # process count because DDP / FSDP average gradients over processes.
-        targets = max(self._reduce(sum(b.target_tokens for b in micro)), 1.0)
+        (targets,) = self._reduce(sum(b.target_tokens for b in micro))
+        targets = max(targets, 1.0)
         self.model.train()
-        local = 0.0
+        local = torch.zeros((), device=acc.device)
         for index, batch in enumerate(micro):
             last = index == len(micro) - 1
             sync = nullcontext() if last or acc.num_processes == 1 else acc.no_sync(self.model)
@@ -269,13 +278,13 @@ class Trainer:
                 out = self.model(**self._to_device(batch.inputs), num_items_in_batch=1)
                 loss = out.loss / targets
                 acc.backward(loss * acc.num_processes)
-            local += float(loss.detach())
+            local += loss.detach().float()
         if self.config.optim.max_grad_norm:
             acc.clip_grad_norm_(self.model.parameters(), self.config.optim.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return self._reduce(local)
+        return local
 
     def evaluate(self) -> float | None:
         """Mean loss per answer token over the held-out set, all processes together."""
@@ -290,7 +299,7 @@ class Trainer:
                 out = self.model(**self._to_device(batch.inputs), num_items_in_batch=1)
                 total += weight * float(out.loss)
                 tokens += weight * batch.target_tokens
-        total, tokens = self._reduce(total), self._reduce(tokens)
+        total, tokens = self._reduce(total, tokens)
         return total / tokens if tokens else None
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -369,9 +378,8 @@ class Trainer:
         run_tokens, run_start = 0.0, time.perf_counter()
         while step < schedule.max_steps:
             micro = [next(data) for _ in range(schedule.grad_accum)]
-            loss = self.step(micro)
+            loss, tokens = self._reduce(self.step(micro), sum(b.tokens for b in micro))
             step += 1
-            tokens = self._reduce(sum(b.tokens for b in micro))
             window_tokens += tokens
             run_tokens += tokens
             history["losses"].append([step, loss])
