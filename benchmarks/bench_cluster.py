@@ -35,7 +35,7 @@ import psutil
 import pyarrow as pa
 import pymupdf
 import ray
-from bench_ingest import PACKAGE, fetch_corpus
+from bench_ingest import PACKAGE, fetch_corpus, memory_of
 
 from curation.config import GenerateConfig, Recipe, UnitsConfig
 from curation.generate import QAGenerator
@@ -168,14 +168,7 @@ class MemorySampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            rss = pss = 0
-            for proc in self.processes():
-                try:
-                    info = proc.memory_full_info()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                rss += info.rss
-                pss += getattr(info, "pss", info.rss)
+            rss, pss = memory_of(self.processes())
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             store = store_stats(self.cluster)
             self.peak_plasma = max(self.peak_plasma, store["used"])

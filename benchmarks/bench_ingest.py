@@ -144,8 +144,13 @@ def bench_ocr(files: list[Path], n_pages: int) -> list[tuple[str, str]]:
 
 def tree_memory(root: psutil.Process) -> tuple[int, int]:
     """(RSS, PSS) summed over a process and its descendants, in bytes."""
+    return memory_of([root, *root.children(recursive=True)])
+
+
+def memory_of(processes: list[psutil.Process]) -> tuple[int, int]:
+    """(RSS, PSS) summed over the processes still alive, in bytes."""
     rss = pss = 0
-    for proc in [root, *root.children(recursive=True)]:
+    for proc in processes:
         try:
             info = proc.memory_full_info()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
