@@ -125,6 +125,10 @@ def test_requests_carry_page_images_for_vlm_engines(engine) -> None:
     flat = text_only(req.messages)
     assert isinstance(flat[-1]["content"], str) and "Page 2" in flat[-1]["content"]
     assert image_parts([4], [b"\xff\xd8jpeg"])[1]["image_url"]["url"].startswith("data:image/jpeg")
+    slides = GenerateConfig(prompt_set="slides", images=True, cache=False)
+    deck = QAGenerator(slides, UnitsConfig(), PROMPTS, engine=engine)
+    parts = deck.request_for(unit([2, 3], kind="slides")).messages[-1]["content"]
+    assert [p["text"] for p in parts if p["type"] == "text"][:2] == ["Slide 3:", "Slide 4:"]
 
 
 def test_prompt_choice_follows_page_range_kind_and_images() -> None:

@@ -66,7 +66,8 @@ class QAGenerator:
         )
         if with_images:
             text = {"type": "text", "text": messages[-1]["content"]}
-            messages[-1]["content"] = [*image_parts(unit["pages"], unit["images"]), text]
+            label = "Slide" if unit["kind"] == "slides" else "Page"
+            messages[-1]["content"] = [*image_parts(unit["pages"], unit["images"], label), text]
         return ChatRequest(
             request_id=f"{unit['unit_id']}|{template.id}",
             messages=messages,
@@ -150,11 +151,12 @@ def image_mime(data: bytes) -> str:
     return "application/octet-stream"
 
 
-def image_parts(pages: list[int], images: list[bytes]) -> list[dict]:
-    """OpenAI content parts for page images, each preceded by its page number."""
+def image_parts(pages: list[int], images: list[bytes], label: str = "Page") -> list[dict]:
+    """OpenAI content parts for page images, each preceded by its number ("Page 3:", or
+    "Slide 3:" for a deck, as the prompt's text names them)."""
     parts: list[dict] = []
     for page, data in zip(pages, images, strict=True):
         url = f"data:{image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
-        parts.append({"type": "text", "text": f"Page {page + 1}:"})
+        parts.append({"type": "text", "text": f"{label} {page + 1}:"})
         parts.append({"type": "image_url", "image_url": {"url": url}})
     return parts
