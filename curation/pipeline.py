@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 import yaml
 from ray.data import ActorPoolStrategy, DataContext
@@ -27,7 +28,14 @@ from ray.data import ActorPoolStrategy, DataContext
 from curation import __version__
 from curation.config import ConfigError, GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.filters import FilterChain
-from curation.filters.dedup import DedupFilter, Deduplicator, pair_text
+from curation.filters.dedup import (
+    DedupFilter,
+    Deduplicator,
+    KnownVerdicts,
+    Verdict,
+    pair_text,
+    ray_near_duplicates,
+)
 from curation.filters.judge import resolve_prompt_folder
 from curation.generate import QAGenerator
 from curation.generate.cache import ResponseCache, request_key
@@ -98,7 +106,53 @@ def filter_batch(batch: pa.Table, chain_path: str) -> pa.Table:
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
 
 
-def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator) -> dict:
+DEDUP_STAGING = ".dedup"  # the pairs handed to Ray's dedup, removed once it is done
+DEDUP_WRITE_ROWS = 10_000  # pairs per Parquet row group when the dedup runs in Ray
+
+
+def ray_dedup_verdicts(journal: Journal, dedup: DedupFilter, folder: Path) -> KnownVerdicts:
+    """The whole dataset's duplicates found with Ray instead of one in-memory index: the pairs
+    that passed every other filter are streamed, in dataset order, to a Parquet file, grouped
+    by LSH band in Ray (`ray_near_duplicates`), and only the duplicates come back."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pairs.parquet"
+    schema = pa.schema([("qa_id", pa.string()), ("text", pa.string()), ("order", pa.int64())])
+    rows: list[dict] = []
+    order = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for outcome in journal.outcomes():
+            keys: set[str] = set()  # a pair id repeats only within its unit: index it once
+            for pair in outcome["pairs"]:
+                if pair["qa_id"] in keys or not all(d["passed"] for d in pair["decisions"]):
+                    continue
+                keys.add(pair["qa_id"])
+                text = pair_text(pair["question"], pair["answer"])
+                rows.append({"qa_id": pair["qa_id"], "text": text, "order": order})
+                order += 1
+            if len(rows) >= DEDUP_WRITE_ROWS:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                rows = []
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    found = ray_near_duplicates(
+        ray.data.read_parquet(str(path)),
+        "text",
+        "qa_id",
+        order_col="order",
+        threshold=dedup.threshold,
+        num_perm=dedup.num_perm,
+        ngram=dedup.ngram,
+        seed=dedup.seed,
+        exact=dedup.exact,
+    )
+    verdicts = {
+        row["qa_id"]: Verdict(True, row["duplicate_of"], row["similarity"], row["kind"])
+        for row in found.iter_rows()
+    }
+    shutil.rmtree(folder, ignore_errors=True)
+    return KnownVerdicts(verdicts)
+
+
+def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator | KnownVerdicts) -> dict:
     """Add the dedup decision to each pair that passed every other filter (the first of a
     group of duplicates, in dataset order, is kept)."""
     alive = [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
@@ -340,7 +394,12 @@ def run_recipe(
             if on_progress:
                 on_progress(journal.progress)
 
-    seen = dedup.deduplicator() if dedup else None
+    seen: Deduplicator | KnownVerdicts | None = None
+    if dedup and dedup.backend == "ray" and dedup.near:
+        init_ray(address)
+        seen = ray_dedup_verdicts(journal, dedup, out_dir / DEDUP_STAGING)
+    elif dedup:
+        seen = dedup.deduplicator()
     writer = DatasetWriter(
         out_dir, recipe.output.rows_per_shard, [str(p) for p in files], recipe.output.shard_mb
     )

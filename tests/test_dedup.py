@@ -122,3 +122,49 @@ def test_ray_near_duplicates_agree_with_the_deduplicator(local_ray):
     similarities = {k: v.similarity for k, v in zip(keys, streaming, strict=True)}
     for row in found:
         assert row["similarity"] == pytest.approx(similarities[row["qa_id"]])
+
+
+def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray, tmp_path):
+    """The whole-dataset dedup of a run, from a real journal: Ray groups by LSH band
+    (`backend: ray`) and the in-memory Deduplicator reject the same pairs for the same reasons."""
+    import copy
+
+    import pyarrow as pa
+    from output_fixtures import document_units, outcome
+
+    from curation.output.journal import Journal
+    from curation.pipeline import dedup_outcome, ray_dedup_verdicts
+    from curation.schema import OUTCOME_SCHEMA
+
+    question = "What does the report say about item {}?".format
+    facts = [(question(i), fact + ".", True) for i, fact in enumerate(FACTS)]
+    a_units = document_units("aaaa", "a.pdf", 4, 2)
+    b_units = document_units("bbbb", "b.pdf", 2, 2)
+    near = (question(3), facts[3][1].replace("March.", "March 2023."), True)
+    exact = (question(1).upper(), facts[1][1].upper(), True)
+    outcomes = [
+        outcome(a_units[0], facts[:4]),
+        outcome(a_units[1], [*facts[4:7], near, (exact[0], exact[1], False)]),
+        outcome(b_units[0], [exact, facts[7], facts[1]]),
+    ]
+    assert "March." in facts[3][1]
+    journal = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf"])
+    for row in reversed(outcomes):  # finished out of order, as a parallel run does
+        journal.append(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA))
+
+    dedup = DedupFilter(backend="ray")
+    streaming = dedup.deduplicator()
+    found = ray_dedup_verdicts(journal, dedup, tmp_path / ".dedup")
+    expected = [dedup_outcome(copy.deepcopy(o), dedup, streaming) for o in journal.outcomes()]
+    got = [dedup_outcome(copy.deepcopy(o), dedup, found) for o in journal.outcomes()]
+    assert got == expected
+    reasons = [
+        p["decisions"][-1]["reason"]
+        for o in got
+        for p in o["pairs"]
+        if p["decisions"][-1]["filter"] == "dedup" and not p["decisions"][-1]["passed"]
+    ]
+    assert len(reasons) == 3, reasons  # the near copy, the exact copy and the repeated pair
+    assert any(r.startswith("near duplicate of aaaa") for r in reasons)
+    assert sum(r.startswith("exact duplicate of aaaa") for r in reasons) == 2
+    assert not (tmp_path / ".dedup").exists()

@@ -17,7 +17,7 @@ import hashlib
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -207,6 +207,12 @@ class DedupFilter(Filter):
     """
 
     type: ClassVar[str] = "dedup"
+    backend: Literal["memory", "ray"] = Field(
+        "memory",
+        description="Where a run's whole-dataset dedup looks for duplicates: one in-memory "
+        "index in the driver (about 5 KB per pair), or Ray groups by LSH band "
+        "(`ray_near_duplicates`; for runs of millions of pairs). Same verdicts either way.",
+    )
     exact: bool = True
     near: bool = True
     threshold: float = Field(0.8, gt=0, le=1)
@@ -234,6 +240,17 @@ class DedupFilter(Filter):
             f"(similarity {verdict.similarity:.2f})",
             verdict.similarity,
         )
+
+
+class KnownVerdicts:
+    """Verdicts found beforehand (by `ray_near_duplicates`), answered with the `check`
+    interface of a Deduplicator: a key not found is not a duplicate."""
+
+    def __init__(self, verdicts: dict[str, Verdict]) -> None:
+        self.verdicts = verdicts
+
+    def check(self, texts: list[str], keys: list[str]) -> list[Verdict]:
+        return [self.verdicts.get(key, Verdict(False)) for key in keys]
 
 
 def ray_near_duplicates(
@@ -281,7 +298,13 @@ def ray_near_duplicates(
         return {"band": keys, "id": ids, "order": orders, "signature": sigs}
 
     def group_matches(group: dict) -> dict:
-        found: dict[str, list] = {"id": [], "duplicate_of": [], "order": [], "similarity": []}
+        found: dict[str, list] = {
+            "id": [],
+            "duplicate_of": [],
+            "order": [],
+            "similarity": [],
+            "kind": [],
+        }
         if len(group["id"]) < 2:
             return found
         is_exact = bytes(group["band"][0]).startswith(b"exact")
@@ -295,17 +318,25 @@ def ray_near_duplicates(
                     found["duplicate_of"].append(other_id)
                     found["order"].append(other_order)
                     found["similarity"].append(similarity)
+                    found["kind"].append("exact" if is_exact else "near")
                     break
         return found
 
     def earliest(group: dict) -> dict:
+        # The earliest match; of two with the same text, the exact one (as Deduplicator does).
         best = min(
-            range(len(group["id"])), key=lambda i: (group["order"][i], -group["similarity"][i])
+            range(len(group["id"])),
+            key=lambda i: (
+                group["order"][i],
+                -group["similarity"][i],
+                group["kind"][i] != "exact",
+            ),
         )
         return {
             id_col: [group["id"][best]],
             "duplicate_of": [group["duplicate_of"][best]],
             "similarity": [float(group["similarity"][best])],
+            "kind": [str(group["kind"][best])],
         }
 
     candidates = ds.select_columns(list(dict.fromkeys([text_col, id_col, order_col])))
