@@ -395,7 +395,7 @@ def run_recipe(
                 on_progress(journal.progress)
 
     seen: Deduplicator | KnownVerdicts | None = None
-    if dedup and dedup.backend == "ray" and dedup.near:
+    if dedup and dedup.in_ray(journal.progress.pairs_kept):
         init_ray(address)
         seen = ray_dedup_verdicts(journal, dedup, out_dir / DEDUP_STAGING)
     elif dedup:

@@ -168,3 +168,11 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray,
     assert any(r.startswith("near duplicate of aaaa") for r in reasons)
     assert sum(r.startswith("exact duplicate of aaaa") for r in reasons) == 2
     assert not (tmp_path / ".dedup").exists()
+
+
+def test_the_dedup_backend_follows_the_setting_and_the_run_size():
+    assert not DedupFilter().in_ray(1_000_000) and DedupFilter().in_ray(1_000_001)
+    assert DedupFilter(backend="ray").in_ray(10)
+    assert not DedupFilter(backend="memory").in_ray(10**9)
+    assert not DedupFilter(backend="ray", near=False).in_ray(10**9)  # exact keys are small
+    assert DedupFilter(ray_above_pairs=100).in_ray(101)

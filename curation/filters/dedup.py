@@ -207,11 +207,15 @@ class DedupFilter(Filter):
     """
 
     type: ClassVar[str] = "dedup"
-    backend: Literal["memory", "ray"] = Field(
-        "memory",
+    backend: Literal["auto", "memory", "ray"] = Field(
+        "auto",
         description="Where a run's whole-dataset dedup looks for duplicates: one in-memory "
         "index in the driver (about 5 KB per pair), or Ray groups by LSH band "
-        "(`ray_near_duplicates`; for runs of millions of pairs). Same verdicts either way.",
+        "(`ray_near_duplicates`); 'auto' takes Ray above `ray_above_pairs`. Same verdicts "
+        "either way.",
+    )
+    ray_above_pairs: int = Field(
+        1_000_000, ge=0, description="With backend 'auto': more pairs than this go to Ray."
     )
     exact: bool = True
     near: bool = True
@@ -219,6 +223,13 @@ class DedupFilter(Filter):
     num_perm: int = Field(128, ge=16, le=1024)
     ngram: int = Field(5, ge=1, le=50)
     seed: int = 1
+
+    def in_ray(self, pairs: int) -> bool:
+        """Whether a run with this many pairs to check dedups in Ray (exact-only stays in
+        memory: a 16-byte key per pair)."""
+        if not self.near or self.backend == "memory":
+            return False
+        return self.backend == "ray" or pairs > self.ray_above_pairs
 
     def deduplicator(self) -> Deduplicator:
         """A fresh streaming Deduplicator with this filter's settings."""
