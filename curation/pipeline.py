@@ -106,6 +106,11 @@ def filter_batch(batch: pa.Table, chain_path: str) -> pa.Table:
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
 
 
+def alive_pairs(outcome: dict) -> list[dict]:
+    """The pairs of an Outcome row that passed every filter so far (the ones dedup checks)."""
+    return [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
+
+
 DEDUP_STAGING = ".dedup"  # the pairs handed to Ray's dedup, removed once it is done
 DEDUP_WRITE_ROWS = 10_000  # pairs per Parquet row group when the dedup runs in Ray
 
@@ -122,8 +127,8 @@ def ray_dedup_verdicts(journal: Journal, dedup: DedupFilter, folder: Path) -> Kn
     with pq.ParquetWriter(path, schema) as writer:
         for outcome in journal.outcomes():
             keys: set[str] = set()  # a pair id repeats only within its unit: index it once
-            for pair in outcome["pairs"]:
-                if pair["qa_id"] in keys or not all(d["passed"] for d in pair["decisions"]):
+            for pair in alive_pairs(outcome):
+                if pair["qa_id"] in keys:
                     continue
                 keys.add(pair["qa_id"])
                 text = pair_text(pair["question"], pair["answer"])
@@ -155,7 +160,7 @@ def ray_dedup_verdicts(journal: Journal, dedup: DedupFilter, folder: Path) -> Kn
 def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator | KnownVerdicts) -> dict:
     """Add the dedup decision to each pair that passed every other filter (the first of a
     group of duplicates, in dataset order, is kept)."""
-    alive = [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
+    alive = alive_pairs(outcome)
     verdicts = seen.check(
         [pair_text(p["question"], p["answer"]) for p in alive], [p["qa_id"] for p in alive]
     )

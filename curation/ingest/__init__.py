@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from curation.config import IngestConfig, UnitsConfig
-from curation.ingest.errors import IngestError
+from curation.ingest.errors import IngestError, check_size
 from curation.ingest.images import (
     IMAGE_SUFFIXES,
     document_id_for_folder,
@@ -81,11 +81,7 @@ def iter_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
         raise IngestError(
             "unsupported_type", f"'{path.suffix}' files are not supported ({supported})"
         )
-    size_mb = path.stat().st_size / 2**20
-    if size_mb > cfg.max_file_mb:
-        raise IngestError(
-            "too_large", f"the file is {size_mb:.0f} MB (ingest.max_file_mb: {cfg.max_file_mb:g})"
-        )
+    check_size(path.stat().st_size, cfg.max_file_mb)
     yield from reader(path, doc_id, cfg)
 
 

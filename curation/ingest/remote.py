@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import fsspec
 
-from curation.ingest.errors import IngestError
+from curation.ingest.errors import IngestError, check_size
 
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -40,7 +40,7 @@ def expand_uri(pattern: str) -> list[str]:
     """The files a URI or URI glob names, as full URIs, sorted."""
     fs, path = filesystem(pattern)
     matches = fs.glob(path) if GLOB_CHARS.search(path) else [path]
-    return sorted(fs.unstrip_protocol(m) for m in matches if fs.exists(m) and fs.isfile(m))
+    return sorted(fs.unstrip_protocol(m) for m in matches if fs.isfile(m))
 
 
 @contextmanager
@@ -49,15 +49,12 @@ def staged(uri: str, max_file_mb: float) -> Iterator[Path]:
     reader is picked by its suffix). Size is checked before anything is copied."""
     try:
         fs, path = filesystem(uri)
-        size_mb = fs.size(path) / 2**20
+        size = fs.size(path)
     except FileNotFoundError as exc:
         raise IngestError("unreadable", f"cannot read {uri}: not found") from exc
     except (OSError, ValueError) as exc:
         raise IngestError("unreadable", f"cannot read {uri}: {exc}") from exc
-    if size_mb > max_file_mb:
-        raise IngestError(
-            "too_large", f"the file is {size_mb:.0f} MB (ingest.max_file_mb: {max_file_mb:g})"
-        )
+    check_size(size, max_file_mb)
     folder = Path(tempfile.mkdtemp(prefix="curation-input-"))
     try:
         local = folder / (PurePosixPath(path).name or "input")

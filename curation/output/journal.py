@@ -70,7 +70,6 @@ class Journal:
         self.documents: dict[str, DocumentState] = {}
         self.progress = Progress(documents=len(inputs))
         self.chunks: list[Path] = []
-        self.restarted_reason: str | None = None
         header = self.folder / "run.json"
         if header.exists():
             try:
@@ -78,7 +77,7 @@ class Journal:
             except ValueError:
                 previous = {}
             if previous.get("recipe_hash") != recipe_hash:
-                self.restarted_reason = self.progress.restarted = (
+                self.progress.restarted = (
                     "the recipe, its filter chain or its prompts changed since the interrupted run"
                 )
                 shutil.rmtree(self.folder)
