@@ -88,6 +88,12 @@ def working_on(process: subprocess.Popen, stage: str):
     return check
 
 
+def in_flight(cache: Path) -> set[str]:
+    """Requests in `sent.log` with no stored reply."""
+    sent = set((cache / "sent.log").read_text().split()) if (cache / "sent.log").exists() else set()
+    return sent - {path.stem for path in cache.glob("*/*.json")}
+
+
 def finish(recipe: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "curation", "run", str(recipe)],
@@ -132,11 +138,14 @@ def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) ->
     kill_when(run, working_on(run, "ingest_batch"))
     assert not (out / "manifest.json").exists()
 
-    # 2. During generation: some units are in the journal, not all.
+    # 2. During generation: some units are in the journal, not all. A document's units come back
+    # as one chunk, so the first chunk is the earliest point that is surely before the end (three
+    # readable documents: waiting for a third chunk raced the run's own finish).
     run = start(recipe)
-    kill_when(run, lambda: len(list(journal.glob("chunk-*.arrow"))) >= 3)
+    kill_when(run, lambda: len(list(journal.glob("chunk-*.arrow"))) >= 1)
     chunks_before = len(list(journal.glob("chunk-*.arrow")))
     assert not (out / "manifest.json").exists()
+    cut_off = in_flight(cache)  # sent, but the kill came before the reply
 
     # 3. During writing: shard files are being written (slowed down by the test hook).
     run = start(recipe, CURATION_TEST_WRITE_DELAY_S="1")
@@ -157,6 +166,10 @@ def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) ->
     statuses = Counter(record["status"] for record in manifest["inputs"])
     assert statuses == {"ok": 3, "error": 1}
 
-    # No request was sent twice, and every unit's reply was sent exactly once.
-    sent = (cache / "sent.log").read_text().split()
-    assert len(sent) == len(set(sent)) == manifest["counts"]["units"]
+    # Every unit's request was sent, and none was sent twice except one the kill cut off: its
+    # reply never arrived, so the resumed run asks again (at most one per generation slot).
+    sent = Counter((cache / "sent.log").read_text().split())
+    assert len(sent) == manifest["counts"]["units"]
+    resent = {key for key, times in sent.items() if times > 1}
+    assert resent <= cut_off and len(cut_off) <= 1, (resent, cut_off)
+    assert max(sent.values()) <= 2
