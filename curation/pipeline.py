@@ -115,46 +115,64 @@ DEDUP_STAGING = ".dedup"  # the pairs handed to Ray's dedup, removed once it is 
 DEDUP_WRITE_ROWS = 10_000  # pairs per Parquet row group when the dedup runs in Ray
 
 
+class RayDedup:
+    """A whole dataset's duplicates found with Ray instead of one in-memory index: the pairs
+    that passed every other filter are added in dataset order and streamed to a Parquet file in
+    `folder`, `verdicts` groups them by LSH band in Ray (`ray_near_duplicates`), and only the
+    duplicates come back. Used by a run's assembly and by `curation filter`."""
+
+    SCHEMA = pa.schema([("qa_id", pa.string()), ("text", pa.string()), ("order", pa.int64())])
+
+    def __init__(self, dedup: DedupFilter, folder: Path) -> None:
+        self.dedup, self.folder = dedup, folder
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        self.path = folder / "pairs.parquet"
+        self.writer = pq.ParquetWriter(self.path, self.SCHEMA)
+        self.rows: list[dict] = []
+        self.added = 0
+
+    def add(self, qa_id: str, text: str) -> None:
+        self.rows.append({"qa_id": qa_id, "text": text, "order": self.added})
+        self.added += 1
+        if len(self.rows) >= DEDUP_WRITE_ROWS:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.SCHEMA))
+            self.rows = []
+
+    def verdicts(self) -> KnownVerdicts:
+        """The duplicates among the pairs added; the staging folder is removed."""
+        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.SCHEMA))
+        self.writer.close()
+        dedup = self.dedup
+        found = ray_near_duplicates(
+            ray.data.read_parquet(str(self.path)),
+            "text",
+            "qa_id",
+            order_col="order",
+            threshold=dedup.threshold,
+            num_perm=dedup.num_perm,
+            ngram=dedup.ngram,
+            seed=dedup.seed,
+            exact=dedup.exact,
+        )
+        verdicts = {
+            row["qa_id"]: Verdict(True, row["duplicate_of"], row["similarity"], row["kind"])
+            for row in found.iter_rows()
+        }
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return KnownVerdicts(verdicts)
+
+
 def ray_dedup_verdicts(journal: Journal, dedup: DedupFilter, folder: Path) -> KnownVerdicts:
-    """The whole dataset's duplicates found with Ray instead of one in-memory index: the pairs
-    that passed every other filter are streamed, in dataset order, to a Parquet file, grouped
-    by LSH band in Ray (`ray_near_duplicates`), and only the duplicates come back."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "pairs.parquet"
-    schema = pa.schema([("qa_id", pa.string()), ("text", pa.string()), ("order", pa.int64())])
-    rows: list[dict] = []
-    order = 0
-    with pq.ParquetWriter(path, schema) as writer:
-        for outcome in journal.outcomes():
-            keys: set[str] = set()  # a pair id repeats only within its unit: index it once
-            for pair in alive_pairs(outcome):
-                if pair["qa_id"] in keys:
-                    continue
+    """A run's dedup in Ray (`RayDedup`) over the pairs of its journal, in dataset order."""
+    staged = RayDedup(dedup, folder)
+    for outcome in journal.outcomes():
+        keys: set[str] = set()  # a pair id repeats only within its unit: index it once
+        for pair in alive_pairs(outcome):
+            if pair["qa_id"] not in keys:
                 keys.add(pair["qa_id"])
-                text = pair_text(pair["question"], pair["answer"])
-                rows.append({"qa_id": pair["qa_id"], "text": text, "order": order})
-                order += 1
-            if len(rows) >= DEDUP_WRITE_ROWS:
-                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-                rows = []
-        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-    found = ray_near_duplicates(
-        ray.data.read_parquet(str(path)),
-        "text",
-        "qa_id",
-        order_col="order",
-        threshold=dedup.threshold,
-        num_perm=dedup.num_perm,
-        ngram=dedup.ngram,
-        seed=dedup.seed,
-        exact=dedup.exact,
-    )
-    verdicts = {
-        row["qa_id"]: Verdict(True, row["duplicate_of"], row["similarity"], row["kind"])
-        for row in found.iter_rows()
-    }
-    shutil.rmtree(folder, ignore_errors=True)
-    return KnownVerdicts(verdicts)
+                staged.add(pair["qa_id"], pair_text(pair["question"], pair["answer"]))
+    return staged.verdicts()
 
 
 def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator | KnownVerdicts) -> dict:

@@ -239,3 +239,43 @@ def test_rows_that_repeat_an_id_stay_separate_units():
         ["Ridership grew in 2025."],
         ["The fleet was renewed."],
     )
+
+
+@pytest.fixture
+def ray_after():
+    """Ray started by the command in this process is shut down after the test."""
+    import ray
+
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("layout", ["shards", "hf_folder", "flat_jsonl"])
+def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, ray_after):
+    """A dedup whose backend resolves to Ray (`auto` above `ray_above_pairs` input rows) runs in
+    two passes with a real local Ray; the kept rows, rejects and funnel match one pass with the
+    in-memory index."""
+    source = build_input(layout, tmp_path)
+    text = Path(DEFAULT_CHAIN).read_text()
+    assert "  - type: dedup\n" in text
+    chains = {}
+    for name, settings in {"memory": "backend: memory", "ray": "ray_above_pairs: 1"}.items():
+        chains[name] = tmp_path / f"{name}.yaml"
+        chains[name].write_text(
+            text.replace("  - type: dedup\n", f"  - type: dedup\n    {settings}\n")
+        )
+    outs = {name: tmp_path / f"out-{name}" for name in chains}
+    for name, chain in chains.items():
+        result = run_filter(str(source), "--chain", str(chain), "--out", str(outs[name]))
+        assert result.exit_code == 0, result.output
+        assert ray_after.is_initialized() == (name == "ray")
+
+    for folder in ("data", "rejects"):
+        assert read_folder(outs["ray"] / folder) == read_folder(outs["memory"] / folder), folder
+    rejects = read_folder(outs["ray"] / "rejects").to_pylist()
+    assert any(r["filter"] == "dedup" for r in rejects)
+    funnels = [json.loads((outs[n] / "funnel.json").read_text()) for n in ("memory", "ray")]
+    for funnel in funnels:
+        funnel.pop("chain_file")
+    assert funnels[0] == funnels[1]  # the counts, and the files with their checksums
+    assert not any(outs["ray"].glob(".*"))  # staging (decisions, pairs for Ray) removed

@@ -7,8 +7,11 @@ Three input layouts are read, in batches:
 - flat: a jsonl or parquet file with `question`, `answer` and optionally `context` (page text,
   a string or a list of strings), `id` and `unit_id`.
 
-Per-pair filters run batch by batch; the chain's dedup entry runs across the whole input with one
-streaming Deduplicator, in input order. Kept rows keep the input's layout (a conversation row
+Per-pair filters run batch by batch; the chain's dedup entry runs across the whole input, in input
+order: with one streaming Deduplicator, or, when the dedup's backend says Ray (`auto` counts the
+input's rows against `ray_above_pairs`), in two passes — the chain's decisions are staged and the
+surviving pairs grouped by LSH band in Ray, then the input is read again and written with the
+duplicates found. Kept rows keep the input's layout (a conversation row
 keeps only its kept pairs, and is dropped when none is left); every rejected pair goes to
 rejects/ with the filter and the reason.
 """
@@ -20,6 +23,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,7 +33,7 @@ import pyarrow.parquet as pq
 from curation.config import ConfigError
 from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
-from curation.filters.dedup import pair_text
+from curation.filters.dedup import Deduplicator, KnownVerdicts, pair_text
 from curation.output.shards import (
     DATA_DIR,
     REJECTS_DIR,
@@ -37,7 +41,7 @@ from curation.output.shards import (
     ShardSink,
     replace_from_staging,
 )
-from curation.schema import REJECT_SCHEMA, Decision
+from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision
 
 CONVERSATIONS, FLAT = "conversations", "flat"
 ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
@@ -55,6 +59,7 @@ class Part:
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch | pa.Table]
     prefix: str = "train"
+    rows: int = 0  # how many rows it holds, known before reading them
 
 
 @dataclass
@@ -138,7 +143,12 @@ def _parquet_parts(files: list[Path], batch_size: int) -> list[Part]:
         except (OSError, pa.ArrowException) as exc:
             raise InputLayoutError(f"{path}: not a readable parquet file: {exc}") from exc
         parts.append(
-            Part(str(path), reader.schema_arrow, reader.iter_batches(batch_size=batch_size))
+            Part(
+                str(path),
+                reader.schema_arrow,
+                reader.iter_batches(batch_size=batch_size),
+                rows=reader.metadata.num_rows,
+            )
         )
     return parts
 
@@ -157,6 +167,7 @@ def _hf_disk_parts(folder: Path, batch_size: int) -> list[Part]:
             dataset.data.schema,
             dataset.with_format("arrow").iter(batch_size=batch_size),
             prefix=split,
+            rows=dataset.num_rows,
         )
         for split, dataset in splits
     ]
@@ -176,7 +187,9 @@ def _jsonl_part(path: Path, batch_size: int) -> Part:
         except pa.ArrowException as exc:
             raise InputLayoutError(f"{path}: not readable as JSON lines: {exc}") from exc
 
-    return Part(str(path), reader.schema, batches())
+    with open(path, "rb") as fh:  # lines, counted without parsing them
+        lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 22), b""))
+    return Part(str(path), reader.schema, batches(), rows=lines)
 
 
 def open_input(path: Path, batch_size: int) -> list[Part]:
@@ -308,9 +321,19 @@ class BatchFilter:
     """Filters batches of rows in input order: the chain within each batch, then dedup against
     every pair kept so far."""
 
-    def __init__(self, chain: FilterChain, units: RowUnits, funnel: Funnel, rejects: ShardSink):
+    def __init__(
+        self,
+        chain: FilterChain,
+        units: RowUnits,
+        funnel: Funnel,
+        rejects: ShardSink,
+        staged: StagedDecisions | None = None,
+    ):
         self.chain, self.dedup = chain.split()
-        self.deduplicator = self.dedup.deduplicator() if self.dedup else None
+        self.staged = staged
+        self.deduplicator: Deduplicator | KnownVerdicts | None = (
+            staged.verdicts if staged else self.dedup.deduplicator() if self.dedup else None
+        )
         self.units, self.funnel, self.rejects = units, funnel, rejects
         funnel.order = [f.label for f in self.chain.filters] + (
             [self.dedup.label] if self.dedup else []
@@ -324,7 +347,7 @@ class BatchFilter:
             for i, pair in enumerate(self.units.pairs(row)):
                 owners.append((r, i))
                 contexts.append(pair)
-        decisions = self.chain.decide(contexts)
+        decisions = self.staged.take(len(contexts)) if self.staged else self.chain.decide(contexts)
         if self.dedup and self.deduplicator:
             alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
             verdicts = self.deduplicator.check(
@@ -352,6 +375,49 @@ class BatchFilter:
         return out
 
 
+class StagedDecisions:
+    """The first of two passes, for a dedup in Ray: every pair's chain decisions, in input
+    order, to a Parquet file in the staging folder, and the pairs that passed them to Ray's
+    dedup (`RayDedup`). The second pass reads the input again and `take`s the decisions back
+    instead of running the chain twice (a judge would be asked twice)."""
+
+    SCHEMA = pa.schema([("decisions", pa.list_(DECISION_TYPE))])
+
+    def __init__(self, chain: FilterChain, parts: list[Part], layout: str, staging: Path) -> None:
+        from curation.pipeline import DEDUP_STAGING, RayDedup, init_ray
+
+        chain, dedup = chain.split()
+        assert dedup is not None
+        init_ray()
+        pairs = RayDedup(dedup, staging / DEDUP_STAGING)
+        self.path = staging / "decisions.parquet"
+        units = RowUnits(layout)  # the same pair keys as the second pass's
+        with pq.ParquetWriter(self.path, self.SCHEMA) as writer:
+            for part in parts:
+                for batch in part.batches:
+                    contexts = [p for row in batch.to_pylist() for p in units.pairs(row)]
+                    decisions = chain.decide(contexts)
+                    for pair, pair_decisions in zip(contexts, decisions, strict=True):
+                        if all(d.passed for d in pair_decisions):
+                            pairs.add(pair.pair_id, pair_text(pair.question, pair.answer))
+                    rows = {"decisions": [[vars(d) for d in ds] for ds in decisions]}
+                    writer.write_table(pa.Table.from_pydict(rows, schema=self.SCHEMA))
+        self.verdicts = pairs.verdicts()
+        self._stored = self._read()
+
+    def _read(self) -> Iterator[list[Decision]]:
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=10_000):
+            for decisions in batch.column("decisions").to_pylist():
+                yield [Decision(**d) for d in decisions]
+
+    def take(self, count: int) -> list[list[Decision]]:
+        """The decisions of the next `count` pairs."""
+        taken = list(islice(self._stored, count))
+        if len(taken) != count:
+            raise InputLayoutError(f"{self.path}: the input changed between the two passes")
+        return taken
+
+
 def filter_dataset(
     input_path: Path | str,
     chain_path: Path | str,
@@ -377,7 +443,12 @@ def filter_dataset(
     # One sink per output prefix (a DatasetDict's splits), each in its own staging folder.
     sinks: dict[str, ShardSink] = {}
     units = RowUnits(funnel.layout)
-    apply_chain = BatchFilter(chain, units, funnel, rejects)
+    dedup = chain.split()[1]
+    staged = None
+    if dedup and dedup.in_ray(sum(part.rows for part in parts)):
+        staged = StagedDecisions(chain, parts, funnel.layout, staging)
+        parts = open_input(input_path, batch_size)  # the first pass read them
+    apply_chain = BatchFilter(chain, units, funnel, rejects, staged)
     for part in parts:
         sink = sinks.get(part.prefix)
         if sink is None:

@@ -209,10 +209,10 @@ class DedupFilter(Filter):
     type: ClassVar[str] = "dedup"
     backend: Literal["auto", "memory", "ray"] = Field(
         "auto",
-        description="Where a run's whole-dataset dedup looks for duplicates: one in-memory "
-        "index in the driver (about 5 KB per pair), or Ray groups by LSH band "
-        "(`ray_near_duplicates`); 'auto' takes Ray above `ray_above_pairs`. Same verdicts "
-        "either way.",
+        description="Where the whole-dataset dedup (of a run, or of `curation filter`) looks "
+        "for duplicates: one in-memory index in the driver (about 5 KB per pair), or Ray groups "
+        "by LSH band (`ray_near_duplicates`); 'auto' takes Ray above `ray_above_pairs` (a run "
+        "counts its pairs, `curation filter` its input rows). Same verdicts either way.",
     )
     ray_above_pairs: int = Field(
         1_000_000, ge=0, description="With backend 'auto': more pairs than this go to Ray."
