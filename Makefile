@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters samples publish clean train bench-train
+.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup samples publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -70,6 +70,10 @@ bench-cluster: setup
 bench-filters: setup
 	$(BIN)/python -m pip install --quiet datatrove spacy
 	$(BIN)/python benchmarks/bench_filters.py
+
+# Whole-input dedup of `curation filter`: the in-memory index vs Ray, peak memory and wall time.
+bench-dedup: setup
+	$(BIN)/python benchmarks/bench_dedup.py
 
 # Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
 bench-generate: setup

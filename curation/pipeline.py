@@ -112,12 +112,12 @@ def alive_pairs(outcome: dict) -> list[dict]:
 
 
 DEDUP_STAGING = ".dedup"  # the pairs handed to Ray's dedup, removed once it is done
-DEDUP_WRITE_ROWS = 10_000  # pairs per Parquet row group when the dedup runs in Ray
+DEDUP_FILE_ROWS = 50_000  # pairs per Parquet file handed to Ray's dedup (one read task each)
 
 
 class RayDedup:
     """A whole dataset's duplicates found with Ray instead of one in-memory index: the pairs
-    that passed every other filter are added in dataset order and streamed to a Parquet file in
+    that passed every other filter are added in dataset order and streamed to Parquet files in
     `folder`, `verdicts` groups them by LSH band in Ray (`ray_near_duplicates`), and only the
     duplicates come back. Used by a run's assembly and by `curation filter`."""
 
@@ -127,25 +127,28 @@ class RayDedup:
         self.dedup, self.folder = dedup, folder
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        self.path = folder / "pairs.parquet"
-        self.writer = pq.ParquetWriter(self.path, self.SCHEMA)
         self.rows: list[dict] = []
-        self.added = 0
+        self.added = self.files = 0
 
     def add(self, qa_id: str, text: str) -> None:
         self.rows.append({"qa_id": qa_id, "text": text, "order": self.added})
         self.added += 1
-        if len(self.rows) >= DEDUP_WRITE_ROWS:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.SCHEMA))
-            self.rows = []
+        if len(self.rows) >= DEDUP_FILE_ROWS:
+            self._write()
+
+    def _write(self) -> None:
+        name = f"pairs-{self.files:06d}.parquet"
+        pq.write_table(pa.Table.from_pylist(self.rows, schema=self.SCHEMA), self.folder / name)
+        self.rows = []
+        self.files += 1
 
     def verdicts(self) -> KnownVerdicts:
         """The duplicates among the pairs added; the staging folder is removed."""
-        self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.SCHEMA))
-        self.writer.close()
+        if self.rows or not self.files:
+            self._write()
         dedup = self.dedup
         found = ray_near_duplicates(
-            ray.data.read_parquet(str(self.path)),
+            ray.data.read_parquet(str(self.folder)),
             "text",
             "qa_id",
             order_col="order",

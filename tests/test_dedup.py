@@ -122,6 +122,9 @@ def test_ray_near_duplicates_agree_with_the_deduplicator(local_ray):
     similarities = {k: v.similarity for k, v in zip(keys, streaming, strict=True)}
     for row in found:
         assert row["similarity"] == pytest.approx(similarities[row["qa_id"]])
+    # Without duplicates no key is shared: the first grouping ends it.
+    distinct = [row for row in rows if row["qa_id"] not in expected]
+    assert ray_near_duplicates(ray.data.from_items(distinct), "text", "qa_id").take_all() == []
 
 
 def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray, tmp_path):

@@ -11,9 +11,9 @@ Per-pair filters run batch by batch; the chain's dedup entry runs across the who
 order: with one streaming Deduplicator, or, when the dedup's backend says Ray (`auto` counts the
 input's rows against `ray_above_pairs`), in two passes — the chain's decisions are staged and the
 surviving pairs grouped by LSH band in Ray, then the input is read again and written with the
-duplicates found. Kept rows keep the input's layout (a conversation row
-keeps only its kept pairs, and is dropped when none is left); every rejected pair goes to
-rejects/ with the filter and the reason.
+duplicates found. Kept rows keep the input's layout (a conversation row keeps only its kept
+pairs, and is dropped when none is left); every rejected pair goes to rejects/ with the filter
+and the reason.
 """
 
 from __future__ import annotations

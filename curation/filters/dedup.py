@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -34,6 +36,8 @@ WORD = re.compile(r"\w+")
 SCHEME = "affine32"
 MAX_HASH = np.uint32(0xFFFFFFFF)
 CHUNK_SHINGLES = 8192  # rows of the (shingles x permutations) matrix computed at once
+HASH_BATCH_ROWS = 4096  # texts hashed per batch in Ray: a whole block at once costs GBs
+KEY_BUCKETS = 1024  # Ray groups LSH keys by bucket, not one Python call per key
 
 
 def pair_text(question: str, answer: str) -> str:
@@ -277,38 +281,80 @@ def ray_near_duplicates(
     num_partitions: int | None = None,
 ) -> ray.data.Dataset:
     """Duplicates in a Ray dataset without one in-memory index: rows `{id, duplicate_of,
-    similarity}`, one per duplicate, with the same verdicts as a `Deduplicator` fed in order.
+    similarity, kind}`, one per duplicate, with the same verdicts as a `Deduplicator` fed in
+    order. Order is `order_col` (default: the id).
 
-    Each row is emitted once per LSH band (plus once under its exact-text hash); grouping by
-    that key brings candidates together, each group keeps its verified pairs (signature
-    agreement >= threshold), and a second grouping keeps each duplicate's earliest match. Order
-    is `order_col` (default: the id). `num_partitions` sets both shuffles' width (Ray's default
-    when None).
+    1. Each row's LSH band keys (plus its exact-text key) travel as small (key, order) rows,
+       grouped by a hash bucket of the key; in each bucket the keys that two or more rows share
+       are found at once (a group per key would cost a Python call per row), and only their
+       rows come back as candidates — most rows share nothing, and their signatures never
+       travel.
+    2. The candidates' rows are read again, their signatures computed and sent once per shared
+       key; in each bucket every key's rows keep their verified pairs (signature agreement >=
+       threshold, or the same exact key), and a last grouping keeps each duplicate's earliest
+       match. `num_partitions` sets the shuffles' width (Ray's default when None).
     """
     bands = lsh_bands(threshold, num_perm)
+    exact_bit = len(bands)  # the bit of a row's exact-text key in its mask of shared keys
     order_col = order_col or id_col
+    rows = ds.select_columns(list(dict.fromkeys([text_col, id_col, order_col])))
+
+    def keys_of(text: str, signature: np.ndarray, mask: int = -1) -> list[tuple[int, bytes]]:
+        """(bit, key) of a row's band keys and exact key, those in `mask` only."""
+        keys = [
+            (index, index.to_bytes(2, "big") + signature[start:end].tobytes())
+            for index, (start, end) in enumerate(bands)
+            if mask >> index & 1
+        ]
+        if exact and mask >> exact_bit & 1:
+            keys.append((exact_bit, b"exact" + exact_key(text)))
+        return keys
 
     def band_rows(batch: dict) -> dict:
-        hasher = MinHasher(num_perm, seed, ngram)
         texts = [str(t) for t in batch[text_col]]
-        signatures = hasher.signatures(texts)
-        keys, ids, orders, sigs = [], [], [], []
-        for text, row_id, order, signature in zip(
-            texts, batch[id_col], batch[order_col], signatures, strict=True
-        ):
-            row_keys = [
-                index.to_bytes(2, "big") + signature[start:end].tobytes()
-                for index, (start, end) in enumerate(bands)
-            ]
-            if exact:
-                row_keys.append(b"exact" + exact_key(text))
-            keys.extend(row_keys)
-            ids.extend([row_id] * len(row_keys))
-            orders.extend([order] * len(row_keys))
-            sigs.extend([signature.tobytes()] * len(row_keys))
-        return {"band": keys, "id": ids, "order": orders, "signature": sigs}
+        signatures = MinHasher(num_perm, seed, ngram).signatures(texts)
+        out: dict[str, list] = {"bucket": [], "band": [], "bit": [], "order": []}
+        for text, order, signature in zip(texts, batch[order_col], signatures, strict=True):
+            for bit, key in keys_of(text, signature):
+                out["bucket"].append(zlib.crc32(key) % KEY_BUCKETS)
+                out["band"].append(key)
+                out["bit"].append(bit)
+                out["order"].append(order)
+        return out
 
-    def group_matches(group: dict) -> dict:
+    def shared(bucket: dict) -> dict:
+        counts = Counter(bucket["band"].tolist())
+        keep = np.fromiter((counts[key] > 1 for key in bucket["band"].tolist()), dtype=bool)
+        return {"bit": bucket["bit"][keep], "order": bucket["order"][keep]}
+
+    masks: dict = {}  # order -> bit mask of the keys it shares with another row
+    candidates = (
+        rows.map_batches(band_rows, batch_format="numpy", batch_size=HASH_BATCH_ROWS)
+        .groupby("bucket", num_partitions=num_partitions)
+        .map_groups(shared, batch_format="numpy")
+    )
+    for batch in candidates.iter_batches(batch_format="numpy", batch_size=65_536):
+        for bit, order in zip(batch["bit"].tolist(), batch["order"].tolist(), strict=True):
+            masks[order] = masks.get(order, 0) | 1 << bit
+    if not masks:
+        return rows.limit(0)  # nothing shares a key: no duplicates
+
+    def member_rows(batch: dict, masks: dict) -> dict:
+        orders = batch[order_col].tolist()
+        keep = [i for i, order in enumerate(orders) if order in masks]
+        texts = [str(batch[text_col][i]) for i in keep]
+        signatures = MinHasher(num_perm, seed, ngram).signatures(texts)
+        out: dict[str, list] = {"bucket": [], "band": [], "id": [], "order": [], "signature": []}
+        for i, text, signature in zip(keep, texts, signatures, strict=True):
+            for _, key in keys_of(text, signature, masks[orders[i]]):
+                out["bucket"].append(zlib.crc32(key) % KEY_BUCKETS)
+                out["band"].append(key)
+                out["id"].append(batch[id_col][i])
+                out["order"].append(orders[i])
+                out["signature"].append(signature.tobytes())
+        return out
+
+    def bucket_matches(bucket: dict) -> dict:
         found: dict[str, list] = {
             "id": [],
             "duplicate_of": [],
@@ -316,21 +362,27 @@ def ray_near_duplicates(
             "similarity": [],
             "kind": [],
         }
-        if len(group["id"]) < 2:
-            return found
-        is_exact = bytes(group["band"][0]).startswith(b"exact")
-        members = sorted(zip(group["order"], group["id"], group["signature"], strict=True))
-        members = [(o, i, np.frombuffer(s, dtype=np.uint32)) for o, i, s in members]
-        for position, (order, row_id, signature) in enumerate(members):
-            for other_order, other_id, other in members[:position]:
-                similarity = 1.0 if is_exact else float(np.mean(other == signature))
-                if similarity >= threshold and other_order != order:
-                    found["id"].append(row_id)
-                    found["duplicate_of"].append(other_id)
-                    found["order"].append(other_order)
-                    found["similarity"].append(similarity)
-                    found["kind"].append("exact" if is_exact else "near")
-                    break
+        groups: dict[bytes, list[int]] = {}
+        for row, key in enumerate(bucket["band"].tolist()):
+            groups.setdefault(key, []).append(row)
+        for key, group in groups.items():
+            if len(group) < 2:
+                continue
+            is_exact = key.startswith(b"exact")
+            members = sorted(
+                (bucket["order"][r], bucket["id"][r], bucket["signature"][r]) for r in group
+            )
+            members = [(o, i, np.frombuffer(s, dtype=np.uint32)) for o, i, s in members]
+            for position, (order, row_id, signature) in enumerate(members):
+                for other_order, other_id, other in members[:position]:
+                    similarity = 1.0 if is_exact else float(np.mean(other == signature))
+                    if similarity >= threshold and other_order != order:
+                        found["id"].append(row_id)
+                        found["duplicate_of"].append(other_id)
+                        found["order"].append(other_order)
+                        found["similarity"].append(similarity)
+                        found["kind"].append("exact" if is_exact else "near")
+                        break
         return found
 
     def earliest(group: dict) -> dict:
@@ -350,11 +402,15 @@ def ray_near_duplicates(
             "kind": [str(group["kind"][best])],
         }
 
-    candidates = ds.select_columns(list(dict.fromkeys([text_col, id_col, order_col])))
     matches = (
-        candidates.map_batches(band_rows, batch_format="numpy")
-        .groupby("band", num_partitions=num_partitions)
-        .map_groups(group_matches, batch_format="numpy")
+        rows.map_batches(
+            member_rows,
+            batch_format="numpy",
+            batch_size=HASH_BATCH_ROWS,
+            fn_kwargs={"masks": masks},
+        )
+        .groupby("bucket", num_partitions=num_partitions)
+        .map_groups(bucket_matches, batch_format="numpy")
     )
     return matches.groupby("id", num_partitions=num_partitions).map_groups(
         earliest, batch_format="numpy"
