@@ -156,7 +156,20 @@ def filter_command(
     from curation.filters.apply import filter_dataset
 
     try:
-        report = filter_dataset(input_path, chain, out, batch_size=batch_size)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("reading", total=None)
+
+            def show(phase: str, done: int, total: int) -> None:
+                bar.update(task, description=phase, completed=done, total=total or None)
+
+            report = filter_dataset(input_path, chain, out, batch_size=batch_size, on_progress=show)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

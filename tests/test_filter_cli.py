@@ -279,3 +279,20 @@ def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, r
         funnel.pop("chain_file")
     assert funnels[0] == funnels[1]  # the counts, and the files with their checksums
     assert not any(outs["ray"].glob(".*"))  # staging (decisions, pairs for Ray) removed
+
+
+def test_progress_counts_rows_up_to_the_input_size(tmp_path):
+    from curation.filters.apply import filter_dataset
+
+    source = build_input("flat_parquet", tmp_path)
+    calls: list[tuple[str, int, int]] = []
+    filter_dataset(
+        source,
+        DEFAULT_CHAIN,
+        tmp_path / "out",
+        batch_size=4,
+        on_progress=lambda *a: calls.append(a),
+    )
+    assert calls[-1] == ("filtering", len(PLANTED), len(PLANTED))  # one row per pair here
+    done = [c[1] for c in calls]
+    assert done == sorted(done) and len(calls) > 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -45,6 +45,7 @@ from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision
 
 CONVERSATIONS, FLAT = "conversations", "flat"
 ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
+OnProgress = Callable[[str, int, int], None]  # (phase, rows done, rows in all)
 
 
 class InputLayoutError(ConfigError):
@@ -383,7 +384,14 @@ class StagedDecisions:
 
     SCHEMA = pa.schema([("decisions", pa.list_(DECISION_TYPE))])
 
-    def __init__(self, chain: FilterChain, parts: list[Part], layout: str, staging: Path) -> None:
+    def __init__(
+        self,
+        chain: FilterChain,
+        parts: list[Part],
+        layout: str,
+        staging: Path,
+        on_progress: OnProgress = lambda *_: None,
+    ) -> None:
         from curation.pipeline import DEDUP_STAGING, RayDedup, init_ray
 
         chain, dedup = chain.split()
@@ -392,9 +400,11 @@ class StagedDecisions:
         pairs = RayDedup(dedup, staging / DEDUP_STAGING)
         self.path = staging / "decisions.parquet"
         units = RowUnits(layout)  # the same pair keys as the second pass's
+        total = sum(part.rows for part in parts)
         with pq.ParquetWriter(self.path, self.SCHEMA) as writer:
             for part in parts:
                 for batch in part.batches:
+                    on_progress("filtering (pass 1 of 2)", units.row_number, total)
                     contexts = [p for row in batch.to_pylist() for p in units.pairs(row)]
                     decisions = chain.decide(contexts)
                     for pair, pair_decisions in zip(contexts, decisions, strict=True):
@@ -402,6 +412,7 @@ class StagedDecisions:
                             pairs.add(pair.pair_id, pair_text(pair.question, pair.answer))
                     rows = {"decisions": [[vars(d) for d in ds] for ds in decisions]}
                     writer.write_table(pa.Table.from_pydict(rows, schema=self.SCHEMA))
+        on_progress(f"dedup of {pairs.added:,} pairs in Ray", units.row_number, total)
         self.verdicts = pairs.verdicts()
         self._stored = self._read()
 
@@ -424,8 +435,10 @@ def filter_dataset(
     out_dir: Path | str,
     batch_size: int = 256,
     rows_per_shard: int = 500,
+    on_progress: OnProgress = lambda *_: None,
 ) -> dict:
-    """Apply a chain to a dataset on disk; write data/, rejects/ and funnel.json; the funnel."""
+    """Apply a chain to a dataset on disk; write data/, rejects/ and funnel.json; the funnel.
+    `on_progress(phase, rows done, rows in all)` is called before each batch."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     chain = FilterChain.load(chain_path)
     parts = open_input(input_path, batch_size)
@@ -446,8 +459,10 @@ def filter_dataset(
     dedup = chain.split()[1]
     staged = None
     if dedup and dedup.in_ray(sum(part.rows for part in parts)):
-        staged = StagedDecisions(chain, parts, funnel.layout, staging)
+        staged = StagedDecisions(chain, parts, funnel.layout, staging, on_progress)
         parts = open_input(input_path, batch_size)  # the first pass read them
+    phase = "filtering (pass 2 of 2)" if staged else "filtering"
+    total = sum(part.rows for part in parts)
     apply_chain = BatchFilter(chain, units, funnel, rejects, staged)
     for part in parts:
         sink = sinks.get(part.prefix)
@@ -456,8 +471,10 @@ def filter_dataset(
             sink = sinks[part.prefix] = ShardSink(folder, part.prefix, part.schema, rows_per_shard)
         units.source = part.name
         for batch in part.batches:
+            on_progress(phase, funnel.rows_in, total)
             for row in apply_chain(batch.to_pylist()):
                 sink.add(row)
+    on_progress(phase, funnel.rows_in, total)
     written = []
     for prefix, sink in sinks.items():
         for entry in sink.close():
