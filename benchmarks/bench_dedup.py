@@ -94,9 +94,9 @@ def run_filter(pairs: Path, backend: str, work: Path) -> dict:
     chain.write_text(CHAIN.format(backend=backend))
     out = work / f"out-{backend}"
     started = time.perf_counter()
+    command = [sys.executable, "-m", "curation", "filter", str(pairs), "--chain", str(chain)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "curation", "filter", str(pairs), "--chain", str(chain)]
-        + ["--out", str(out), "--batch-size", "2048"],
+        [*command, "--out", str(out), "--batch-size", "2048"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
