@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import fsspec
+import pymupdf
 import pytest
 from conftest import LENIENT_CHAIN, SAMPLES, run_curation
 from pydantic import ValidationError
@@ -50,6 +51,39 @@ def test_a_remote_document_gives_the_same_units_as_the_local_file(bucket):
     assert all(row["source"] == uri for row in remote)
     strip = [{k: v for k, v in row.items() if k != "source"} for row in local]
     assert [{k: v for k, v in row.items() if k != "source"} for row in remote] == strip
+
+
+def test_a_remote_page_image_folder_is_one_document(bucket, tmp_path):
+    """A folder of page images named by URI reads like the same local folder: its images are
+    its pages, not documents of their own; the URI carries a trailing slash."""
+    fs = fsspec.filesystem("memory")
+    local = tmp_path / "report-17"
+    local.mkdir()
+    with pymupdf.open(SAMPLES / "lighthouse_history.pdf") as doc:
+        for i in range(3):
+            name = f"page-{i + 1}.png"
+            doc[i].get_pixmap(dpi=40).save(local / name)
+            fs.pipe(f"{bucket}/scans/report-17/{name}", (local / name).read_bytes())
+    fs.pipe(f"{bucket}/scans/report-17/.thumbs.png", b"hidden: skipped")
+    fs.pipe(f"{bucket}/scans/empty/readme.txt", b"no images here")
+    folder = f"{bucket}/scans/report-17/"
+
+    for patterns in ([f"{bucket}/scans/*"], [f"{bucket}/scans/*", f"{bucket}/scans/*/*.png"]):
+        assert expand_inputs(patterns) == [folder]
+    assert expand_inputs([folder]) == expand_inputs([folder.rstrip("/")]) == [folder]
+
+    ingest, units = IngestConfig(ocr="never"), UnitsConfig(pages_per_unit=2)
+    remote = list(ingest_document(folder, ingest, units))
+    assert [len(row["images"]) for row in remote] == [2, 1] and remote[0]["error_code"] is None
+    assert all(row["source"] == folder for row in remote)
+    same = list(ingest_document(local, ingest, units))
+    strip = [{k: v for k, v in row.items() if k != "source"} for row in same]
+    assert [{k: v for k, v in row.items() if k != "source"} for row in remote] == strip
+
+    rows = list(ingest_document(f"{bucket}/scans/empty/", ingest, units))
+    assert [r["error_code"] for r in rows] == ["no_pages"]
+    rows = list(ingest_document(folder, IngestConfig(max_file_mb=0.001), units))
+    assert [r["error_code"] for r in rows] == ["too_large"]
 
 
 def test_unreadable_or_too_large_remote_files_become_error_rows(bucket):

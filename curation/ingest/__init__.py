@@ -38,7 +38,8 @@ def is_page_folder(path: Path) -> bool:
 
 def expand_inputs(patterns: list[str]) -> list[Path | str]:
     """Files and page-image folders matched by the globs, sorted, each once; a URI pattern
-    (`s3://bucket/*.pdf`) gives the files it matches as URI strings (see `ingest.remote`).
+    (`s3://bucket/*.pdf`) gives the files it matches as URI strings, and its page-image folders
+    with a trailing slash (see `ingest.remote`).
 
     An image inside a matched page folder belongs to that folder's document, not to its own.
     """
@@ -53,11 +54,14 @@ def expand_inputs(patterns: list[str]) -> list[Path | str]:
             if path.is_file() or is_page_folder(path):
                 seen.setdefault(str(path), path)
     folders = {path for path in seen.values() if isinstance(path, Path) and path.is_dir()}
-    return [
-        path
-        for path in seen.values()
-        if isinstance(path, str) or path.is_dir() or path.parent not in folders
-    ]
+    uri_folders = {path for path in seen.values() if isinstance(path, str) and path.endswith("/")}
+
+    def inside_a_folder(path: Path | str) -> bool:
+        if isinstance(path, str):
+            return not path.endswith("/") and f"{path.rsplit('/', 1)[0]}/" in uri_folders
+        return not path.is_dir() and path.parent in folders
+
+    return [path for path in seen.values() if not inside_a_folder(path)]
 
 
 def document_id(path: Path) -> str:

@@ -1,7 +1,9 @@
 """Inputs named by URI (`s3://bucket/decks/*.pdf`, `gs://...`, `https://...`): read with fsspec.
 
 A remote file is copied to a private temporary folder on the worker that ingests it, read there
-like a local file, and deleted; its rows keep the URI as their `source`. So a cluster needs no
+like a local file, and deleted; its rows keep the URI as their `source`. A remote folder of page
+images is one document, as a local one is: it is named with a trailing slash
+(`s3://bucket/scans/report-17/`), and its images are copied together. So a cluster needs no
 shared path for its inputs, only credentials for the store (the usual environment variables of
 s3fs, gcsfs...). Outputs stay on a local or shared path (`curation publish` ships them).
 """
@@ -18,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import fsspec
 
 from curation.ingest.errors import IngestError, check_size
+from curation.ingest.images import IMAGE_SUFFIXES
 
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -36,32 +39,64 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         raise ValueError(f"{uri}: {exc}") from exc
 
 
+def page_images(fs: fsspec.AbstractFileSystem, folder: str) -> list[dict]:
+    """fsspec entries (name, size) of the image files directly in a remote folder, hidden ones
+    skipped; [] when it holds none or cannot be listed."""
+    try:
+        entries = fs.ls(folder.rstrip("/"), detail=True)
+    except (OSError, ValueError):
+        return []
+    return [
+        entry
+        for entry in entries
+        if entry.get("type") == "file"
+        and PurePosixPath(entry["name"]).suffix.lower() in IMAGE_SUFFIXES
+        and not PurePosixPath(entry["name"]).name.startswith(".")
+    ]
+
+
 def expand_uri(pattern: str) -> list[str]:
-    """The files a URI or URI glob names, as full URIs, sorted."""
+    """The files and page-image folders (with a trailing slash) a URI or URI glob names, as
+    full URIs, sorted; an image inside a matched folder belongs to that folder's document."""
     fs, path = filesystem(pattern)
-    matches = fs.glob(path) if GLOB_CHARS.search(path) else [path]
-    return sorted(fs.unstrip_protocol(m) for m in matches if fs.isfile(m))
+    matches = fs.glob(path) if GLOB_CHARS.search(path) else [path.rstrip("/")]
+    files = [m for m in matches if fs.isfile(m)]
+    folders = {m.rstrip("/") for m in matches if fs.isdir(m) and page_images(fs, m)}
+    found = [f"{fs.unstrip_protocol(m)}/" for m in folders]
+    found += [fs.unstrip_protocol(m) for m in files if str(PurePosixPath(m).parent) not in folders]
+    return sorted(found)
 
 
 @contextmanager
 def staged(uri: str, max_file_mb: float) -> Iterator[Path]:
-    """A local copy of a remote file for the duration of the block (same file name, so the
-    reader is picked by its suffix). Size is checked before anything is copied."""
+    """A local copy of a remote file (or page-image folder, named with a trailing slash) for
+    the duration of the block, with the same name, so the reader is picked by its suffix. Each
+    file's size is checked before anything is copied."""
     try:
         fs, path = filesystem(uri)
-        size = fs.size(path)
+        if uri.endswith("/"):
+            files = page_images(fs, path)
+            if not files:
+                raise IngestError("no_pages", f"{uri} holds no PNG, JPEG, TIFF or WebP files")
+        else:
+            files = [{"name": path, "size": fs.size(path)}]
     except FileNotFoundError as exc:
         raise IngestError("unreadable", f"cannot read {uri}: not found") from exc
     except (OSError, ValueError) as exc:
         raise IngestError("unreadable", f"cannot read {uri}: {exc}") from exc
-    check_size(size, max_file_mb)
+    for entry in files:
+        check_size(entry["size"] or 0, max_file_mb)
     folder = Path(tempfile.mkdtemp(prefix="curation-input-"))
     try:
-        local = folder / (PurePosixPath(path).name or "input")
-        try:
-            fs.get_file(path, str(local))
-        except (OSError, ValueError) as exc:
-            raise IngestError("unreadable", f"cannot copy {uri}: {exc}") from exc
+        local = folder / (PurePosixPath(path.rstrip("/")).name or "input")
+        if uri.endswith("/"):
+            local.mkdir()
+        for entry in files:
+            target = local / PurePosixPath(entry["name"]).name if uri.endswith("/") else local
+            try:
+                fs.get_file(entry["name"], str(target))
+            except (OSError, ValueError) as exc:
+                raise IngestError("unreadable", f"cannot copy {uri}: {exc}") from exc
         yield local
     finally:
         shutil.rmtree(folder, ignore_errors=True)
