@@ -45,6 +45,7 @@ from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision
 
 CONVERSATIONS, FLAT = "conversations", "flat"
 ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
+IMAGES = frozenset({"images"})  # the bulk of a conversations row: not read by the first pass
 OnProgress = Callable[[str, int, int], None]  # (phase, rows done, rows in all)
 
 
@@ -136,7 +137,7 @@ def detect_layout(name: str, schema: pa.Schema) -> str:
     )
 
 
-def _parquet_parts(files: list[Path], batch_size: int) -> list[Part]:
+def _parquet_parts(files: list[Path], batch_size: int, skip: frozenset[str]) -> list[Part]:
     parts = []
     for path in files:
         try:
@@ -147,14 +148,17 @@ def _parquet_parts(files: list[Path], batch_size: int) -> list[Part]:
             Part(
                 str(path),
                 reader.schema_arrow,
-                reader.iter_batches(batch_size=batch_size),
+                reader.iter_batches(
+                    batch_size=batch_size,
+                    columns=[c for c in reader.schema_arrow.names if c not in skip],
+                ),
                 rows=reader.metadata.num_rows,
             )
         )
     return parts
 
 
-def _hf_disk_parts(folder: Path, batch_size: int) -> list[Part]:
+def _hf_disk_parts(folder: Path, batch_size: int, skip: frozenset[str]) -> list[Part]:
     from datasets import DatasetDict, load_from_disk
 
     try:
@@ -166,7 +170,9 @@ def _hf_disk_parts(folder: Path, batch_size: int) -> list[Part]:
         Part(
             f"{folder}[{split}]",
             dataset.data.schema,
-            dataset.with_format("arrow").iter(batch_size=batch_size),
+            dataset.remove_columns([c for c in dataset.column_names if c in skip])
+            .with_format("arrow")
+            .iter(batch_size=batch_size),
             prefix=split,
             rows=dataset.num_rows,
         )
@@ -193,23 +199,24 @@ def _jsonl_part(path: Path, batch_size: int) -> Part:
     return Part(str(path), reader.schema, batches(), rows=lines)
 
 
-def open_input(path: Path, batch_size: int) -> list[Part]:
-    """The readable parts of an input file or folder, in a fixed order."""
+def open_input(path: Path, batch_size: int, skip: frozenset[str] = frozenset()) -> list[Part]:
+    """The readable parts of an input file or folder, in a fixed order; columns in `skip` are
+    not read where the format allows it (parquet, dataset folders); the schema keeps them."""
     if not path.exists():
         raise InputLayoutError(f"{path}: no such file or folder")
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".parquet":
-            return _parquet_parts([path], batch_size)
+            return _parquet_parts([path], batch_size, skip)
         if suffix in (".jsonl", ".json", ".ndjson"):
             return [_jsonl_part(path, batch_size)]
         raise InputLayoutError(f"{path}: unknown file type '{suffix}' (parquet or jsonl expected)")
     if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
-        return _hf_disk_parts(path, batch_size)
+        return _hf_disk_parts(path, batch_size, skip)
     files = sorted((path / DATA_DIR).glob("*.parquet")) or sorted(path.rglob("*.parquet"))
     files = [f for f in files if REJECTS_DIR not in f.relative_to(path).parts]
     if files:
-        return _parquet_parts(files, batch_size)
+        return _parquet_parts(files, batch_size, skip)
     jsonl = sorted(path.glob("*.jsonl"))
     if jsonl:
         return [_jsonl_part(f, batch_size) for f in jsonl]
@@ -459,8 +466,12 @@ def filter_dataset(
     dedup = chain.split()[1]
     staged = None
     if dedup and dedup.in_ray(sum(part.rows for part in parts)):
-        staged = StagedDecisions(chain, parts, funnel.layout, staging, on_progress)
-        parts = open_input(input_path, batch_size)  # the first pass read them
+        # The chain needs a row's images only to count its pages when it has no `pages`.
+        needs_images = funnel.layout == CONVERSATIONS and any(
+            "pages" not in part.schema.names for part in parts
+        )
+        first = open_input(input_path, batch_size, frozenset() if needs_images else IMAGES)
+        staged = StagedDecisions(chain, first, funnel.layout, staging, on_progress)
     phase = "filtering (pass 2 of 2)" if staged else "filtering"
     total = sum(part.rows for part in parts)
     apply_chain = BatchFilter(chain, units, funnel, rejects, staged)
