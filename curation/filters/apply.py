@@ -401,7 +401,7 @@ class StagedDecisions:
     ) -> None:
         from curation.pipeline import DEDUP_STAGING, RayDedup, init_ray
 
-        chain, dedup = chain.split()
+        rules, dedup = chain.split()
         assert dedup is not None
         init_ray()
         pairs = RayDedup(dedup, staging / DEDUP_STAGING)
@@ -413,7 +413,7 @@ class StagedDecisions:
                 for batch in part.batches:
                     on_progress("filtering (pass 1 of 2)", units.row_number, total)
                     contexts = [p for row in batch.to_pylist() for p in units.pairs(row)]
-                    decisions = chain.decide(contexts)
+                    decisions = rules.decide(contexts)
                     for pair, pair_decisions in zip(contexts, decisions, strict=True):
                         if all(d.passed for d in pair_decisions):
                             pairs.add(pair.pair_id, pair_text(pair.question, pair.answer))
@@ -465,7 +465,8 @@ def filter_dataset(
     units = RowUnits(funnel.layout)
     dedup = chain.split()[1]
     staged = None
-    if dedup and dedup.in_ray(sum(part.rows for part in parts)):
+    total = sum(part.rows for part in parts)
+    if dedup and dedup.in_ray(total):
         # The chain needs a row's images only to count its pages when it has no `pages`.
         needs_images = funnel.layout == CONVERSATIONS and any(
             "pages" not in part.schema.names for part in parts
@@ -473,7 +474,6 @@ def filter_dataset(
         first = open_input(input_path, batch_size, frozenset() if needs_images else IMAGES)
         staged = StagedDecisions(chain, first, funnel.layout, staging, on_progress)
     phase = "filtering (pass 2 of 2)" if staged else "filtering"
-    total = sum(part.rows for part in parts)
     apply_chain = BatchFilter(chain, units, funnel, rejects, staged)
     for part in parts:
         sink = sinks.get(part.prefix)
