@@ -149,3 +149,21 @@ def test_truncated_pdf_is_repaired_or_reported(tmp_path, report_pdf):
     rows = list(ingest_document(path, IngestConfig(), UnitsConfig()))
     assert rows
     assert all(r["error_code"] is None or r["error"] for r in rows)
+
+
+def test_ligature_glyphs_are_spelled_out(tmp_path):
+    """MuPDF's HTML layout sets "ff", "fi", "fl" as ligature glyphs; the text layer spells them
+    out, so a model and the grounding filter read "staff", not "sta\ufb00"."""
+    path = tmp_path / "ligatures.pdf"
+    story = pymupdf.Story("<p>The staff filed the official fluid reports.</p>")
+    writer = pymupdf.DocumentWriter(str(path))
+    device = writer.begin_page(pymupdf.paper_rect("letter"))
+    story.place(pymupdf.Rect(50, 50, 560, 740))
+    story.draw(device)
+    writer.end_page()
+    writer.close()
+    with pymupdf.open(path) as doc:
+        raw = doc[0].get_text()
+    assert "\ufb00" in raw or "\ufb01" in raw  # the layer really holds ligatures
+    page = next(iter_pages(path, "d", IngestConfig(ocr="never")))
+    assert "The staff filed the official fluid reports." in page.text

@@ -51,8 +51,13 @@ def open_pdf(path: Path) -> pymupdf.Document:
 
 
 def page_text(page: pymupdf.Page) -> str:
-    """The page's text layer, text blocks in reading order (top to bottom, left to right)."""
-    blocks = page.get_text("blocks", sort=True)
+    """The page's text layer, text blocks in reading order (top to bottom, left to right).
+
+    Ligature glyphs are spelled out ("ﬀ" -> "ff"): a model, the filters' word matching and the
+    dedup all read "staff", not "staﬀ".
+    """
+    flags = pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES
+    blocks = page.get_text("blocks", sort=True, flags=flags)
     parts = [block[4].strip() for block in blocks if block[6] == 0 and block[4].strip()]
     return "\n".join(parts)
 

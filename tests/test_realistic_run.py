@@ -1,0 +1,170 @@
+"""The shipped recipe and chains on what a 7B-70B instruction model writes: `curation run` with
+`engine: openai` against a scripted OpenAI-compatible server (a FAKE standing in for vLLM, see
+tests/scripted_server.py) over two reports with tables, then `curation filter` on the same pairs.
+
+Every pair is labelled (tests/realistic_run.py): correct ones — derived numbers included — must
+be kept by `filters/default.yaml` as shipped, wrong numbers rejected, and nothing lost: every
+pair the replies hold is in `data/` or in `rejects/` with its filter and reason.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pymupdf
+import pytest
+import yaml
+from conftest import ROOT, run_curation
+from realistic_run import EXPECTED, REPLIES, TRUNCATED_QUESTION, reply_for, write_documents
+from scripted_server import message_text, scripted_server
+
+from curation.generate.parse import parse_reply
+from curation.ingest.pdf import page_text
+
+pytestmark = pytest.mark.e2e
+
+
+def read_rows(folder: Path) -> list[dict]:
+    return [row for f in sorted(folder.glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+
+
+def kept_and_rejected(out: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Kept pairs (question -> text turn + its qa_meta) and rejected pairs (question -> reject row)."""
+    kept = {}
+    for row in read_rows(out / "data"):
+        for turn, meta in zip(row["texts"], row["qa_meta"], strict=True):
+            kept[turn["user"]] = {**turn, **meta}
+    rejected = {r["question"]: r for r in read_rows(out / "rejects") if r["question"]}
+    return kept, rejected
+
+
+def write_recipe(tmp_path: Path, inputs: Path, server, chain: str, out: Path) -> Path:
+    recipe = yaml.safe_load((ROOT / "recipes" / "docmatix.yaml").read_text())
+    recipe["inputs"] = [str(inputs / "*.pdf")]
+    recipe["ingest"] = {**recipe.get("ingest", {}), "dpi": 72}
+    recipe["generate"].update(
+        engine="openai",
+        model="bundled",  # whatever the server serves
+        base_url=server.base_url,
+        pairs_per_unit=12,
+        max_tokens=1024,
+        concurrency=4,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    recipe["filters"] = str(ROOT / chain)
+    recipe["output"] = {"dir": str(out)}
+    path = tmp_path / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def score(kept: dict, rejected: dict) -> dict:
+    correct = [e for e in EXPECTED if e.keep]
+    wrong = [e for e in EXPECTED if not e.keep]
+    return {
+        "correct_kept": sum(e.question in kept for e in correct) / len(correct),
+        "wrong_rejected": sum(e.question in rejected for e in wrong) / len(wrong),
+        "lost": [e.question for e in EXPECTED if e.question not in kept | rejected],
+        "correct_dropped": {
+            e.question: rejected[e.question]["reason"] for e in correct if e.question in rejected
+        },
+        "wrong_kept": [e.question for e in wrong if e.question in kept],
+    }
+
+
+def test_shipped_chains_on_realistic_replies(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    write_documents(inputs)
+    with scripted_server(lambda messages: reply_for(message_text(messages))) as server:
+        out = tmp_path / "out-default"
+        result = run_curation(
+            "run", str(write_recipe(tmp_path, inputs, server, "filters/default.yaml", out))
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(server.requests) == 4  # four units of two pages, one request each
+
+        kept, rejected = kept_and_rejected(out)
+        figures = score(kept, rejected)
+        print(json.dumps(figures, indent=2))
+        assert figures["lost"] == []
+        assert figures["correct_kept"] >= 0.95, figures["correct_dropped"]
+        assert figures["wrong_rejected"] >= 0.95, figures["wrong_kept"]
+        for question, row in rejected.items():
+            assert row["filter"] and row["reason"], question
+        # Nothing invented: every kept or rejected pair is one the replies hold.
+        known = {e.question for e in EXPECTED}
+        assert set(kept) <= known and set(rejected) <= known
+
+        # The cut-off pair is a reject with its reason, and the funnel counts every pair.
+        cut = [r for r in read_rows(out / "rejects") if not r["question"]]
+        assert (
+            len(cut) == 1
+            and "cut off" in cut[0]["reason"]
+            and TRUNCATED_QUESTION[:40] in cut[0]["reason"]
+        )
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["counts"]["pairs_generated"] == len(EXPECTED)
+
+        # Citations are cleaned by the default chain, their pages kept as evidence.
+        routes = kept["Which three routes does Northwind Ferries run across Kestrel Bay?"]
+        assert routes["assistant"] == "The Harbor Line, the Island Loop and the Bay Express."
+        assert 1 in routes["evidence_pages"]
+        difference = kept["How many more passengers did the Harbor Line carry in Q3 than in Q1?"]
+        assert "[page 1]" not in difference["assistant"]
+        # The bullet-list answer keeps its items, one per line.
+        northgate = kept["How many of each format did the Northgate branch lend?"]["assistant"]
+        assert northgate.splitlines() == [
+            "- Books: 87 thousand",
+            "- E-books: 35 thousand",
+            "- Audiobooks: 12 thousand",
+        ]
+
+        # The Docmatix chain, as shipped, stays faithful: brackets and decimals drop a pair.
+        # Same recipe otherwise: every reply comes from the response cache.
+        out_docmatix = tmp_path / "out-docmatix"
+        sent = len(server.requests)
+        recipe = write_recipe(tmp_path, inputs, server, "filters/docmatix.yaml", out_docmatix)
+        result = run_curation("run", str(recipe))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(server.requests) == sent
+    kept_d, rejected_d = kept_and_rejected(out_docmatix)
+    assert set(kept_d) | set(rejected_d) == {e.question for e in EXPECTED}
+    assert (
+        "bracket_span"
+        in rejected_d["Which three routes does Northwind Ferries run across Kestrel Bay?"]["reason"]
+    )
+    assert "word_dot_word" in rejected_d["How much did revenue grow from 2024 to 2025?"]["reason"]
+
+
+def test_curation_filter_with_the_default_chain_on_realistic_pairs(tmp_path: Path) -> None:
+    """The same labelled pairs as flat question/answer/context rows through `curation filter`."""
+    docs = write_documents(tmp_path / "inputs")
+    pages = [[page_text(p) for p in pymupdf.open(d)] for d in docs]
+    contexts = {  # each reply's unit: the two pages its first page opens
+        phrase: "\n".join(doc[i : i + 2])
+        for phrase in REPLIES
+        for doc in pages
+        for i in (0, 2)
+        if phrase in doc[i]
+    }
+    rows = [
+        {"question": item.question, "answer": item.answer, "context": contexts[phrase]}
+        for phrase, reply in REPLIES.items()
+        for item in parse_reply(reply).pairs
+    ]
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "filtered"
+    result = run_curation(
+        "filter", str(source), "--chain", "filters/default.yaml", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = {r["question"] for r in read_rows(out / "data")}
+    rejected = {r["question"]: r for r in read_rows(out / "rejects")}
+    figures = score(dict.fromkeys(kept), rejected)
+    print(json.dumps(figures, indent=2))
+    assert figures["lost"] == []
+    assert figures["correct_kept"] >= 0.95, figures["correct_dropped"]
+    assert figures["wrong_rejected"] >= 0.95, figures["wrong_kept"]
