@@ -33,6 +33,7 @@ from curation.filters.dedup import (
     Deduplicator,
     KnownVerdicts,
     Verdict,
+    occurrence_keys,
     pair_text,
     ray_near_duplicates,
 )
@@ -170,11 +171,10 @@ def ray_dedup_verdicts(journal: Journal, dedup: DedupFilter, folder: Path) -> Kn
     """A run's dedup in Ray (`RayDedup`) over the pairs of its journal, in dataset order."""
     staged = RayDedup(dedup, folder)
     for outcome in journal.outcomes():
-        keys: set[str] = set()  # a pair id repeats only within its unit: index it once
-        for pair in alive_pairs(outcome):
-            if pair["qa_id"] not in keys:
-                keys.add(pair["qa_id"])
-                staged.add(pair["qa_id"], pair_text(pair["question"], pair["answer"]))
+        alive = alive_pairs(outcome)
+        # Identical pairs of one unit share an id: each is a pair of its own (see dedup_outcome).
+        for pair, key in zip(alive, occurrence_keys([p["qa_id"] for p in alive]), strict=True):
+            staged.add(key, pair_text(pair["question"], pair["answer"]))
     return staged.verdicts()
 
 
@@ -182,8 +182,11 @@ def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Deduplicator | KnownV
     """Add the dedup decision to each pair that passed every other filter (the first of a
     group of duplicates, in dataset order, is kept)."""
     alive = alive_pairs(outcome)
+    # Two identical pairs of one unit share a content-hash id: numbered apart, the second is an
+    # exact duplicate of the first rather than the first one fed again.
     verdicts = seen.check(
-        [pair_text(p["question"], p["answer"]) for p in alive], [p["qa_id"] for p in alive]
+        [pair_text(p["question"], p["answer"]) for p in alive],
+        occurrence_keys([p["qa_id"] for p in alive]),
     )
     for pair, verdict in zip(alive, verdicts, strict=True):
         pair["decisions"].append(vars(dedup.decision(verdict)))

@@ -151,7 +151,9 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray,
         outcome(b_units[0], [exact, facts[7], facts[1]]),
     ]
     assert "March." in facts[3][1]
-    journal = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf"])
+    journal = Journal(
+        tmp_path, "h" * 64, ["a.pdf", "b.pdf"], {"a.pdf": "aaaa", "b.pdf": "bbbb"}.get
+    )
     for row in reversed(outcomes):  # finished out of order, as a parallel run does
         journal.append(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA))
 
@@ -171,6 +173,49 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray,
     assert any(r.startswith("near duplicate of aaaa") for r in reasons)
     assert sum(r.startswith("exact duplicate of aaaa") for r in reasons) == 2
     assert not (tmp_path / ".dedup").exists()
+
+
+def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(local_ray, tmp_path):
+    """Two identical pairs of one unit share their id (the generator's content hash of unit,
+    question and answer): the second is an exact duplicate of the first, not the first fed
+    again, in the run's in-memory and Ray dedup and in a chain's batch."""
+    import copy
+
+    import pyarrow as pa
+    from output_fixtures import document_units, outcome
+
+    from curation.output.journal import Journal
+    from curation.pipeline import dedup_outcome, ray_dedup_verdicts
+    from curation.schema import OUTCOME_SCHEMA
+    from curation.seeding import content_id
+
+    unit = document_units("cccc", "c.pdf", 2, 2)[0]
+    same = ("Who chairs the board of the utility?", FACTS[1] + ".", True)
+    row = outcome(unit, [same, ("What was delivered?", FACTS[0] + ".", True), same])
+    for pair in row["pairs"]:  # ids as the generator makes them
+        pair["qa_id"] = content_id(unit["unit_id"], pair["question"], pair["answer"])
+    first_id = row["pairs"][0]["qa_id"]
+    assert row["pairs"][2]["qa_id"] == first_id
+    journal = Journal(tmp_path, "h" * 64, ["c.pdf"], {"c.pdf": "cccc"}.get)
+    journal.append(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA))
+
+    dedup = DedupFilter(backend="ray")
+    found = ray_dedup_verdicts(journal, dedup, tmp_path / ".dedup")
+    for seen in (dedup.deduplicator(), found):
+        (done,) = [dedup_outcome(copy.deepcopy(o), dedup, seen) for o in journal.outcomes()]
+        last = [pair["decisions"][-1] for pair in done["pairs"]]
+        assert [(d["filter"], d["passed"]) for d in last] == [("dedup", True)] * 2 + [
+            ("dedup", False)
+        ]
+        assert last[2]["reason"] == f"exact duplicate of {first_id} (similarity 1.00)"
+
+    contexts = [
+        PairContext(unit["unit_id"], p["question"], p["answer"], pair_id=p["qa_id"])
+        for p in row["pairs"]
+    ]
+    assert [d.passed for d in DedupFilter().decide(contexts)] == [True, True, False]
+    with pytest.raises(ValueError, match="twice in one check"):
+        Deduplicator().check(["a text", "a text"], ["k", "k"])
 
 
 def test_the_dedup_backend_follows_the_setting_and_the_run_size():

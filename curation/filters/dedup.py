@@ -53,6 +53,24 @@ def shingles(text: str, ngram: int = 5) -> list[bytes]:
     return [" ".join(words[i : i + ngram]).encode() for i in range(len(words) - ngram + 1)]
 
 
+def occurrence_keys(keys: list[str]) -> list[str]:
+    """The keys made distinct in order: a key's second occurrence becomes `key#2`, and so on.
+
+    Two identical pairs of one unit share their content-hash id; they are two pairs (the later a
+    duplicate of the first), not one pair fed twice.
+    """
+    taken: set[str] = set()
+    distinct = []
+    for key in keys:
+        unique, n = key, 1
+        while unique in taken:
+            n += 1
+            unique = f"{key}#{n}"
+        taken.add(unique)
+        distinct.append(unique)
+    return distinct
+
+
 def exact_key(text: str) -> bytes:
     """A hash of the text's words, case-folded: case, spacing and punctuation do not count."""
     return hashlib.blake2b(normalize_text(text).encode(), digest_size=16).digest()
@@ -133,8 +151,9 @@ class Verdict:
 
 class Deduplicator:
     """Streaming duplicate finder: feed texts in a fixed order; each is checked against all
-    earlier ones (duplicates included) and then indexed. Keys must be unique; a key seen again
-    gets its first verdict back, so replaying a prefix (a resumed run) changes nothing.
+    earlier ones (duplicates included) and then indexed. Keys must be unique (two identical
+    pairs of one unit share a content-hash id: number them with `occurrence_keys`); a key seen
+    in an earlier call gets its first verdict back, so replaying a prefix changes nothing.
 
     Memory: one signature (num_perm x 4 bytes) and its LSH band keys per text.
     """
@@ -163,17 +182,21 @@ class Deduplicator:
 
     def check(self, texts: list[str], keys: list[str]) -> list[Verdict]:
         """Verdicts for texts in order, each against everything before it (batched hashing)."""
+        if len(set(keys)) < len(keys):
+            repeated = next(key for key in keys if keys.count(key) > 1)
+            raise ValueError(
+                f"key {repeated!r} twice in one check: number repeats with occurrence_keys"
+            )
         fresh = [i for i, key in enumerate(keys) if key not in self.order]
         signatures = (
             self.hasher.signatures([texts[i] for i in fresh])
             if self.near and fresh
             else [None] * len(fresh)
         )
-        verdicts: dict[int, Verdict] = {}
-        for i, signature in zip(fresh, signatures, strict=True):
-            if keys[i] in self.order:  # the same key twice in one call
-                continue
-            verdicts[i] = self._add(texts[i], keys[i], signature)
+        verdicts = {
+            i: self._add(texts[i], keys[i], signature)
+            for i, signature in zip(fresh, signatures, strict=True)
+        }
         return [
             verdicts.get(i) or self.verdicts.get(key, Verdict(False)) for i, key in enumerate(keys)
         ]
@@ -242,7 +265,9 @@ class DedupFilter(Filter):
         )
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
-        keys = [pair.pair_id or f"{pair.unit_id}#{i}" for i, pair in enumerate(pairs)]
+        keys = occurrence_keys(
+            [pair.pair_id or f"{pair.unit_id}#{i}" for i, pair in enumerate(pairs)]
+        )
         texts = [pair_text(pair.question, pair.answer) for pair in pairs]
         return [self.decision(v) for v in self.deduplicator().check(texts, keys)]
 
