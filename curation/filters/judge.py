@@ -5,6 +5,11 @@ engine (`engine:` in the chain entry, validated as a generate section, so it may
 model than the generator), with a prompt from prompts/judge/. Replies are read tolerantly: JSON,
 fenced JSON, JSON cut short, or prose such as "Score: 7" or "8/10". A reply with no readable
 score is a rejection with the reason (or kept, with `on_unreadable: keep`), never a crash.
+
+The page text and the pair are shown to the judge as data, each inside a fence of backticks
+longer than any run of backticks in them (`data_fence`), so no text can close its fence and pass
+itself off as the prompt; the template tells the judge to ignore instructions inside the fences.
+Requests go through the response cache, as generation's do: a rerun sends none of them again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import Filter, PairContext
+from curation.generate.cache import CachedEngine, ResponseCache
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.prompts import PromptLibrary, PromptTemplate, page_excerpts
 from curation.schema import Decision
@@ -39,6 +45,7 @@ REASON_FIELD = re.compile(
     rf"[\"']?\b(?:{'|'.join(REASON_KEYS)})\b[\"']?\s*[:=]\s*[\"']?(?P<reason>[^\"\n]*)",
     re.IGNORECASE,
 )
+BACKTICK_RUN = re.compile(r"`+")
 JUDGE_SCHEMA = {
     "type": "object",
     "properties": {
@@ -108,6 +115,13 @@ def parse_judge_reply(text: str) -> tuple[float, str]:
     return score, " ".join(reason.split())
 
 
+def data_fence(*texts: str) -> str:
+    """A fence of backticks longer than any run of backticks in the texts (three at least): no
+    text holds it, so none can close the fence it is shown in."""
+    longest = max((len(run) for text in texts for run in BACKTICK_RUN.findall(text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def resolve_prompt_folder(folder: str) -> Path:
     """A prompt folder as given, or under the repository root (for runs from elsewhere)."""
     path = Path(folder)
@@ -151,7 +165,8 @@ class JudgeFilter(Filter):
         return self.engine is not None
 
     def use_engine(self, engine: Engine) -> None:
-        """Judge with an engine that is already loaded instead of building one."""
+        """Judge with an engine that is already loaded instead of building one (behind the
+        response cache when the engine section keeps `cache` on)."""
         self._engine = engine
 
     def _ready(self) -> tuple[Engine, PromptTemplate, GenerateConfig]:
@@ -163,17 +178,23 @@ class JudgeFilter(Filter):
             from curation.generate.engines import build_engine
 
             self._engine = build_engine(cfg)
+        if cfg.cache and not isinstance(self._engine, CachedEngine):
+            self._engine = CachedEngine(self._engine, ResponseCache(cfg.cache_dir))
         return self._engine, self._template, cfg
 
     def request(
         self, pair: PairContext, template: PromptTemplate, cfg: GenerateConfig
     ) -> ChatRequest:
-        """The chat request that asks the judge about one pair."""
+        """The chat request that asks the judge about one pair: the page text, the question and
+        the answer fenced as data (the fence depends on them alone, so the request, and its
+        cache key, are the same on every run)."""
+        pages = page_excerpts(pair.pages, pair.texts, self.max_page_chars) if pair.texts else []
         messages = template.render(
             question=pair.question,
             answer=pair.answer,
             kind=pair.kind,
-            pages=page_excerpts(pair.pages, pair.texts, self.max_page_chars) if pair.texts else [],
+            pages=pages,
+            fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
         )
         return ChatRequest(
             request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
