@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import fsspec
 import pymupdf
 import pytest
 from conftest import LENIENT_CHAIN, SAMPLES, run_curation
+from fsspec.implementations.memory import MemoryFileSystem
 from pydantic import ValidationError
 
 from curation.config import ConfigError, IngestConfig, OutputConfig, UnitsConfig, load_recipe
@@ -98,6 +100,45 @@ def test_unreadable_or_too_large_remote_files_become_error_rows(bucket):
 
     rows = list(ingest_document(f"{bucket}/decks/notes.txt", IngestConfig(), UnitsConfig()))
     assert [r["error_code"] for r in rows] == ["unsupported_type"]
+
+
+class UnsizedStore(MemoryFileSystem):
+    """A FAKE store that lists no file sizes, as an HTTP server without Content-Length: fsspec's
+    in-memory filesystem with every size hidden (protocol `unsized://`)."""
+
+    protocol = ("unsized",)
+
+    def info(self, path: str, **kwargs) -> dict:
+        return {**super().info(path, **kwargs), "size": None}
+
+    def ls(self, path: str, detail: bool = True, **kwargs) -> list:
+        found = super().ls(path, detail=detail, **kwargs)
+        return [{**entry, "size": None} for entry in found] if detail else found
+
+
+def test_a_remote_file_of_unknown_size_is_capped_while_it_is_copied(tmp_path, monkeypatch):
+    fsspec.register_implementation("unsized", UnsizedStore, clobber=True)
+    root = f"unsized:///bucket-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("unsized")
+    pdf = (SAMPLES / "lighthouse_history.pdf").read_bytes()
+    fs.pipe(f"{root}/report.pdf", pdf)
+    fs.pipe(f"{root}/scans/page-1.png", pdf)  # big enough; refused before it is read as an image
+    assert fs.size(f"{root}/report.pdf") is None
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the copies go
+
+    half = IngestConfig(max_file_mb=len(pdf) / 2 / 2**20)
+    for uri in (f"{root}/report.pdf", f"{root}/scans/"):
+        rows = list(ingest_document(uri, half, UnitsConfig()))
+        assert [(r["error_code"], r["source"]) for r in rows] == [("too_large", uri)]
+        assert "counted while copying it (ingest.max_file_mb:" in rows[0]["error"]
+        assert list(tmp_path.iterdir()) == []  # the partial copy is gone
+
+    units = UnitsConfig(pages_per_unit=2)
+    rows = list(ingest_document(f"{root}/report.pdf", IngestConfig(ocr="never"), units))
+    local = list(
+        ingest_document(SAMPLES / "lighthouse_history.pdf", IngestConfig(ocr="never"), units)
+    )
+    assert [r["texts"] for r in rows] == [r["texts"] for r in local]
 
 
 def test_a_store_without_its_driver_is_a_config_error_naming_the_package(tmp_path):

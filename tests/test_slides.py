@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -18,7 +19,13 @@ from PIL import Image
 
 from curation.config import IngestConfig
 from curation.ingest.errors import IngestError
-from curation.ingest.slides import iter_office_pages, pptx_extras, with_extras
+from curation.ingest.slides import (
+    INFLATE_CHUNK,
+    inflated_size,
+    iter_office_pages,
+    pptx_extras,
+    with_extras,
+)
 from curation.schema import Page
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
@@ -142,12 +149,23 @@ def test_timeout_kills_libreoffice_and_removes_temp_files(decks, tmp_path, monke
     assert error.code == "convert_timeout"
     assert list(tmp_path.iterdir()) == []
     if Path("/proc").is_dir():  # no LibreOffice process left running on our profile
-        time.sleep(0.2)
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                assert str(tmp_path) not in cmdline.read_text(errors="replace")
-            except OSError:
-                continue
+        deadline = time.monotonic() + 60  # SIGKILLed processes vanish at once; generous bound
+        while (left := processes_using(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == []
+
+
+def processes_using(folder: Path) -> list[str]:
+    """Command lines of running processes that name the folder."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_text(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in text:
+            found.append(text)
+    return found
 
 
 def test_missing_libreoffice_says_how_to_install(tmp_path, monkeypatch):
@@ -180,20 +198,52 @@ def test_zip_that_is_not_a_deck_is_refused(tmp_path):
     assert "[Content_Types].xml" in error.message
 
 
-def test_zip_bomb_is_refused_from_the_zip_directory_alone(tmp_path):
-    path = tmp_path / "bomb.pptx"
-    zeros = bytes(1 << 20)
+def zeros_deck(path: Path, mb: int, declared: int | None = None) -> Path:
+    """A .pptx whose media member is `mb` MB of zeros (about 1,000x smaller deflated); with
+    `declared`, both its headers claim that many uncompressed bytes instead, as a bomb lies."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("ppt/media/zeros.bin", "w", force_zip64=True) as member:
-            for _ in range(200):  # 200 MB of zeros, about 200 KB compressed
-                member.write(zeros)
-    assert path.stat().st_size < 1 << 20
-    start = time.perf_counter()
-    error = ingest_error(path)
-    assert time.perf_counter() - start < 1.0
+        with archive.open("ppt/media/zeros.bin", "w") as member:
+            for _ in range(mb):
+                member.write(bytes(1 << 20))
+    if declared is not None:
+        data = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("ppt/media/zeros.bin")
+            # The member's central directory entry: its name follows a 46-byte header.
+            central = data.index(info.filename.encode(), archive.start_dir) - 46
+        assert data[central : central + 4] == b"PK\x01\x02"
+        struct.pack_into("<L", data, info.header_offset + 22, declared)  # the local header
+        struct.pack_into("<L", data, central + 24, declared)  # the central directory entry
+        path.write_bytes(bytes(data))
+        with zipfile.ZipFile(path) as archive:
+            assert archive.getinfo("ppt/media/zeros.bin").file_size == declared
+    return path
+
+
+def test_zip_bomb_is_refused_by_the_bytes_it_inflates(tmp_path):
+    honest = zeros_deck(tmp_path / "bomb.pptx", 20)
+    error = ingest_error(honest)
     assert error.code == "zip_bomb"
-    assert "ppt/media/zeros.bin inflates" in error.message
+    assert "ppt/media/zeros.bin inflates" in error.message and "to 20 MB" in error.message
+    # The same bomb declaring 1,000 bytes: refused on what it really inflates to.
+    liar = zeros_deck(tmp_path / "liar.pptx", 20, declared=1000)
+    error = ingest_error(liar)
+    assert error.code == "zip_bomb"
+    assert "ppt/media/zeros.bin inflates" in error.message and "to 20 MB" in error.message
+    error = ingest_error(liar, IngestConfig(max_unzipped_mb=5))
+    assert error.code == "zip_bomb"
+    assert "above max_unzipped_mb (5)" in error.message
+
+
+def test_inflating_stops_past_the_budget(tmp_path):
+    liar = zeros_deck(tmp_path / "liar.pptx", 20, declared=1000)
+    with zipfile.ZipFile(liar) as archive, liar.open("rb") as fh:
+        member = archive.getinfo("ppt/media/zeros.bin")
+        assert inflated_size(fh, member, 20 << 20)[0] == 20 << 20
+        size, packed = inflated_size(fh, member, 2 << 20)
+    assert 2 << 20 < size <= (2 << 20) + INFLATE_CHUNK
+    assert 0 < packed < member.compress_size
 
 
 def test_unzipped_size_cap(tmp_path):
@@ -203,7 +253,17 @@ def test_unzipped_size_cap(tmp_path):
     )
     error = ingest_error(path, IngestConfig(max_unzipped_mb=1))
     assert error.code == "zip_bomb"
-    assert "above max_unzipped_mb" in error.message
+    assert "above max_unzipped_mb (1)" in error.message
+    assert "counted up to ppt/media/noise.bin" in error.message
+
+
+def test_a_zip_member_in_another_compression_is_refused(tmp_path):
+    path = tmp_path / "bz.pptx"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+    error = ingest_error(path)
+    assert error.code == "not_office"
+    assert "compression method 12" in error.message
 
 
 def test_notes_follow_visible_slides_and_need_matching_counts(tmp_path):

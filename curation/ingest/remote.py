@@ -23,6 +23,7 @@ from curation.ingest.errors import IngestError, check_size
 from curation.ingest.images import IMAGE_SUFFIXES
 
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+COPY_CHUNK = 1 << 20
 GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -67,11 +68,29 @@ def expand_uri(pattern: str) -> list[str]:
     return sorted(found)
 
 
+def copy_capped(fs: fsspec.AbstractFileSystem, name: str, target: Path, max_file_mb: float) -> None:
+    """Copy a remote file in chunks, refusing it ('too_large') once more than `max_file_mb`
+    came: a store may not say how big a file is, or say it wrong."""
+    limit = int(max_file_mb * 2**20)
+    copied = 0
+    with fs.open(name, "rb") as source, target.open("wb") as sink:
+        while chunk := source.read(min(COPY_CHUNK, limit - copied + 1)):
+            copied += len(chunk)
+            if copied > limit:
+                raise IngestError(
+                    "too_large",
+                    f"the file is over {max_file_mb:g} MB, counted while copying it "
+                    f"(ingest.max_file_mb: {max_file_mb:g})",
+                )
+            sink.write(chunk)
+
+
 @contextmanager
 def staged(uri: str, max_file_mb: float) -> Iterator[Path]:
     """A local copy of a remote file (or page-image folder, named with a trailing slash) for
     the duration of the block, with the same name, so the reader is picked by its suffix. Each
-    file's size is checked before anything is copied."""
+    file's listed size is checked before anything is copied, and the bytes are counted while
+    they are copied: a file of unknown (or understated) size stops at `max_file_mb` too."""
     try:
         fs, path = filesystem(uri)
         if uri.endswith("/"):
@@ -94,7 +113,7 @@ def staged(uri: str, max_file_mb: float) -> Iterator[Path]:
         for entry in files:
             target = local / PurePosixPath(entry["name"]).name if uri.endswith("/") else local
             try:
-                fs.get_file(entry["name"], str(target))
+                copy_capped(fs, entry["name"], target, max_file_mb)
             except (OSError, ValueError) as exc:
                 raise IngestError("unreadable", f"cannot copy {uri}: {exc}") from exc
         yield local

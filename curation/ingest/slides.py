@@ -6,12 +6,15 @@ import contextlib
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 from pptx import Presentation
 from pptx.slide import Slide
@@ -33,10 +36,15 @@ MB = 1 << 20
 MAX_RATIO = 100
 RATIO_MIN_BYTES = 10 * MB
 STDERR_TAIL_CHARS = 600
+# A zip member's local header: signature, version, flags, method, time, date, crc, sizes,
+# name length, extra length; the member's data follows the name and the extra field.
+LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
+INFLATE_CHUNK = MB  # compressed bytes read, and bytes inflated, at a time
 
 
 def check_archive(path: Path, cfg: IngestConfig) -> None:
-    """Refuse what is not an office file, or would unzip too much, reading only the zip directory."""
+    """Refuse what is not an office file, or what unzips to too much (counted while inflating)."""
     try:
         with path.open("rb") as fh:
             head = fh.read(len(OLE_MAGIC))
@@ -60,25 +68,75 @@ def check_archive(path: Path, cfg: IngestConfig) -> None:
         raise IngestError("corrupt", f"the zip archive is damaged: {exc}") from exc
     if ZIP_MAIN_PART[suffix] not in {member.filename for member in members}:
         raise IngestError("not_office", f"a zip archive without {ZIP_MAIN_PART[suffix]}")
-    check_inflation(members, cfg)
+    check_inflation(path, members, cfg)
 
 
-def check_inflation(members: list[zipfile.ZipInfo], cfg: IngestConfig) -> None:
-    """Raise 'zip_bomb' when the declared sizes exceed max_unzipped_mb or a big member's ratio."""
-    total = sum(member.file_size for member in members)
-    if total > cfg.max_unzipped_mb * MB:
+def check_inflation(path: Path, members: list[zipfile.ZipInfo], cfg: IngestConfig) -> None:
+    """Raise 'zip_bomb' when the members inflate past max_unzipped_mb, or a big one more than
+    MAX_RATIO times. The bytes are counted as each member really inflates (streamed, stopping
+    past the limit), not taken from the sizes the archive declares, which a bomb can fake."""
+    limit = int(cfg.max_unzipped_mb * MB)
+    total = 0
+    with path.open("rb") as fh:
+        for member in members:
+            size, packed = inflated_size(fh, member, limit - total)
+            total += size
+            if total > limit:
+                raise IngestError(
+                    "zip_bomb",
+                    f"unzips to more than {total / MB:.0f} MB (counted up to {member.filename}), "
+                    f"above max_unzipped_mb ({cfg.max_unzipped_mb:g})",
+                )
+            ratio = size / max(packed, 1)
+            if size > RATIO_MIN_BYTES and ratio > MAX_RATIO:
+                raise IngestError(
+                    "zip_bomb",
+                    f"{member.filename} inflates {ratio:.0f}x ({packed} bytes to "
+                    f"{size / MB:.0f} MB; at most {MAX_RATIO}x is accepted)",
+                )
+
+
+def inflated_size(fh: BinaryIO, member: zipfile.ZipInfo, budget: int) -> tuple[int, int]:
+    """(bytes a member inflates to, compressed bytes it takes), from its data in the archive as
+    a reader inflates it; inflating stops once more than `budget` bytes came out."""
+    fh.seek(member.header_offset)
+    header = fh.read(LOCAL_HEADER.size)
+    if len(header) < LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise IngestError("corrupt", f"the zip archive is damaged: no data for {member.filename}")
+    fields = LOCAL_HEADER.unpack(header)
+    method, name_length, extra_length = fields[3], fields[9], fields[10]
+    if method != member.compress_type:
         raise IngestError(
-            "zip_bomb",
-            f"unzips to {total / MB:.0f} MB, above max_unzipped_mb ({cfg.max_unzipped_mb:g})",
+            "corrupt", f"the zip archive is damaged: {member.filename} has two compression methods"
         )
-    for member in members:
-        ratio = member.file_size / max(member.compress_size, 1)
-        if member.file_size > RATIO_MIN_BYTES and ratio > MAX_RATIO:
+    if method not in (STORED, DEFLATED):
+        raise IngestError(
+            "not_office",
+            f"{member.filename} uses zip compression method {method}; office files use stored "
+            "or deflate",
+        )
+    fh.seek(name_length + extra_length, os.SEEK_CUR)
+    if method == STORED:  # as many bytes as it takes, within the file
+        start = fh.tell()
+        stored = min(member.compress_size, fh.seek(0, os.SEEK_END) - start)
+        return stored, stored
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    inflated = read = 0
+    pending = b""
+    while not inflater.eof and inflated <= budget:
+        if not pending:
+            pending = fh.read(INFLATE_CHUNK)
+            if not pending:
+                break  # the file ends inside the stream: nothing more inflates
+            read += len(pending)
+        try:
+            inflated += len(inflater.decompress(pending, INFLATE_CHUNK))
+        except zlib.error as exc:
             raise IngestError(
-                "zip_bomb",
-                f"{member.filename} inflates {ratio:.0f}x ({member.compress_size} bytes to "
-                f"{member.file_size / MB:.0f} MB; at most {MAX_RATIO}x is accepted)",
-            )
+                "corrupt", f"the zip archive is damaged: {member.filename}: {exc}"
+            ) from exc
+        pending = inflater.unconsumed_tail
+    return inflated, read - len(pending) - len(inflater.unused_data)
 
 
 def find_soffice() -> str:
