@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from curation.config import ConfigError, load_recipe
+from curation.outdir import some_of
 
 app = typer.Typer(
     help="Turn PDFs and slide decks into filtered multi-page QA data for multi-image VLMs.",
@@ -133,6 +134,13 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
     table.add_row("wall time", f"{manifest['wall_seconds']:.1f} s")
     if manifest.get("resumed"):
         table.add_row("resumed", "yes: finished work of an interrupted run was reused")
+    for key, meaning in (
+        ("changed", "changed since the interrupted run: ingested again, old units dropped"),
+        ("removed", "no longer among the inputs: their units dropped"),
+    ):
+        sources = manifest.get("resume", {}).get(key)
+        if sources:
+            table.add_row(f"inputs {key}", f"{len(sources)} {meaning} ({some_of(sources)})")
     console.print(table)
 
 
@@ -238,7 +246,7 @@ def export(
 
     try:
         result = export_dataset(out_dir, fmt, dest)
-    except OutputFolderError as exc:
+    except (OutputFolderError, ConfigError) as exc:  # ConfigError: a folder refused (outdir)
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,8 +49,9 @@ from curation.generate.engines.vllm import (
     result_from_row,
 )
 from curation.generate.prompts import resolve_prompt_dir
-from curation.ingest import expand_inputs, ingest_document
+from curation.ingest import current_document_id, expand_inputs, ingest_document
 from curation.ingest.ocr_stage import OCRStage
+from curation.outdir import OutputFolder
 from curation.output.card import write_card
 from curation.output.journal import JOURNAL, Journal, Progress
 from curation.output.shards import DatasetWriter
@@ -375,21 +377,32 @@ def run_identity(recipe: Recipe, chain_path: Path, prompt_dir: Path) -> str:
     return content_id(*parts, length=64)
 
 
-def run_recipe(
+def run_recipe(recipe: Recipe, *, out_dir: Path | None = None, **options: Any) -> dict:
+    """Build the dataset a recipe describes (options: see `build_dataset`) in its output folder,
+    claimed and locked for the run before anything else (`curation.outdir`); returns the
+    manifest that was written."""
+    out_dir = out_dir or recipe.output_dir()
+    with OutputFolder(out_dir, "run", recipe.content_hash()):
+        return build_dataset(recipe, out_dir=out_dir, **options)
+
+
+def build_dataset(
     recipe: Recipe,
     *,
+    out_dir: Path,
     recipe_path: str | None = None,
-    out_dir: Path | None = None,
     limit: int | None = None,
     prompts_root: Path = Path("prompts"),
     address: str | None = None,
     restart: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> dict:
-    """Build the dataset a recipe describes; returns the manifest that was written.
+    """Build the dataset a recipe describes into `out_dir`, which the caller holds; returns the
+    manifest that was written.
 
     An interrupted run of the same recipe into the same folder is resumed: finished documents
-    and units are not processed again (`restart=True` discards them).
+    and units are not processed again (`restart=True` discards them); the journaled work of an
+    input whose bytes changed since, or that is no longer an input, is dropped.
     """
     started = time.monotonic()
     try:
@@ -403,12 +416,15 @@ def run_recipe(
     chain, dedup = load_chain(str(chain_path))  # fail on a bad chain or prompt set before Ray
     QAGenerator(recipe.generate, recipe.units, prompts_root)  # checks the prompt set; no model
     prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
-    out_dir = out_dir or recipe.output_dir()
 
     if restart:
         shutil.rmtree(out_dir / JOURNAL, ignore_errors=True)
+    paths = {str(path): path for path in files}
     journal = Journal(
-        out_dir, run_identity(recipe, chain_path, prompt_dir), [str(p) for p in files]
+        out_dir,
+        run_identity(recipe, chain_path, prompt_dir),
+        list(paths),
+        lambda source: current_document_id(paths[source], recipe.ingest.max_file_mb),
     )
     if on_progress:
         on_progress(journal.progress)
@@ -444,6 +460,7 @@ def run_recipe(
             "filters_inactive": chain.inactive,
             "versions": package_versions(),
             "resumed": journal.resumed,
+            "resume": {"changed": journal.progress.changed, "removed": journal.progress.removed},
             "wall_seconds": round(time.monotonic() - started, 2),
         }
     )

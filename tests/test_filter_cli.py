@@ -13,6 +13,7 @@ from test_filters import PAGE_TEXT, PLANTED
 from typer.testing import CliRunner
 
 from curation.cli import app
+from curation.outdir import MARKER
 from curation.schema import SAMPLE_FEATURES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,7 +279,8 @@ def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, r
     for funnel in funnels:
         funnel.pop("chain_file")
     assert funnels[0] == funnels[1]  # the counts, and the files with their checksums
-    assert not any(outs["ray"].glob(".*"))  # staging (decisions, pairs for Ray) removed
+    # Staging (decisions, pairs for Ray) and the lock removed; the ownership marker stays.
+    assert [p.name for p in outs["ray"].glob(".*")] == [MARKER]
 
 
 def test_progress_counts_rows_up_to_the_input_size(tmp_path):

@@ -51,9 +51,42 @@ def test_identity_follows_chain_and_prompt_bytes_not_runtime_knobs(tmp_path):
 
 
 def test_a_journal_of_another_identity_is_discarded_with_the_reason(tmp_path):
-    assert Journal(tmp_path, "a" * 64, ["doc.pdf"]).progress.restarted is None
-    assert Journal(tmp_path, "a" * 64, ["doc.pdf"]).progress.restarted is None
+    doc_ids = {"doc.pdf": "d0c"}.get
+    assert Journal(tmp_path, "a" * 64, ["doc.pdf"], doc_ids).progress.restarted is None
+    assert Journal(tmp_path, "a" * 64, ["doc.pdf"], doc_ids).progress.restarted is None
     (tmp_path / JOURNAL / "chunk-000000.arrow").write_bytes(b"left over")
-    other = Journal(tmp_path, "b" * 64, ["doc.pdf"])
+    other = Journal(tmp_path, "b" * 64, ["doc.pdf"], doc_ids)
     assert "changed" in other.progress.restarted
     assert not (tmp_path / JOURNAL / "chunk-000000.arrow").exists()
+
+
+def test_a_resumed_journal_drops_the_units_of_changed_and_removed_inputs(tmp_path):
+    import pyarrow as pa
+    from output_fixtures import document_units, outcome
+
+    from curation.schema import OUTCOME_SCHEMA
+
+    old_a = document_units("aaaa", "a.pdf", 4, 2)  # two units, then a.pdf changes
+    b = document_units("bbbb", "b.pdf", 2, 2)
+    c = document_units("cccc", "c.pdf", 2, 2)  # then c.pdf leaves the inputs
+    first = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf", "c.pdf"], {}.get)
+    rows = [outcome(unit, [("Q?", "A.", True)]) for unit in (*old_a, *b, *c)]
+    first.append(pa.Table.from_pylist(rows[:3], schema=OUTCOME_SCHEMA))  # a.pdf and b.pdf
+    first.append(pa.Table.from_pylist(rows[3:], schema=OUTCOME_SCHEMA))  # c.pdf alone
+
+    now = {"a.pdf": "a2a2", "b.pdf": "bbbb"}
+    resumed = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf"], now.__getitem__)
+    assert resumed.progress.changed == ["a.pdf"]
+    assert resumed.progress.removed == ["c.pdf"]
+    assert resumed.documents_done() == {"b.pdf"}  # a.pdf is ingested again
+    assert resumed.units_done() == set()
+    assert [o["unit_id"] for o in resumed.outcomes()] == [u["unit_id"] for u in b]
+
+    # The old rows are gone from the files: a second resume finds nothing stale, and a new
+    # chunk takes a name no old chunk has.
+    new_a = document_units("a2a2", "a.pdf", 2, 2)
+    resumed.append(pa.Table.from_pylist([outcome(new_a[0], [])], schema=OUTCOME_SCHEMA))
+    again = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf"], now.__getitem__)
+    assert again.progress.changed == again.progress.removed == []
+    assert len(again.chunks) == 3
+    assert [o["unit_id"] for o in again.outcomes()] == [new_a[0]["unit_id"], b[0]["unit_id"]]

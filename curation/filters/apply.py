@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -34,6 +35,7 @@ from curation.config import ConfigError
 from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
 from curation.filters.dedup import Deduplicator, KnownVerdicts, pair_text
+from curation.outdir import OutputFolder
 from curation.output.shards import (
     DATA_DIR,
     REJECTS_DIR,
@@ -437,6 +439,15 @@ class StagedDecisions:
 
 
 def filter_dataset(
+    input_path: Path | str, chain_path: Path | str, out_dir: Path | str, **options: Any
+) -> dict:
+    """Apply a chain to a dataset on disk (options: see `filter_into`) in an output folder
+    claimed and locked before anything else (`curation.outdir`); the funnel."""
+    with OutputFolder(Path(out_dir), "filter"):
+        return filter_into(input_path, chain_path, out_dir, **options)
+
+
+def filter_into(
     input_path: Path | str,
     chain_path: Path | str,
     out_dir: Path | str,

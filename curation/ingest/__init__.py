@@ -28,7 +28,14 @@ READERS = {
     **dict.fromkeys(OFFICE_SUFFIXES, iter_office_pages),
 }
 
-__all__ = ["IngestError", "document_id", "expand_inputs", "ingest_document", "iter_pages"]
+__all__ = [
+    "IngestError",
+    "current_document_id",
+    "document_id",
+    "expand_inputs",
+    "ingest_document",
+    "iter_pages",
+]
 
 
 def is_page_folder(path: Path) -> bool:
@@ -72,6 +79,17 @@ def document_id(path: Path) -> str:
         return file_sha256(path)[:16]
     except OSError:
         return content_id("unreadable", path)
+
+
+def current_document_id(path: Path | str, max_file_mb: float) -> str:
+    """The doc_id `ingest_document` gives this input now (a remote one is copied to hash it)."""
+    if is_uri(path):
+        try:
+            with staged(path, max_file_mb) as local:
+                return document_id(local)
+        except IngestError:
+            return content_id("unreadable", path)
+    return document_id(Path(path).resolve())
 
 
 def iter_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:

@@ -15,6 +15,7 @@ from typing import IO
 
 import pyarrow.parquet as pq
 
+from curation.outdir import OutputFolder
 from curation.output.card import OutputFolderError, data_files, read_manifest
 
 FORMATS = ("mantis", "internvl", "llava")
@@ -137,44 +138,45 @@ def annotation_path(fmt: str, dest: Path, name: str) -> Path:
 
 
 def export_dataset(out_dir: Path, fmt: str, dest: Path) -> ExportResult:
-    """Write the samples of `out_dir` to `dest` in one of FORMATS; images become files."""
+    """Write the samples of `out_dir` to `dest` in one of FORMATS; images become files. `dest`
+    is claimed and locked first (`curation.outdir`)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out_dir, dest = Path(out_dir), Path(dest)
     manifest = read_manifest(out_dir)
     if dest.resolve() == out_dir.resolve():
         raise OutputFolderError(f"{dest}: export into another folder than the dataset itself")
-    name = manifest.get("recipe_name") or out_dir.name
-    dest.mkdir(parents=True, exist_ok=True)
-    images = ImageFiles(dest)
-    annotation = annotation_path(fmt, dest, name)
-    sink = JsonArrayFile(annotation) if fmt == "llava" else JsonLinesFile(annotation)
-    result = ExportResult(format=fmt, out=dest, files=[annotation])
-    try:
-        for path in data_files(out_dir):
-            shard = pq.ParquetFile(path)
-            for batch in shard.iter_batches(
-                batch_size=BATCH_ROWS, columns=["id", "images", "texts"]
-            ):
-                for row in batch.to_pylist():
-                    paths = [images.add(image) for image in row["images"]]
-                    sink.write(export_record(fmt, row["id"], paths, row["texts"]))
-                    result.rows += 1
-    finally:
-        sink.close()
-    result.images = len(images.written)
-    if fmt == "internvl":
-        meta = dest / "meta.json"
-        # InternVL joins `root` with each image path and reads `annotation` from its own
-        # working directory, so both are absolute.
-        entry = {
-            "root": str(dest.resolve()),
-            "annotation": str(annotation.resolve()),
-            "data_augment": False,
-            "repeat_time": 1,
-            "length": result.rows,
-            "max_dynamic_patch": 6,
-        }
-        meta.write_text(json.dumps({name: entry}, indent=2) + "\n")
-        result.files.append(meta)
+    with OutputFolder(dest, "export"):
+        name = manifest.get("recipe_name") or out_dir.name
+        images = ImageFiles(dest)
+        annotation = annotation_path(fmt, dest, name)
+        sink = JsonArrayFile(annotation) if fmt == "llava" else JsonLinesFile(annotation)
+        result = ExportResult(format=fmt, out=dest, files=[annotation])
+        try:
+            for path in data_files(out_dir):
+                shard = pq.ParquetFile(path)
+                for batch in shard.iter_batches(
+                    batch_size=BATCH_ROWS, columns=["id", "images", "texts"]
+                ):
+                    for row in batch.to_pylist():
+                        paths = [images.add(image) for image in row["images"]]
+                        sink.write(export_record(fmt, row["id"], paths, row["texts"]))
+                        result.rows += 1
+        finally:
+            sink.close()
+        result.images = len(images.written)
+        if fmt == "internvl":
+            meta = dest / "meta.json"
+            # InternVL joins `root` with each image path and reads `annotation` from its own
+            # working directory, so both are absolute.
+            entry = {
+                "root": str(dest.resolve()),
+                "annotation": str(annotation.resolve()),
+                "data_augment": False,
+                "repeat_time": 1,
+                "length": result.rows,
+                "max_dynamic_patch": 6,
+            }
+            meta.write_text(json.dumps({name: entry}, indent=2) + "\n")
+            result.files.append(meta)
     return result

@@ -5,6 +5,10 @@ to a temporary name, fsynced and renamed, so a file in the journal is always who
 the same recipe reads the journal, skips the documents and units already there, and at the end
 the dataset is assembled from the journal in input order — the same bytes whether or not the
 run was interrupted. The journal is deleted once the dataset is in place.
+
+A document is known by its source and its content (`doc_id`, a hash of its bytes): rows of a
+file that changed since they were written, or that is no longer among the inputs, are dropped
+from the journal when a run resumes, so a changed file is ingested again.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +41,10 @@ class Progress:
     pairs_rejected: int = 0
     errors: int = 0
     resumed_units: int = 0
+    waiting: str | None = None  # the stage a stalled run waits for (see curation.watchdog)
     restarted: str | None = None  # why an interrupted run's journal was discarded
+    changed: list[str] = field(default_factory=list)  # inputs whose bytes changed: ingested again
+    removed: list[str] = field(default_factory=list)  # journaled inputs no longer among the inputs
 
 
 @dataclass
@@ -61,15 +68,23 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class Journal:
-    """Append-only record of finished Outcome rows for one output folder and one recipe."""
+    """Append-only record of finished Outcome rows for one output folder and one recipe.
 
-    def __init__(self, out_dir: Path, recipe_hash: str, inputs: list[str]) -> None:
+    `current_id(source)` gives the doc_id an input has now; journaled rows of another doc_id
+    are dropped (see `drop_stale`)."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        recipe_hash: str,
+        inputs: list[str],
+        current_id: Callable[[str], str],
+    ) -> None:
         self.folder = out_dir / JOURNAL
         self.recipe_hash = recipe_hash
         self.order = {source: index for index, source in enumerate(inputs)}
         self.documents: dict[str, DocumentState] = {}
         self.progress = Progress(documents=len(inputs))
-        self.chunks: list[Path] = []
         header = self.folder / "run.json"
         if header.exists():
             try:
@@ -83,12 +98,37 @@ class Journal:
                 shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(header, json.dumps({"recipe_hash": recipe_hash}).encode())
-        for path in sorted(self.folder.glob("chunk-*.arrow")):
-            self.chunks.append(path)
+        self.chunks = sorted(self.folder.glob("chunk-*.arrow"))
+        self.drop_stale(current_id)
+        for path in self.chunks:
             self._record(_read_rows(path, TRACKED))
         self._count_documents_done()
         self.progress.resumed_units = sum(len(d.units) for d in self.documents.values())
         self.resumed = bool(self.chunks)  # this run continues an interrupted one
+
+    def drop_stale(self, current_id: Callable[[str], str]) -> None:
+        """Remove the rows of inputs that changed or left since they were journaled; their
+        sources go to `progress.changed` and `progress.removed`. A chunk left without rows
+        stays (empty), so the numbering of new chunks never meets an old name."""
+        journaled: dict[str, set[str]] = {}
+        for path in self.chunks:
+            for row in _read_rows(path, ["source", "doc_id"]):
+                journaled.setdefault(row["source"], set()).add(row["doc_id"])
+        removed = sorted(source for source in journaled if source not in self.order)
+        changed = [
+            source
+            for source in sorted(journaled, key=lambda s: self.order.get(s, -1))
+            if source in self.order and journaled[source] != {current_id(source)}
+        ]
+        self.progress.changed, self.progress.removed = changed, removed
+        stale = set(changed) | set(removed)
+        if not stale:
+            return
+        for path in self.chunks:
+            table = _read_table(path)
+            keep = pa.array([source not in stale for source in table["source"].to_pylist()])
+            if keep.true_count < table.num_rows:
+                _write_chunk(path, table.filter(keep))
 
     def _record(self, rows: list[dict]) -> None:
         for row in rows:
@@ -127,10 +167,7 @@ class Journal:
         if batch.num_rows == 0:
             return
         path = self.folder / f"chunk-{len(self.chunks):06d}.arrow"
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_file(sink, OUTCOME_SCHEMA) as writer:
-            writer.write_table(batch.cast(OUTCOME_SCHEMA))
-        write_atomic(path, sink.getvalue().to_pybytes())
+        _write_chunk(path, batch)
         self.chunks.append(path)
         self._record(batch.select(TRACKED).to_pylist())
         self._count_documents_done()
@@ -165,7 +202,18 @@ class Journal:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _read_rows(path: Path, columns: list[str] | None = None) -> list[dict]:
+def _write_chunk(path: Path, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, OUTCOME_SCHEMA) as writer:
+        writer.write_table(table.cast(OUTCOME_SCHEMA))
+    write_atomic(path, sink.getvalue().to_pybytes())
+
+
+def _read_table(path: Path) -> pa.Table:
     with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
+        return pa.ipc.open_file(source).read_all()
+
+
+def _read_rows(path: Path, columns: list[str] | None = None) -> list[dict]:
+    table = _read_table(path)
     return (table.select(columns) if columns else table).to_pylist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -18,6 +19,8 @@ from curation.seeding import file_sha256
 
 DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
 STAGING = ".staging"
+# The names ShardSink gives its files, finished (HF style) or in progress.
+SHARD_NAME = re.compile(r"(.+-\d{5}-of-\d{5}|\.part-\d{5})\.parquet")
 # Fault injection for the kill-and-resume tests: seconds to pause after each shard file.
 WRITE_DELAY_ENV = "CURATION_TEST_WRITE_DELAY_S"
 
@@ -305,11 +308,26 @@ def replace_from_staging(staging: Path, out_dir: Path, names: tuple[str, ...]) -
     """Move each named entry of a finished staging folder into out_dir, replacing what an
     earlier run left there (removed even when this run has no such entry); then drop staging."""
     for name in names:
-        target = out_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        if (staging / name).exists():
-            (staging / name).rename(target)
+        target, staged = out_dir / name, staging / name
+        if staged.is_dir() or target.is_dir():
+            replace_shards(staged, target)
+        elif staged.exists():
+            staged.replace(target)  # a file of ours by its name: manifest.json, funnel.json
+        else:
+            target.unlink(missing_ok=True)
     shutil.rmtree(staging)
+
+
+def replace_shards(staged: Path, target: Path) -> None:
+    """Swap the shard files in `target` for those in `staged` (either may be missing). Only
+    files named as ShardSink names them are removed: a file someone put beside them stays."""
+    if target.is_dir():
+        for path in target.iterdir():
+            if path.is_file() and SHARD_NAME.fullmatch(path.name):
+                path.unlink()
+    if staged.is_dir():
+        target.mkdir(exist_ok=True)
+        for path in staged.iterdir():
+            path.rename(target / path.name)
+    elif not any(target.iterdir()):
+        target.rmdir()

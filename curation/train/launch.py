@@ -4,13 +4,16 @@ Ray Train workers on a cluster (TorchTrainer sets up torch.distributed; accelera
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.table import Table
 
+from curation.outdir import OutputFolder
 from curation.train.config import TrainConfig, load_train_config
-from curation.train.loop import REPORT
+from curation.train.loop import REPORT, config_hash
 
 
 def prepare_config(
@@ -82,15 +85,20 @@ def run_training(
     address: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict | None:
-    """Train here or on Ray; the summary, or None in the non-main processes of a launcher."""
-    if ray_workers:
-        return train_on_ray(config, ray_workers, address=address, resume=resume)
-    from accelerate import PartialState
+    """Train here or on Ray; the summary, or None in the non-main processes of a launcher.
+    The output folder is claimed and locked first (`curation.outdir`), by the first process of
+    a launcher for all of them."""
+    first = os.environ.get("RANK", "0") == "0"  # torchrun (accelerate launch) numbers processes
+    claim = OutputFolder(config.output_path(), "train", config_hash(config))
+    with claim if first else nullcontext():
+        if ray_workers:
+            return train_on_ray(config, ray_workers, address=address, resume=resume)
+        from accelerate import PartialState
 
-    from curation.train.loop import train
+        from curation.train.loop import train
 
-    result = train(config, resume=resume, log=log)
-    return result.summary() if PartialState().is_main_process else None
+        result = train(config, resume=resume, log=log)
+        return result.summary() if PartialState().is_main_process else None
 
 
 def summary_table(name: str, info: dict) -> Table:

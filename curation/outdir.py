@@ -1,0 +1,208 @@
+"""Output folders: whose they are, and who is writing one now.
+
+Every command that writes (`run`, `filter`, `export`, `train`) claims its folder before any other
+work: the folder must be missing, empty, or marked by this tool for the same command (`MARKER`,
+written first, so even a run killed before its first output resumes). A lock file (`LOCK`) keeps
+a second writer out while the first works; a lock whose process is gone from this host is taken
+over. Readers (`stats`, `publish`) take neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from curation.config import ConfigError
+
+TOOL = "curation"
+MARKER = ".curation.json"
+LOCK = ".lock"
+
+log = logging.getLogger(__name__)
+
+
+class FolderRefused(ConfigError):
+    """An output folder this tool may not write: someone else's, another command's, or one that
+    another run is writing; the message names the folder and why."""
+
+
+def read_json(path: Path) -> dict | None:
+    """A small JSON object file, or None when it is missing, unreadable or not an object."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def is_ours(path: Path) -> bool:
+    """True for this tool's marker or lock file."""
+    return path.name in (MARKER, LOCK) and (read_json(path) or {}).get("tool") == TOOL
+
+
+def check_owned(folder: Path, command: str) -> None:
+    """Raise FolderRefused unless `folder` is missing, empty, or marked by `curation command`."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise FolderRefused(f"{folder}: not a folder; choose a new or empty folder for the output")
+    marker = read_json(folder / MARKER)
+    if marker is not None and marker.get("tool") == TOOL:
+        if marker.get("command") != command:
+            raise FolderRefused(
+                f"{folder}: holds the output of `curation {marker.get('command')}` ({MARKER}); "
+                f"`curation {command}` writes only into a new or empty folder or one of its own: "
+                "choose another folder"
+            )
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not is_ours(p))
+    if foreign:
+        raise FolderRefused(
+            f"{folder}: holds files curation did not write ({some_of(foreign)}); "
+            f"`curation {command}` writes only into a new or empty folder or one it wrote (marked by {MARKER}), and "
+            "never touches anything else: choose a new or empty folder"
+        )
+
+
+def some_of(names: list[str], shown: int = 3) -> str:
+    """The first names, and how many more there are."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def holder_text(holder: dict) -> str:
+    return (
+        f"`curation {holder.get('command')}` on host {holder.get('host')}, PID {holder.get('pid')}, "
+        f"started {holder.get('started')}"
+    )
+
+
+def process_gone(pid: object) -> bool:
+    """True when no process of this id runs on this host."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def folder_guard(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the folder itself: serialises takeovers of a stale lock on a host."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+class OutputFolder:
+    """Context manager that claims an output folder for one command and holds its lock."""
+
+    def __init__(self, folder: Path, command: str, recipe_hash: str | None = None) -> None:
+        self.folder, self.command, self.recipe_hash = Path(folder), command, recipe_hash
+        self.lock = self.folder / LOCK
+        self.mine = {
+            "tool": TOOL,
+            "command": command,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.created = False
+        self.took_over: dict | None = None  # the stale lock this claim replaced
+
+    def __enter__(self) -> OutputFolder:
+        check_owned(self.folder, self.command)  # before touching anything in it
+        self.created = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._acquire()
+        try:
+            check_owned(self.folder, self.command)  # another command may have claimed it since
+            self._write_marker()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._release()
+        # A start that failed before any output (a bad recipe) leaves no folder behind.
+        if self.created and [p.name for p in self.folder.iterdir()] == [MARKER]:
+            (self.folder / MARKER).unlink()
+            self.folder.rmdir()
+
+    def _write_marker(self) -> None:
+        marker = self.folder / MARKER
+        previous = read_json(marker) or {}
+        content = {
+            "tool": TOOL,
+            "command": self.command,
+            "recipe_hash": self.recipe_hash,
+            "created": previous.get("created") or self.mine["started"],
+        }
+        tmp = marker.with_name(f"{MARKER}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(content, indent=1) + "\n")
+        os.replace(tmp, marker)
+
+    def _acquire(self) -> None:
+        # Written whole under a private name, then linked into place: link fails when a lock
+        # exists, so a lock file is never seen half-written.
+        tmp = self.folder / f"{LOCK}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(self.mine) + "\n")
+        try:
+            while True:
+                try:
+                    os.link(tmp, self.lock)
+                    return
+                except FileExistsError:
+                    self._take_over_if_stale()
+        finally:
+            tmp.unlink()
+
+    def _take_over_if_stale(self) -> None:
+        """Remove a lock whose process is gone from this host; refuse a live one."""
+        with folder_guard(self.folder):
+            holder = read_json(self.lock)
+            if holder is None:
+                if self.lock.exists():
+                    raise FolderRefused(
+                        f"{self.lock}: a lock file curation cannot read; remove it if no "
+                        "curation command is writing this folder"
+                    )
+                return  # released meanwhile: try again
+            if holder.get("host") != self.mine["host"] or not process_gone(holder.get("pid")):
+                raise FolderRefused(
+                    f"{self.folder}: another run is writing this folder: {holder_text(holder)} "
+                    f"({self.lock}); wait for it to finish or stop it"
+                )
+            self.lock.unlink()
+        self.took_over = holder
+        log.warning(
+            "%s: took over the lock of %s, which is no longer running",
+            self.folder,
+            holder_text(holder),
+        )
+
+    def _release(self) -> None:
+        holder = read_json(self.lock) or {}
+        if holder.get("pid") == self.mine["pid"] and holder.get("host") == self.mine["host"]:
+            self.lock.unlink()
