@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup samples publish clean train bench-train
+.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding samples publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -65,15 +65,19 @@ bench-ingest: setup
 bench-cluster: setup
 	$(BIN)/python benchmarks/bench_cluster.py
 
-# Filters vs DataTrove's Gopher repetition filter and a plain datasketch loop. DataTrove and spaCy
-# (its English word tokenizer) are installed for the comparison only; the package never imports them.
+# Filters vs DataTrove's Gopher repetition filter and a plain datasketch loop. DataTrove is a dev
+# dependency (the tests check agreement with it); spaCy, its English word tokenizer, is installed
+# for the comparison only. The package never imports either.
 bench-filters: setup
-	$(BIN)/python -m pip install --quiet datatrove spacy
+	$(BIN)/python -m pip install --quiet spacy
 	$(BIN)/python benchmarks/bench_filters.py
 
 # Whole-input dedup of `curation filter`: the in-memory index vs Ray, peak memory and wall time.
 bench-dedup: setup
 	$(BIN)/python benchmarks/bench_dedup.py
+
+bench-grounding: setup
+	$(BIN)/python benchmarks/bench_grounding.py
 
 # Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
 bench-generate: setup

@@ -1,9 +1,10 @@
 import shutil
 from pathlib import Path
 
+import huggingface_hub._upload_pipeline
 import pytest
 from datasets import load_dataset
-from huggingface_hub import constants
+from huggingface_hub import HfApi, constants
 from output_fixtures import build_output
 from PIL import Image
 from typer.testing import CliRunner
@@ -57,6 +58,7 @@ def test_dry_run_prints_the_plan_without_token_or_network(dataset):
     out = flat(result.output)
     assert "repo: acme/tiny-docs (dataset, private; kept as is if it exists)" in out
     assert "revision: main" in out
+    assert "upload: several commits (hf_xet); rerun an interrupted publish to resume" in out
     assert "checksums: 4 files match manifest.json" in out
     assert "dry run: nothing uploaded" in out
     planned = published_files(dataset)
@@ -189,3 +191,49 @@ def test_publish_to_main_keeps_the_namespace_default_visibility(dataset, monkeyp
     assert fake.calls[0][2]["private"] is None  # not False: an org's private default holds
     assert fake.calls[1][2]["revision"] is None
     assert url == "https://huggingface.co/datasets/acme/tiny-docs"
+
+
+class RecordingHub(HfApi):
+    """A FAKE Hub client (the Hub cannot be reached here): huggingface_hub's own `upload_folder`
+    runs and chooses its path; the calls that would reach the Hub record what they were given."""
+
+    def __init__(self) -> None:
+        super().__init__(token=False)
+        self.commits: list[list[str]] = []
+
+    def create_repo(self, *args, **kwargs):
+        return None
+
+    def _prepare_folder_deletions(self, *args, **kwargs):
+        return []  # an empty repo: nothing to delete
+
+    def _validate_yaml(self, *args, **kwargs):
+        return None
+
+    def create_commit(self, *, operations, **kwargs):
+        self.commits.append(sorted(op.path_in_repo for op in operations))
+
+
+@pytest.mark.parametrize("xet_off", [False, True])
+def test_the_plan_names_the_upload_path_huggingface_hub_takes(dataset, monkeypatch, xet_off):
+    """With hf_xet (a dependency) the upload goes through huggingface_hub's multi-commit,
+    resumable pipeline; with HF_HUB_DISABLE_XET it is one commit, and the plan says so."""
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", xet_off)
+    pipelined: list[list[str]] = []
+
+    def pipelined_upload(api, *, add_operations, **kwargs):
+        pipelined.append(sorted(op.path_in_repo for op in add_operations))
+
+    monkeypatch.setattr(huggingface_hub._upload_pipeline, "pipelined_upload", pipelined_upload)
+    plan = plan_publish(dataset, "acme/tiny-docs")
+    hub = RecordingHub()
+    publish(plan, api=hub)
+    planned = sorted(path for path, _ in plan.files)
+    assert plan.resumable is not xet_off
+    if xet_off:
+        assert (pipelined, hub.commits) == ([], [planned])
+        assert any(line.startswith("upload:    one commit") for line in plan.lines())
+    else:
+        assert (pipelined, hub.commits) == ([planned], [])
+        assert any(line.startswith("upload:    several commits") for line in plan.lines())

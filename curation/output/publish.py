@@ -2,12 +2,16 @@
 
 The shards are verified against the sha256 sums the writer recorded in manifest.json, so
 what goes to the Hub is exactly what the run wrote. The upload is huggingface_hub's
-`upload_folder` (multi-commit and resumable: rerunning an interrupted publish resumes it).
+`upload_folder`: with huggingface_hub >= 1.20 and hf_xet installed (both dependencies where hf_xet
+has wheels) it commits in batches and a rerun resumes an interrupted publish; without hf_xet, or
+with HF_HUB_DISABLE_XET set, it is one commit and an interrupted publish starts over. The plan
+says which.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,12 @@ PUBLISHED = [
 # Remote files under these folders that this publish does not upload are deleted, so shards of
 # an earlier, larger version never linger next to the new ones (the card's glob would load them).
 REPLACED = ["data/*", "rejects/*", "errors/*", f"{REPORT_DIR}/*"]
+
+
+def resumable_upload() -> bool:
+    """Whether `upload_folder` will commit in batches and resume when rerun: hf_xet installed
+    and not turned off with HF_HUB_DISABLE_XET (huggingface_hub's own rule)."""
+    return not constants.HF_HUB_DISABLE_XET and importlib.util.find_spec("hf_xet") is not None
 
 
 class PublishError(ValueError):
@@ -98,6 +108,7 @@ class PublishPlan:
     verified: list[str]
     card_written: bool
     commit_message: str
+    resumable: bool
 
     @property
     def total_bytes(self) -> int:
@@ -119,6 +130,15 @@ class PublishPlan:
         ]
         if self.card_written:
             lines.append(f"card:      wrote {CARD_NAME} and {REPORT_DIR}/ from the manifest")
+        if self.resumable:
+            lines.append(
+                "upload:    several commits (hf_xet); rerun an interrupted publish to resume"
+            )
+        else:
+            lines.append(
+                "upload:    one commit (hf_xet not installed, or HF_HUB_DISABLE_XET set); an "
+                "interrupted publish starts over (pip install hf_xet to resume instead)"
+            )
         lines.append(f"files:     {len(self.files)} ({human_size(self.total_bytes)})")
         lines += [f"  {human_size(size):>9}  {path}" for path, size in self.files]
         return lines
@@ -152,6 +172,7 @@ def plan_publish(
         verified=verified,
         card_written=card_written,
         commit_message=message,
+        resumable=resumable_upload(),
     )
 
 
