@@ -142,13 +142,16 @@ def test_expand_inputs_sorted_and_unique(tmp_path):
     assert [p.name for p in found] == ["a.pdf", "b.pdf"]
 
 
-def test_truncated_pdf_is_repaired_or_reported(tmp_path, report_pdf):
+def test_truncated_pdf_is_repaired_page_by_page(tmp_path, report_pdf):
+    """PyMuPDF rebuilds the page tree of a PDF cut in half: every page comes back, rendered, in
+    the same units as the whole file (its text layer, in the lost half, is gone)."""
     data = report_pdf.read_bytes()
     path = tmp_path / "truncated.pdf"
     path.write_bytes(data[: len(data) // 2])
-    rows = list(ingest_document(path, IngestConfig(), UnitsConfig()))
-    assert rows
-    assert all(r["error_code"] is None or r["error"] for r in rows)
+    rows = list(ingest_document(path, IngestConfig(ocr="never"), UnitsConfig()))
+    whole = list(ingest_document(report_pdf, IngestConfig(ocr="never"), UnitsConfig()))
+    assert [(r["error_code"], r["pages"]) for r in rows] == [(None, r["pages"]) for r in whole]
+    assert all(len(r["images"]) == len(r["pages"]) and all(r["images"]) for r in rows)
 
 
 def test_ligature_glyphs_are_spelled_out(tmp_path):

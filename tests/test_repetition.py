@@ -2,6 +2,7 @@ import pytest
 
 from curation.filters.base import PairContext
 from curation.filters.repetition import (
+    Loop,
     RepetitionFilter,
     RepetitionLimits,
     find_loops,
@@ -69,7 +70,7 @@ def test_loop_needs_k_copies_and_enough_characters():
     two = tokenize("It rose by 5 percent. It rose by 5 percent.")
     short = tokenize("No, no, no.")
     assert find_loops([two, short], repeats=3, max_period=40, min_chars=12) == [None, None]
-    assert find_loops([two], repeats=2, max_period=40, min_chars=12)[0] is not None
+    assert find_loops([two], repeats=2, max_period=40, min_chars=12) == [Loop(0, 6, 2)]
 
 
 def test_loops_do_not_cross_from_one_text_to_the_next():
