@@ -295,17 +295,38 @@ class RowUnits:
         self.row_number += 1
         return pairs
 
-    def kept_row(self, row: dict, kept: list[bool]) -> dict | None:
+    @staticmethod
+    def _rewritten(record: dict, pair: PairContext) -> dict:
+        """The rationale and evidence pages of a pair, for the ones of these keys `record` has."""
+        fields = {"rationale": pair.rationale, "evidence_pages": pair.evidence_pages}
+        return {key: value for key, value in fields.items() if key in record}
+
+    def kept_row(self, row: dict, pairs: list[PairContext], kept: list[bool]) -> dict | None:
+        """The row with only its kept pairs, as the chain rewrote them (citations cleaned out),
+        or None when none is kept. Evidence pages are written where the input has a place for
+        them (a flat `evidence_pages` column, `qa_meta` entries)."""
         if not any(kept):
             return None
-        if self.layout == FLAT or all(kept):
-            return row
         out = dict(row)
+        if self.layout == FLAT:
+            pair = pairs[0]
+            out["question"], out["answer"] = pair.question, pair.answer
+            return {**out, **self._rewritten(row, pair)}
         n = len(row["texts"])
-        out["texts"] = [t for t, keep in zip(row["texts"], kept, strict=True) if keep]
+        out["texts"] = [
+            {**turn, "user": pair.question, "assistant": pair.answer}
+            for turn, pair, keep in zip(row["texts"], pairs, kept, strict=True)
+            if keep
+        ]
+        meta = row.get("qa_meta")
+        if isinstance(meta, list) and len(meta) == n:
+            out["qa_meta"] = [
+                {**info, **self._rewritten(info, pair)} if isinstance(info, dict) else info
+                for info, pair in zip(meta, pairs, strict=True)
+            ]
         for column in ALIGNED_COLUMNS:
-            if isinstance(row.get(column), list) and len(row[column]) == n:
-                out[column] = [v for v, keep in zip(row[column], kept, strict=True) if keep]
+            if isinstance(out.get(column), list) and len(out[column]) == n:
+                out[column] = [v for v, keep in zip(out[column], kept, strict=True) if keep]
         return out
 
     def reject_row(self, row: dict, pair: PairContext, index: int, failed: Decision) -> dict:
@@ -357,7 +378,11 @@ class BatchFilter:
             for i, pair in enumerate(self.units.pairs(row)):
                 owners.append((r, i))
                 contexts.append(pair)
-        decisions = self.staged.take(len(contexts)) if self.staged else self.chain.decide(contexts)
+        if self.staged:
+            decisions = self.staged.take(len(contexts))
+            self.chain.replay(contexts, decisions)
+        else:
+            decisions = self.chain.decide(contexts)
         if self.dedup and self.deduplicator:
             alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
             verdicts = self.deduplicator.check(
@@ -378,7 +403,13 @@ class BatchFilter:
             self.funnel.pairs_rejected += 1
             kept[r][i] = False
             self.rejects.add(self.units.reject_row(rows[r], pair, i, failed))
-        kept_rows = [self.units.kept_row(row, flags) for row, flags in zip(rows, kept, strict=True)]
+        row_pairs: list[list[PairContext]] = [[] for _ in rows]
+        for (r, _), pair in zip(owners, contexts, strict=True):
+            row_pairs[r].append(pair)
+        kept_rows = [
+            self.units.kept_row(row, pairs, flags)
+            for row, pairs, flags in zip(rows, row_pairs, kept, strict=True)
+        ]
         self.funnel.rows_in += len(rows)
         out = [row for row in kept_rows if row is not None]
         self.funnel.rows_out += len(out)

@@ -40,8 +40,8 @@ class Filter(StrictModel):
         """False for an entry that cannot run as configured (a judge without an engine)."""
         return True
 
-    def keep(self, score: float | None = None) -> Decision:
-        return Decision(self.label, True, score, "")
+    def keep(self, score: float | None = None, reason: str = "") -> Decision:
+        return Decision(self.label, True, score, reason)
 
     def reject(self, reason: str, score: float | None = None) -> Decision:
         return Decision(self.label, False, score, reason)
@@ -49,3 +49,10 @@ class Filter(StrictModel):
     @abstractmethod
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
         """One Decision per pair, in order."""
+
+    def rewrite(self, pair: PairContext) -> PairContext:
+        """The pair as the later filters and the output see it once this filter passed it.
+
+        Most filters leave it as it is; a cleaning filter (citations) returns a changed copy. It
+        must depend on the pair alone, so that a second pass can replay it from the decisions."""
+        return pair

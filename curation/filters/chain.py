@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 
 from curation.config import ConfigError, StrictModel, describe_validation_error, load_model
 from curation.filters.base import Filter, PairContext
+from curation.filters.citations import CitationFilter
 from curation.filters.dedup import DedupFilter, Deduplicator
 from curation.filters.grounding import GroundingFilter
 from curation.filters.judge import JudgeFilter
@@ -29,6 +30,7 @@ from curation.schema import Decision
 FILTER_TYPES: dict[str, type[Filter]] = {
     cls.type: cls
     for cls in (
+        CitationFilter,
         NonEmptyFilter,
         LengthFilter,
         PatternFilter,
@@ -101,7 +103,9 @@ class FilterChain:
         return FilterChain(self.name, rest, self.inactive), dedup
 
     def decide(self, pairs: list[PairContext]) -> list[list[Decision]]:
-        """Each pair's decisions, ending at its first rejection."""
+        """Each pair's decisions, ending at its first rejection. A pair a filter passes is
+        replaced in `pairs` by that filter's `rewrite` of it (citations cleaned out), so the
+        later filters and the caller see the rewritten pair; a rejected one stays as it was."""
         decisions: list[list[Decision]] = [[] for _ in pairs]
         alive = list(range(len(pairs)))
         for flt in self.filters:
@@ -111,10 +115,20 @@ class FilterChain:
             for i, verdict in zip(alive, verdicts, strict=True):
                 decisions[i].append(verdict)
             alive = [i for i, verdict in zip(alive, verdicts, strict=True) if verdict.passed]
+            for i in alive:
+                pairs[i] = flt.rewrite(pairs[i])
         return decisions
 
+    def replay(self, pairs: list[PairContext], decisions: list[list[Decision]]) -> None:
+        """Apply in `pairs` the rewrites that `decide` made, from the decisions it returned (a
+        second pass over the input, whose decisions were staged by the first)."""
+        for k, pair_decisions in enumerate(decisions):
+            for flt, decision in zip(self.filters, pair_decisions, strict=False):
+                if decision.passed:
+                    pairs[k] = flt.rewrite(pairs[k])
+
     def __call__(self, outcomes: list[dict]) -> list[dict]:
-        """Outcome rows with every pair's decisions filled in."""
+        """Outcome rows with every pair's decisions filled in, and its fields as rewritten."""
         contexts, owners = [], []
         for outcome in outcomes:
             for pair in outcome["pairs"]:
@@ -132,6 +146,9 @@ class FilterChain:
                     )
                 )
                 owners.append(pair)
-        for pair, decisions in zip(owners, self.decide(contexts), strict=True):
-            pair["decisions"] = [vars(d) for d in decisions]
+        decisions = self.decide(contexts)
+        for pair, context, pair_decisions in zip(owners, contexts, decisions, strict=True):
+            pair["decisions"] = [vars(d) for d in pair_decisions]
+            pair["question"], pair["answer"] = context.question, context.answer
+            pair["rationale"], pair["evidence_pages"] = context.rationale, context.evidence_pages
         return outcomes

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from curation.config import StrictModel
 from curation.filters.base import Filter, PairContext
-from curation.filters.rules import PairField, field_text
+from curation.filters.rules import PairField, field_text, without_markdown_rules
 from curation.filters.tokens import tokenize
 from curation.schema import Decision
 
@@ -225,7 +225,8 @@ class RepetitionFilter(Filter):
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
         failures: list[str | None] = [None] * len(pairs)
         for name, limits in self.fields.items():
-            texts = [field_text(pair, name) for pair in pairs]
+            # A markdown table's separator row ("|---|---|---|") is markup, not a loop.
+            texts = [without_markdown_rules(field_text(pair, name)) for pair in pairs]
             tokens = [tokenize(text) for text in texts]
             if limits.loop_repeats:
                 loops = find_loops(

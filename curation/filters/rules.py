@@ -162,11 +162,20 @@ class AnswerEchoFilter(Filter):
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+# A markdown table's separator row ("|------|:---:|") or a rule ("---"): markup, not a run of
+# characters nor a loop.
+MARKDOWN_RULE = re.compile(r"^[ \t|:]*-{3,}[ \t|:-]*$", re.MULTILINE)
+
+
+def without_markdown_rules(text: str) -> str:
+    """The text with its markdown table separator rows and horizontal rules left out."""
+    return MARKDOWN_RULE.sub("", text) if "---" in text else text
 
 
 class AnomalyFilter(Filter):
     """InternVL's heuristic rules: abnormal sentence lengths, long runs of zeros or of one
-    character, many duplicate lines (InternVL 2.5 report, data filtering)."""
+    character (a markdown table's dashed separator row is not one), many duplicate lines
+    (InternVL 2.5 report, data filtering)."""
 
     type: ClassVar[str] = "anomalies"
     fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
@@ -208,7 +217,7 @@ class AnomalyFilter(Filter):
         zero_run, char_run = self._zero_run, self._char_run
         if zero_run and (match := zero_run.search(text)):
             return f"has a run of {len(match.group(0))} zeros"
-        if char_run and (match := char_run.search(text)):
+        if char_run and (match := char_run.search(without_markdown_rules(text))):
             return f"has a run of {len(match.group(0))} {match.group(1)!r}"
         limit = self.max_sentence_words
         if limit and len(text.split()) > limit:  # shorter texts cannot hold a longer sentence
