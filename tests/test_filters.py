@@ -278,6 +278,66 @@ def test_default_rules_keep_comparisons_and_plural_parentheses(default_chain):
         assert rules.decide([pair("What is it?", answer)])[0].passed
 
 
+def rule_failure(chain: FilterChain, answer: str) -> str | None:
+    """The reason rule_patterns rejects an answer for, or None when it passes."""
+    rules = next(f for f in chain.filters if f.label == "rule_patterns")
+    decision = rules.decide([pair("What is it?", answer)])[0]
+    return None if decision.passed else decision.reason
+
+
+def test_default_rules_let_language_names_through(default_chain):
+    for answer in ("It is written in C++ and C++17.", "It uses C# and F#."):
+        assert rule_failure(default_chain, answer) is None, answer
+    assert "code_operator" in rule_failure(default_chain, "Then i++ runs.")
+
+
+def test_default_rules_let_one_letter_math_functions_through(default_chain):
+    for answer in ("The point c(1, 2) lies on it.", "It is f(a, b) for both."):
+        assert rule_failure(default_chain, answer) is None, answer
+    for answer in ("Call reset() first.", "Then max(a, b) wins.", "Call os.path.join() now."):
+        assert rule_failure(default_chain, answer) is not None, answer
+
+
+def test_default_rules_tell_quarter_labels_from_qa_markers(default_chain):
+    for answer in ("Q3 revenue rose.", "Q3: revenue rose 5%.", "In Q4: costs fell."):
+        assert rule_failure(default_chain, answer) is None, answer
+    for answer in ("Yes. A2: and more", "Q2: What is the margin?", "It is 5. Q7: more"):
+        assert "qa_marker" in rule_failure(default_chain, answer), answer
+
+
+def test_default_rules_let_latex_through_but_not_templates_or_code(default_chain):
+    """LaTeX braces after a command, a sub/superscript or a brace pass; one-letter subscripts
+    are not snake_case; template braces, JSON and snake_case names still reject."""
+    for answer in ("It is $x^2$.", "It is $\\frac{a}{b}$ or $x^{2}$.", "Sum $a_{ij}$ and $x_1$."):
+        assert rule_failure(default_chain, answer) is None, answer
+    assert "brace_span" in rule_failure(default_chain, "It is {answer}.")
+    assert "brace_span" in rule_failure(default_chain, 'It is {"a": 1}.')
+    assert "code_snake_case" in rule_failure(default_chain, "Set foo_bar to 1.")
+    assert "code_snake_case" in rule_failure(default_chain, "Split x_train.")
+
+
+def test_default_rules_let_number_ranges_in_brackets_through(docmatix, default_chain):
+    for answer in ("Between [2019, 2020] it rose.", "It lies in [0, 1]."):
+        assert rule_failure(default_chain, answer) is None, answer
+        assert first_failure(docmatix, pair("What is it?", answer)) is not None
+    assert "bracket_span" in rule_failure(default_chain, "Ask [Company name].")
+
+
+def test_markdown_lists_and_tables_pass_the_default_chain(default_chain):
+    """A real model's answer with a bullet list or a small table after a blank line passes the
+    whole chain; two paragraphs still reject (blank_line)."""
+    texts = [PAGE_TEXT]
+    answers = [
+        "Two stations:\n\n- Northgate delivered 1,250 megalitres.\n- Leakage fell to 11.2 percent.",
+        "The figures:\n\n| Measure | Value in 2023 reported |\n|---------|------------------------|\n"
+        "| Northgate delivery | 1,250 megalitres |\n| Average pressure | 3.5 bar |",
+    ]
+    for answer in answers:
+        p = PairContext(unit_id="u", question="What were the figures?", answer=answer, texts=texts)
+        assert first_failure(default_chain, p) is None, answer
+    assert "blank_line" in rule_failure(default_chain, "Line one.\n\nLine two.")
+
+
 def grounded(answer: str, **kwargs) -> PairContext:
     return PairContext(
         unit_id="u", question="Q?", answer=answer, pages=[0, 1], texts=[PAGE_TEXT], **kwargs
