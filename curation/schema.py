@@ -128,7 +128,15 @@ SAMPLE_FEATURES = Features(
                 "model": Value("string"),
                 "rationale": Value("string"),
                 "evidence_pages": List(Value("int32")),
-                "scores": List({"filter": Value("string"), "score": Value("float64")}),
+                # A filter's score, and for a kept pair the note it left (grounding: how each
+                # answer number was supported, "262=diff(1250,988); 1250=page").
+                "scores": List(
+                    {
+                        "filter": Value("string"),
+                        "score": Value("float64"),
+                        "reason": Value("string"),
+                    }
+                ),
             }
         ),
     }

@@ -60,7 +60,7 @@ def test_writer_gives_hf_loadable_shards_and_accounts_for_everything(tmp_path, r
     assert first["texts"] == [
         {"user": "Who?", "assistant": "Ada.", "source": f"{report_pdf}#pages=1-1"}
     ]
-    assert first["qa_meta"][0]["scores"] == [{"filter": "rule", "score": 1.0}]
+    assert first["qa_meta"][0]["scores"] == [{"filter": "rule", "score": 1.0, "reason": ""}]
 
     rejects = pq.read_table(next((tmp_path / "rejects").glob("*.parquet"))).to_pylist()
     assert sorted((r["filter"], r["reason"].split(":")[0]) for r in rejects) == [

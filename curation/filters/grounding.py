@@ -7,23 +7,118 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from curation.filters.base import Filter, PairContext
-from curation.filters.tokens import WORD, content_words, normalize_number, numbers, stem
+from curation.filters.numbers import (
+    PERCENT_CONTEXT,
+    QUANTITY,
+    DerivationSearch,
+    Group,
+    Quantity,
+    asked_operations,
+    page_groups,
+    quantities,
+    written_arithmetic,
+)
+from curation.filters.tokens import WORD, content_words, stem
 from curation.schema import Decision
+
+# Words that say how a number was computed, not what the page is about: an answer need not
+# find them on the pages ("62 g heavier", "a net gain of 37", "12.5% of revenue").
+ARITHMETIC_WORDS = frozenset(
+    stem(w)
+    for w in [
+        "more",
+        "less",
+        "fewer",
+        "higher",
+        "lower",
+        "larger",
+        "smaller",
+        "bigger",
+        "difference",
+        "gap",
+        "change",
+        "grew",
+        "grow",
+        "rose",
+        "rise",
+        "fell",
+        "fall",
+        "drop",
+        "increase",
+        "decrease",
+        "decline",
+        "gain",
+        "gained",
+        "lost",
+        "cut",
+        "reduced",
+        "shorter",
+        "longer",
+        "heavier",
+        "lighter",
+        "net",
+        "total",
+        "combined",
+        "together",
+        "sum",
+        "altogether",
+        "overall",
+        "average",
+        "mean",
+        "midpoint",
+        "times",
+        "ratio",
+        "factor",
+        "share",
+        "proportion",
+        "percent",
+        "percentage",
+        "points",
+        "point",
+        "apart",
+        "shrinks",
+        "shrank",
+        "swelled",
+        "rises",
+        "falls",
+        "comes",
+        "totals",
+        "thousand",
+        "million",
+        "billion",
+        "many",
+        "much",
+    ]
+)
+# Operands of a written calculation that need not be on the pages: "x 100", "/ 2", "/ 3".
+CONSTANTS = frozenset({*map(float, range(1, 13)), 100.0})
 
 
 class PageVocabulary:
-    """The word stems and normalised numbers of a unit's pages (plus the page numbers shown)."""
+    """The word stems, quantities and number groups (rows, columns, sentences) of a unit's pages,
+    plus the page numbers shown."""
 
     def __init__(self, pair: PairContext) -> None:
         text = "\n".join(pair.texts)
-        tokens = set(WORD.findall(text))
-        self.words = set(map(stem, tokens))
-        self.numbers = {n for n in map(normalize_number, tokens) if n is not None}
+        self.words = set(map(stem, WORD.findall(text)))
+        self.numbers = list({q.label: q for q in quantities(text)}.values())
         # Page labels the model saw ("--- Page 3 ---") support an answer that cites them.
-        self.numbers.update(str(page + 1) for page in pair.pages)
+        self.numbers += [Quantity(str(page + 1), float(page + 1), 0) for page in pair.pages]
+        self.groups: list[Group] = [g for page in pair.texts for g in page_groups(page)]
+        # Numbers a percentage may be read as: percentages, and cells under a "%" or "share" label.
+        self.percents = {q.value for q in self.numbers if q.percent} | {
+            q.value for g in self.groups if PERCENT_CONTEXT.search(g.context) for q in g.numbers
+        }
 
     def supports(self, word: str) -> bool:
         return stem(word) in self.words
+
+    def on_page(self, number: Quantity) -> bool:
+        """The number is printed on the pages, equal after rounding to its written precision."""
+        candidates = self.numbers
+        if number.percent:
+            candidates = [q for q in candidates if q.value in self.percents]
+        return any(number.matches_quantity(q) for q in candidates)
 
 
 class GroundingFilter(Filter):
@@ -32,8 +127,12 @@ class GroundingFilter(Filter):
 
     Support: at least `min_word_support` of the answer's content words (stop words and yes/no
     left out, plurals and -ed/-ing forms matched) occur in the page text, and every number in the
-    answer occurs there after normalisation ("1,250" == "1250", "12.50" == "12.5", "three" ==
-    "3"), up to `max_unsupported_numbers`. The score is the share of supported content words.
+    answer, up to `max_unsupported_numbers`, is on the pages or one arithmetic step from them
+    (`curation.filters.numbers`). Numbers compare at the precision written, with thousands
+    separators, currency, %, scales and small number words normalised ("1,250" == "1250",
+    "$16.1M" == "16.1 million", "three" == "3"). A calculation written out in the answer that does
+    not hold rejects the pair. The score is the share of supported content words; a kept pair's
+    reason says how each number was supported ("262=diff(1250,988); 1250=page").
     """
 
     type: ClassVar[str] = "grounding"
@@ -45,6 +144,12 @@ class GroundingFilter(Filter):
     )
     without_text: Literal["keep", "reject"] = Field(
         "keep", description="What to do with a pair whose unit has no page text to check against."
+    )
+    derived_numbers: bool = Field(
+        True, description="Accept answer numbers one arithmetic step from the pages' numbers."
+    )
+    check_arithmetic: bool = Field(
+        True, description="Reject answers whose written-out calculation does not hold."
     )
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
@@ -71,12 +176,26 @@ class GroundingFilter(Filter):
             if missing:
                 shown = ", ".join(str(p + shift) for p in pair.pages)
                 return self.reject(f"cites page {missing[0]}, not in the unit (pages {shown})")
-        words = content_words(pair.answer)
+        words = [
+            w
+            for w in content_words(pair.answer)
+            if stem(w) not in ARITHMETIC_WORDS and not QUANTITY.fullmatch(w)
+        ]
         supported = sum(vocabulary.supports(w) for w in words)
         score = supported / len(words) if words else 1.0
-        unsupported = [n for n in numbers(pair.answer) if n not in vocabulary.numbers]
+        written = written_arithmetic(pair.answer) if self.check_arithmetic else []
+        wrong = next((w for w in written if not w.holds), None)
+        if wrong is not None:
+            shown = ", ".join(f"{v:.4g}" for v in wrong.values)
+            return self.reject(
+                f"answer arithmetic '{wrong.text}' gives {shown}, not {wrong.result.label}", score
+            )
+        notes, unsupported = self._support(pair, vocabulary, written)
         if len(unsupported) > self.max_unsupported_numbers:
-            return self.reject(f"answer number {unsupported[0]} is not in the pages", score)
+            return self.reject(
+                f"answer number {unsupported[0]} is not in the pages nor one step from them",
+                score,
+            )
         if score < self.min_word_support:
             missing_words = [w for w in words if not vocabulary.supports(w)][:3]
             return self.reject(
@@ -84,4 +203,45 @@ class GroundingFilter(Filter):
                 f"(missing: {', '.join(missing_words)})",
                 score,
             )
-        return self.keep(score)
+        return self.keep(score, "; ".join(notes))
+
+    def _support(
+        self, pair: PairContext, vocabulary: PageVocabulary, written: list
+    ) -> tuple[list[str], list[str]]:
+        """How each answer number is supported ("262=diff(1250,988)"), and those that are not."""
+        results = {w.result.label: w for w in written}
+        operands = {q.value for w in written for q in w.operands}
+        search = None
+        notes: dict[str, str] = {}
+        unsupported: list[str] = []
+        for number in quantities(pair.answer):
+            if number.label in notes or number.label in unsupported:
+                continue
+            if vocabulary.on_page(number):
+                notes[number.label] = "page"
+                continue
+            if number.label in results:
+                notes[number.label] = f"written({results[number.label].text})"
+                continue
+            if number.value in operands and number.value in CONSTANTS:
+                notes[number.label] = "constant"
+                continue
+            if self.derived_numbers:
+                if search is None:
+                    named = [
+                        q
+                        for text in (pair.question, pair.answer, pair.rationale or "")
+                        for q in quantities(text)
+                        if vocabulary.on_page(q)
+                    ]
+                    asked = f"{pair.question} {pair.answer}"
+                    topic = {stem(w) for w in content_words(asked)} - ARITHMETIC_WORDS
+                    search = DerivationSearch(
+                        vocabulary.groups, named, topic, asked_operations(asked)
+                    )
+                derivation = search.find(number)
+                if derivation is not None:
+                    notes[number.label] = derivation.describe()
+                    continue
+            unsupported.append(number.label)
+        return [f"{label}={how}" for label, how in notes.items()], unsupported

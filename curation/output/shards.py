@@ -159,9 +159,9 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
                 "rationale": p["rationale"],
                 "evidence_pages": p["evidence_pages"],
                 "scores": [
-                    {"filter": d["filter"], "score": d["score"]}
+                    {"filter": d["filter"], "score": d["score"], "reason": d["reason"]}
                     for d in p["decisions"]
-                    if d["score"] is not None
+                    if d["score"] is not None or d["reason"]
                 ],
             }
             for p in kept

@@ -1,0 +1,553 @@
+"""Quantities in answers and pages, and the one arithmetic step that derives an answer's number.
+
+A page's numbers are searched in a bounded way: never every pair of the hundreds of numbers a unit
+may hold, whose differences and ratios would make almost any round value "derivable". An answer
+number not printed on the pages counts as derived only from
+
+* the numbers the question, answer or rationale name (and the pages hold): any pair, and the sum
+  or average of all of them;
+* a pair inside one related group: a table row, a table column or a prose sentence that holds a
+  named number or shares a content word with the question or answer;
+* the sum or average of a run of two or more consecutive cells of a related row or column.
+
+A pair gives a difference, ratio, percentage (a / b x 100), percentage change or product; a
+percentage answer is matched against percentages, percentage changes, differences (points), sums
+and averages only. The derived value must equal the answer's number rounded to the precision it is
+written with ("28%" takes 27.5 to 28.5; "27.6%" takes 27.55 to 27.65).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import operator
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from curation.filters.tokens import NUMBER_WORDS, content_words, stem
+
+SCALES = {
+    "k": 1e3,
+    "K": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "M": 1e6,
+    "mn": 1e6,
+    "million": 1e6,
+    "B": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
+}
+# A number as written: optional sign and currency, digits with thousands separators or a decimal
+# part, then an optional scale and percent sign. Digits glued to letters ("Q3", "NMC811", "1C")
+# are names, not quantities.
+QUANTITY = re.compile(
+    r"(?<![\w.,])(?P<sign>[+\-\u2212])?(?:(?P<cur>[$\u20ac\u00a3\u00a5])\s?)?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?:\s?(?P<scale>thousand|million|billion|mn|bn|[kKmMB])(?!\w)|(?!\w|[.,]\d))"
+    r"(?P<pct>\s?%|\s(?:percent|per cent)\b)?"
+)
+NUMBER_WORD = re.compile(r"\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+APPROX = re.compile(
+    r"(?:about|around|approximately|roughly|nearly|almost|some|~|\u2248)\s*$", re.IGNORECASE
+)
+YEARS = range(1900, 2101)
+# A cell line holds one quantity and at most this many other characters ("20.0 Ah", "+18%").
+CELL_EXTRA_CHARS = 6
+PERCENT_CONTEXT = re.compile(r"%|percent|share|points", re.IGNORECASE)
+MAX_GROUP = 16  # numbers of one group that pairs and runs are taken from
+TABLE_GAP = 3  # lines between two rows of one table (a label and text cells)
+CAPTION_LINES = 8  # lines above a table read as its caption and column headers
+CAPTION_CHARS = 80  # a longer line above a table is prose, not its caption
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number as written: its digits' value, the precision it claims, and what marks it."""
+
+    text: str
+    value: float
+    decimals: int
+    percent: bool = False
+    scale: float = 1.0
+    approx_step: float | None = None  # "about 1,200": the rounding step it claims (100)
+
+    @property
+    def step(self) -> float:
+        """The rounding step the written precision claims: 1 for "28", 0.1 for "27.6"."""
+        return self.approx_step or 10.0**-self.decimals
+
+    @property
+    def label(self) -> str:
+        """The normalised number ("1250", "12.5", "28%"), as reasons and notes show it."""
+        text = f"{self.value:.{self.decimals}f}".rstrip("0").rstrip(".") if self.decimals else ""
+        return (text or f"{self.value:.0f}") + ("%" if self.percent else "")
+
+    @property
+    def is_year(self) -> bool:
+        return self.decimals == 0 and not self.percent and int(self.value) in YEARS
+
+    def matches(self, value: float) -> bool:
+        """True when `value`, rounded to this number's written precision, is this number."""
+        return abs(abs(value) - self.value) <= self.step / 2 * (1 + 1e-9) + 1e-12
+
+    def matches_quantity(self, other: Quantity) -> bool:
+        """The same number: equal digits at this precision, or equal after scales ("391 thousand"
+        and "391,000")."""
+        if self.matches(other.value):
+            return True
+        return self.scale != other.scale and (
+            abs(other.value * other.scale - self.value * self.scale)
+            <= self.step * self.scale / 2 * (1 + 1e-9)
+        )
+
+
+def _quantity(match: re.Match[str], text: str) -> Quantity:
+    digits = match["num"].replace(",", "")
+    whole, _, fraction = digits.partition(".")
+    decimals = len(fraction)
+    approx_step = None
+    if decimals == 0 and APPROX.search(text[max(0, match.start() - 16) : match.start()]):
+        significant = whole.lstrip("0")
+        zeros = min(len(significant) - len(significant.rstrip("0")), len(significant) - 2)
+        approx_step = 10.0**zeros if zeros > 0 else None
+    scale = SCALES.get(match["scale"] or "", 1.0)
+    if match["scale"] in ("k", "m") and not match["cur"]:
+        scale = 1.0  # "100 m" is metres; "$52.3m" is millions
+    return Quantity(
+        match.group(0).strip(), float(digits), decimals, bool(match["pct"]), scale, approx_step
+    )
+
+
+@lru_cache(maxsize=4096)
+def quantities(text: str) -> tuple[Quantity, ...]:
+    """The quantities of a text in reading order, digits and small number words ("three")."""
+    found = [(m.start(), _quantity(m, text)) for m in QUANTITY.finditer(text)]
+    for m in NUMBER_WORD.finditer(text):
+        found.append((m.start(), Quantity(m.group(0), float(NUMBER_WORDS[m.group(0).lower()]), 0)))
+    return tuple(q for _, q in sorted(found, key=lambda item: item[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups: table rows, table columns and sentences
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """Numbers that belong together on a page, with the words that say what they are."""
+
+    kind: str  # row | column | sentence
+    context: str
+    values: tuple[Quantity | None, ...]  # None: an empty cell ("-"), kept for column positions
+
+    @property
+    def numbers(self) -> list[Quantity]:
+        return [q for q in self.values if q is not None][:MAX_GROUP]
+
+
+EMPTY_CELL = re.compile(r"[-\u2013\u2014\u2212]|n/?a|N/?A")
+SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z\u2022(])|\s*\u2022\s*")
+
+
+def _cell(line: str) -> Quantity | bool | None:
+    """The quantity a table-cell line holds, None for an empty cell, False for any other line."""
+    stripped = line.strip()
+    if EMPTY_CELL.fullmatch(stripped):
+        return None
+    found = quantities(stripped)
+    if len(found) != 1 or NUMBER_WORD.search(stripped):
+        return False
+    if not stripped.startswith(found[0].text):
+        return False  # "LFP, 45 °C" is a label
+    rest = stripped[len(found[0].text) :]
+    return found[0] if len(re.sub(r"\s", "", rest)) <= CELL_EXTRA_CHARS else False
+
+
+def _trailing_run(line: str) -> list[Quantity]:
+    """The numbers ending a line that ends in two or more numbers with nothing but spaces
+    between them (an OCR'd table row, its label first); else []."""
+    run: list[re.Match[str]] = []
+    end = len(line.rstrip())
+    for match in reversed(list(QUANTITY.finditer(line))):
+        if line[match.end() : end].strip():
+            break
+        run.insert(0, match)
+        end = match.start()
+    return [_quantity(m, line) for m in run] if len(run) >= 2 else []
+
+
+@dataclass
+class _Row:
+    label: int  # index of the first label line (the lines up to `first` label the row)
+    first: int  # index of the first line of the row's cells
+    last: int
+    values: tuple[Quantity | None, ...]
+
+
+def _label_start(rows: list[_Row], first: int) -> int:
+    """Where a row's label starts: after the previous row, at most TABLE_GAP lines back."""
+    previous = rows[-1].last + 1 if rows else 0
+    return max(previous, first - TABLE_GAP + 1, 0)
+
+
+def _rows(lines: list[str]) -> tuple[list[_Row], list[str]]:
+    """Table rows (runs of cell lines, or lines ending in two or more numbers) and prose lines."""
+    rows: list[_Row] = []
+    prose: list[str] = []
+    cells: list[Quantity | None] = []
+    for i, line in enumerate([*lines, ""]):
+        cell = _cell(line) if i < len(lines) else False
+        if cell is not False:
+            cells.append(cell)
+            continue
+        if cells:
+            first = i - len(cells)
+            rows.append(_Row(_label_start(rows, first), first, i - 1, tuple(cells)))
+            cells = []
+        run = _trailing_run(line)
+        if run:
+            rows.append(_Row(i, i, i, tuple(run)))
+        else:
+            prose.append(line)
+    return rows, prose
+
+
+def _caption(lines: list[str], rows: list[_Row], index: int) -> str:
+    """The lines above a table's first row, back to the previous row (its caption and headers,
+    CAPTION_LINES at most)."""
+    start = rows[index - 1].last + 1 if index else 0
+    above: list[str] = []
+    for line in reversed(lines[max(rows[index].label - CAPTION_LINES, start) : rows[index].label]):
+        if len(line) > CAPTION_CHARS:
+            break  # prose above the table
+        above.insert(0, line)
+    return " ".join(above)
+
+
+def _label(lines: list[str], row: _Row) -> str:
+    return " ".join(lines[row.label : row.first])
+
+
+def page_groups(text: str) -> list[Group]:
+    """The rows, columns and sentences of one page's text.
+
+    A row is a run of consecutive lines that each hold one number alone (PyMuPDF's text layer puts
+    every table cell on a line of its own; the line before the run is the row's label), or a line
+    that ends in two or more numbers (OCR reads a table row into one line). Rows with the same
+    number of cells, at most `TABLE_GAP` lines apart, make a table whose columns are groups too
+    (a one-cell row only ever counts in a column). The rest is prose, split into sentences.
+    """
+    lines = text.splitlines()
+    rows, prose = _rows(lines)
+    contexts = [_label(lines, r) or lines[r.first] for r in rows]
+    for row in rows:
+        # "Non-revenue water (%)": the cells of a row so labelled are percentages.
+        if row.first > 0 and row.first > row.label and PERCENT_CONTEXT.search(lines[row.first - 1]):
+            row.values = tuple(q and dataclasses.replace(q, percent=True) for q in row.values)
+    groups: list[Group] = []
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if (
+            end == len(rows)
+            or len(rows[end].values) != len(rows[start].values)
+            or rows[end].first - rows[end - 1].last > TABLE_GAP
+        ):
+            table = rows[start:end]
+            caption = _caption(lines, rows, start) if len(table) >= 2 else ""
+            for row, context in zip(table, contexts[start:end], strict=True):
+                if len(row.values) >= 2:
+                    groups.append(Group("row", f"{context} {caption}", row.values))
+            if len(table) >= 2:
+                labels = " ".join(contexts[start:end])
+                for j in range(len(table[0].values)):
+                    column = tuple(r.values[j] for r in table)
+                    groups.append(Group("column", f"{caption} {labels}", column))
+            start = end
+    for sentence in SENTENCE_END.split(" ".join(prose)):
+        found = quantities(sentence)
+        if len(found) >= 2:
+            groups.append(Group("sentence", sentence, found))
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Derivations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How an answer number follows from page numbers: an operation and its operands."""
+
+    operation: str  # diff | ratio | pct | pct_change | product | sum | avg
+    operands: tuple[Quantity, ...]
+
+    def describe(self) -> str:
+        return f"{self.operation}({','.join(q.label for q in self.operands)})"
+
+
+# The operations a question or answer asks for, by the words it uses ("how many more", "in
+# total", "what share"); a text without any of them allows every operation.
+CUES = {
+    "diff": r"more|less|fewer|higher|lower|larger|smaller|bigger|differ|gap|change|gr[eo]w|ros[e]|"
+    r"rise|fell|fall|drop|increas|decreas|declin|gain|lost|lose|cut|reduc|under|over|above|below|"
+    r"exceed|apart|between|shorter|longer|heavier|lighter|net|left|remain|how long|years|points?",
+    "ratio": r"times|ratio|factor|as (?:many|much)|multiple|fold",
+    "product": r"times|each|multipl|\bper\b",
+    "pct": r"share|proportion|fraction|portion|percent|%|covered|made up|of (?:the|all|total)",
+    "pct_change": r"percent|%|gr[eo]w|rose|rise|fell|fall|increas|decreas|declin|chang|cut|"
+    r"reduc|shr[iu]nk|swell|drop|gain|lost",
+    "sum": r"total|combined|together|in all|sum|altogether|overall|cumulative|both|\band\b",
+    "avg": r"average|mean|typical|midpoint|per year|a year|each year",
+    "points": r"\bpoints?\b",  # a difference of percentages, written as a percentage
+}
+CUE_PATTERNS = {op: re.compile(rf"(?:{pattern})", re.IGNORECASE) for op, pattern in CUES.items()}
+MAX_RELATED = 16  # groups searched per question: those sharing the most words with it
+
+
+def asked_operations(text: str) -> frozenset[str]:
+    """The operations the words of a question and answer ask for (all when none does)."""
+    asked = frozenset(op for op, pattern in CUE_PATTERNS.items() if pattern.search(text))
+    return asked or frozenset(CUES)
+
+
+def _pair_values(
+    a: float, b: float, percent: bool, points: bool, asked: frozenset[str]
+) -> Iterator[tuple[str, float]]:
+    """The one-step results of an ordered pair that the answer's number may equal."""
+    if "diff" in asked and (points or not percent) and a >= b:
+        yield "diff", a - b
+    if not b:
+        return
+    if percent:
+        if "pct" in asked:
+            yield "pct", a / b * 100
+        if "pct_change" in asked:
+            yield "pct_change", (a - b) / b * 100
+    elif "ratio" in asked:
+        yield "ratio", a / b
+
+
+def _runs(numbers: list[Quantity]) -> Iterator[list[Quantity]]:
+    """Every run of two or more consecutive numbers (a window of a row or column), none a year."""
+    for i in range(len(numbers)):
+        for j in range(i + 2, len(numbers) + 1):
+            if numbers[j - 1].is_year:
+                break
+            yield numbers[i:j]
+
+
+def _aggregates(
+    target: Quantity, numbers: list[Quantity], asked: frozenset[str]
+) -> Derivation | None:
+    total = math.fsum(q.value for q in numbers)
+    if "sum" in asked and target.matches(total):
+        return Derivation("sum", tuple(numbers))
+    if "avg" in asked and target.matches(total / len(numbers)):
+        return Derivation("avg", tuple(numbers))
+    return None
+
+
+class DerivationSearch:
+    """Finds the one arithmetic step from a unit's page numbers to an answer's number.
+
+    `topic` is the content-word stems of the question and answer; `asked` the operations their
+    words ask for. Groups are related to the question when they hold a number it names (not a
+    year) or share its words: the MAX_RELATED groups sharing the most words, down to one fewer
+    than the best.
+    """
+
+    def __init__(
+        self,
+        groups: list[Group],
+        named: list[Quantity],
+        topic: set[str],
+        asked: frozenset[str],
+    ) -> None:
+        self.named = named
+        self.asked = asked
+        self.points = "points" in asked
+        named_values = {q.value for q in named if not q.is_year}
+        holding = [g for g in groups if any(q.value in named_values for q in g.numbers)]
+        scored = sorted(
+            ((_overlap(g, topic), g) for g in groups if g not in holding), key=lambda x: -x[0]
+        )
+        best = scored[0][0] if scored else 0
+        by_words = [g for overlap, g in scored if overlap >= max(1, best - 1)]
+        self.related = (holding + by_words)[:MAX_RELATED]
+
+    def find(self, target: Quantity) -> Derivation | None:
+        """The first derivation of `target`: named pairs, related-group pairs, runs, aggregates."""
+        named = [q for q in self.named if q.value != target.value]
+        found = self._pairs(target, named, points=True, products=True)
+        if found:
+            return found
+        for group in self.related:
+            numbers = [q for q in group.numbers if q.value != target.value]
+            found = self._pairs(target, numbers, points=not target.percent or self.points)
+            if found:
+                return found
+        for group in self.related:
+            for run in _runs(group.numbers):
+                if any(q.percent != target.percent for q in run):
+                    continue
+                found = _aggregates(target, run, self.asked)
+                if found:
+                    return found
+        for numbers in (named, [q for q in named if not q.is_year]):
+            if len(numbers) >= 2:
+                found = _aggregates(target, numbers, self.asked)
+                if found:
+                    return found
+        return None
+
+    def _pairs(
+        self, target: Quantity, numbers: list[Quantity], points: bool, products: bool = False
+    ) -> Derivation | None:
+        product = products and "product" in self.asked and not target.percent
+        for i, a in enumerate(numbers):
+            for j, b in enumerate(numbers):
+                if i == j or a.percent != b.percent:
+                    continue  # a percentage and a count are not compared
+                # A percentage answer is a difference ("points") only of percentages.
+                pointwise = points or a.percent
+                for operation, value in _pair_values(
+                    a.value, b.value, target.percent, pointwise, self.asked
+                ):
+                    if target.matches(value):
+                        return Derivation(operation, (a, b))
+                if product and j > i and target.matches(a.value * b.value):
+                    return Derivation("product", (a, b))
+        return None
+
+
+def _overlap(group: Group, topic: set[str]) -> int:
+    return len(topic & {stem(w) for w in content_words(group.context)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic written out in an answer
+# ---------------------------------------------------------------------------------------------
+
+OPERATORS: dict[type, Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+_NUM = re.sub(r"\?P<\w+>", "?:", QUANTITY.pattern)  # the same, without group names
+_OP = r"(?:\s*[+*/\u00d7\u00f7\u2212]\s*|\s+[-\u2013x]\s+)"
+_TERM = rf"(?:\(\s*)*(?:{_NUM})(?:\s*\))*"
+EXPRESSION = rf"{_TERM}(?:{_OP}{_TERM})+"
+EQUALS = r"\s*(?:=|\u2248|\u2243)\s*"
+# "a + b = c", "(a - b) / b x 100 ≈ c", and "c = a + b"
+STATED = re.compile(rf"(?P<expr>{EXPRESSION}){EQUALS}(?P<result>{_NUM})")
+STATED_FIRST = re.compile(rf"(?P<result>{_NUM}){EQUALS}(?P<expr>{EXPRESSION})(?!{EQUALS})")
+# "c (a / b)": a number followed by the arithmetic that gives it, in parentheses
+EXPLAINED = re.compile(rf"(?P<result>{_NUM})\s*\((?P<expr>{EXPRESSION})\)")
+# "from a to b, a c% increase" / "rose by c% from a to b": a change stated with its end points
+CHANGE = r"(?:increase|rise|growth|gain|jump|decrease|decline|fall|drop|reduction|cut)"
+FROM_TO = rf"from\s+(?P<a>{_NUM})\s+to\s+(?P<b>{_NUM})"
+CHANGES = (
+    re.compile(rf"{FROM_TO}\s*,?\s*(?:an?|or)\s+(?P<result>{_NUM})\s+{CHANGE}"),
+    re.compile(rf"{FROM_TO}\s*,?\s*(?:an?|or)\s+{CHANGE}\s+of\s+(?P<result>{_NUM})"),
+    re.compile(rf"\bby\s+(?P<result>{_NUM})\s+{FROM_TO}"),
+)
+MONTH = re.compile(r"\s*(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)", re.IGNORECASE)
+MINUS_SIGNS = ("-", "\u2212")
+
+
+def _first_quantity(text: str) -> Quantity:
+    match = QUANTITY.search(text)
+    assert match is not None, text  # the patterns above only capture text QUANTITY matches
+    return _quantity(match, text)
+
+
+@dataclass(frozen=True)
+class WrittenArithmetic:
+    """A calculation written in an answer, the values it may give and the result stated for it."""
+
+    text: str
+    values: tuple[float, ...]
+    result: Quantity
+    operands: tuple[Quantity, ...]
+
+    @property
+    def holds(self) -> bool:
+        """The result equals a value at its written precision, or within 1% (the writer may
+        have rounded a step on the way)."""
+        tolerance = max(self.result.step / 2, abs(self.result.value) * 0.01) + 1e-9
+        return any(abs(abs(v) - self.result.value) <= tolerance for v in self.values)
+
+
+def _evaluate(
+    expression: str, result: Quantity
+) -> tuple[tuple[float, ...], tuple[Quantity, ...]] | None:
+    """The values a written expression gives (as a fraction and x 100 for a percentage result)
+    and its operands; None when it is not plain arithmetic or only spans years."""
+    operands = [_quantity(m, expression) for m in QUANTITY.finditer(expression)]
+    if not operands or all(q.is_year for q in operands):
+        return None  # "2019 - 2023" is a span of years
+    # Mixed scales ("$1.2M - $850K") are compared in units; otherwise as written.
+    scaled = len({q.scale for q in (*operands, result)}) > 1
+    values = iter(q.value * (q.scale if scaled else 1.0) for q in operands)
+
+    def plain(match: re.Match[str]) -> str:
+        sign = "-" if match["sign"] in MINUS_SIGNS else ""
+        return f"({sign}{next(values)!r})"
+
+    source = QUANTITY.sub(plain, expression).strip()
+    while source.count("(") > source.count(")") and source.startswith("("):
+        source = source[1:]  # "(1,512 - 1,250 = 262)": the bracket opens the sentence's aside
+    source = re.sub(r"[\u00d7x]", "*", source).replace("\u00f7", "/")
+    source = source.replace("\u2212", "-").replace("\u2013", "-")
+    try:
+        value = _walk(ast.parse(source.strip(), mode="eval").body)
+    except (SyntaxError, ValueError, ZeroDivisionError):
+        return None
+    if scaled:
+        value /= result.scale
+    return ((value, value * 100) if result.percent else (value,)), tuple(operands)
+
+
+def _walk(node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = _walk(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
+        return OPERATORS[type(node.op)](_walk(node.left), _walk(node.right))
+    raise ValueError(f"not arithmetic: {ast.dump(node)}")
+
+
+def written_arithmetic(text: str) -> list[WrittenArithmetic]:
+    """Every calculation written out in a text: "a - b = c", "c = a - b", "c (a / b)", "from a
+    to b, a c% increase", "rose by c from a to b"."""
+    found: list[WrittenArithmetic] = []
+    for pattern in (STATED, STATED_FIRST, EXPLAINED):
+        for match in pattern.finditer(text):
+            result = _first_quantity(match["result"])
+            if pattern is EXPLAINED and result.is_year:
+                continue  # "in 2023 (148,620 - 146,010)": the year is not the result
+            evaluated = _evaluate(match["expr"], result)
+            if evaluated is not None:
+                values, operands = evaluated
+                found.append(WrittenArithmetic(match.group(0).strip(), values, result, operands))
+    for pattern in CHANGES:
+        for match in pattern.finditer(text):
+            if MONTH.match(text, match.end("a")) or MONTH.match(text, match.end("b")):
+                continue  # "from 9 October to 31 May" names dates
+            a, b, result = (_first_quantity(match[k]) for k in ("a", "b", "result"))
+            if (a.is_year and b.is_year) or not a.value:
+                continue
+            values = [b.value - a.value]
+            if result.percent:
+                # "fell by 4.1% from 17.9% to 13.8%" may mean percentage points.
+                values = [(b.value - a.value) / a.value * 100] + (values if a.percent else [])
+            found.append(WrittenArithmetic(match.group(0).strip(), tuple(values), result, (a, b)))
+    return found
