@@ -70,3 +70,81 @@ def test_unusable_replies_give_a_reason():
 def test_schema_is_a_json_schema():
     schema = ReplySchema.model_json_schema()
     assert schema["properties"]["pairs"]["type"] == "array"
+
+
+def test_brackets_in_qa_lines_do_not_hide_the_pairs():
+    text = (
+        "Q1: Compare the totals for [2019, 2020].\nA1: 12 in 2019, 15 in 2020 Source [3].\n"
+        "R1: Both years are in the table.\nE1: pages [1, 2]"
+    )
+    result = parse_reply(text)
+    assert qa(result) == [
+        ("Compare the totals for [2019, 2020].", "12 in 2019, 15 in 2020 Source [3].")
+    ]
+    assert result.pairs[0].evidence_pages == [1, 2]
+    assert result.errors == []
+
+
+def test_numbered_markdown_list_with_bold_labels():
+    text = (
+        "Here are 2 pairs:\n\n1. **Question:** What is the load rating?\n   **Answer:** 180 kg.\n"
+        "2. **Question:** Which tools? **Answer:** A *10 mm* spanner."
+    )
+    assert qa(parse_reply(text)) == [
+        ("What is the load rating?", "180 kg."),
+        ("Which tools?", "A 10 mm spanner."),
+    ]
+
+
+def test_json_with_trailing_commas_inside_prose():
+    text = 'Here is the JSON:\n{"pairs": [{"question": "Why?", "answer": "Because.",},]}\nThanks!'
+    assert qa(parse_reply(text)) == [("Why?", "Because.")]
+
+
+def test_short_bullet_list_answer_keeps_its_items():
+    text = "**Q1:** Which symptoms?\n**A1:**\n* Fever\n• Cough\n\n**Q2:** When to call?\n**A2:** Chest pain."
+    assert parse_reply(text).pairs[0].answer == "- Fever\n- Cough"
+
+
+def test_citations_are_kept_and_emphasis_removed():
+    result = parse_reply(
+        "Q1: What does **the author** say?\nA1: It costs $2.1B [4] (p. 12), per _Smith_."
+    )
+    assert qa(result) == [("What does the author say?", "It costs $2.1B [4] (p. 12), per Smith.")]
+
+
+def test_code_and_math_are_not_taken_for_emphasis():
+    text = "Q1: What must __init__ call?\nA1: super().__init__(), with max_retry_count set and $x_i * y_i$ summed."
+    assert qa(parse_reply(text))[0][1] == (
+        "super().__init__(), with max_retry_count set and $x_i * y_i$ summed."
+    )
+
+
+def test_reply_cut_off_at_max_tokens_rejects_the_last_pair():
+    text = "Q1: One?\nA1: Yes.\nQ2: How long is the route?\nA2: About 42 kilometres, with"
+    assert qa(parse_reply(text)) == [
+        ("One?", "Yes."),
+        ("How long is the route?", "About 42 kilometres, with"),
+    ]
+    result = parse_reply(text, cut_off=True)
+    assert qa(result) == [("One?", "Yes.")]
+    assert result.errors == ["reply cut off at max_tokens in this pair: 'How long is the route?'"]
+
+
+def test_json_cut_off_keeps_the_whole_items():
+    text = '[{"question": "A?", "answer": "a."}, {"question": "B?", "answer": "b'
+    result = parse_reply(text, cut_off=True)
+    assert qa(result) == [("A?", "a.")]
+    assert len(result.errors) == 1 and "cut off" in result.errors[0]
+
+
+def test_refusal_and_unanswerable_give_no_pairs():
+    refusal = parse_reply("I'm sorry, but I can't help with that. Could you share the text?")
+    assert refusal.pairs == [] and refusal.errors == ["no question-answer pairs found in the reply"]
+    unanswerable = parse_reply("Unanswerable.")
+    assert unanswerable.pairs == [] and "unanswerable" in unanswerable.errors[0]
+
+
+def test_closing_remark_is_not_part_of_the_last_answer():
+    text = "Q1: Who signed?\nA1: Dr. Okafor.\n\nLet me know if you need more!"
+    assert qa(parse_reply(text)) == [("Who signed?", "Dr. Okafor.")]

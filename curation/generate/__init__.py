@@ -126,7 +126,7 @@ class QAGenerator:
         }
         if result.error:
             return {**fields, "parse_errors": [f"engine error: {result.error}"]}
-        parsed = parse_reply(result.text)
+        parsed = parse_reply(result.text, cut_off=result.finish_reason == "length")
         pairs = [
             {
                 "qa_id": content_id(unit["unit_id"], item.question, item.answer),

@@ -1,16 +1,23 @@
-"""Tolerant reply parsing: JSON (bare, fenced, or inside prose) and `Q1:/A1:` lists."""
+"""Tolerant reply parsing: JSON (bare, fenced, inside prose, JSON5) and `Q1:/A1:`-style lists.
+
+Checked on tests/data/replies/: replies in the shapes 7B-70B instruction models write.
+Texts come out with markdown emphasis removed, whitespace collapsed, bullet lists as `- item`
+lines and table rows kept; citation markers such as `[1]` or `(p. 3)` stay as written.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import json5
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class QAItem(BaseModel):
-    """One question-answer pair as an engine returns it."""
+    """One question-answer pair as an engine returns it (texts cleaned of markdown emphasis)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -18,6 +25,26 @@ class QAItem(BaseModel):
     answer: str = Field(alias="a")
     rationale: str | None = None
     evidence_pages: list[int] = Field(default_factory=list)
+
+    @field_validator("question", "answer", "rationale", mode="before")
+    @classmethod
+    def _clean(cls, value: object) -> object:
+        if isinstance(value, list):  # an answer given as a JSON list reads as a bullet list
+            return clean_text([f"- {item}" for item in value])
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return clean_text(value.splitlines()) if isinstance(value, str) else value
+
+    @field_validator("evidence_pages", mode="before")
+    @classmethod
+    def _pages(cls, value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, int | str):
+            value = [value]
+        if isinstance(value, list):
+            return page_numbers(" ".join(str(v) for v in value))
+        return value
 
 
 class ReplySchema(BaseModel):
@@ -34,123 +61,386 @@ class ParseResult:
     errors: list[str] = field(default_factory=list)
 
 
-FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
-LIST_KEYS = ("pairs", "qa_pairs", "questions", "items", "data")
-MARKER = re.compile(
-    r"^[\s*_#>\-]*(?P<tag>question|answer|q|a)\s*(?P<num>\d+)?\s*(?:\*\*)?\s*"
-    r"(?(num)[:.)]|:)\s*(?:\*\*)?\s*(?P<rest>.*)$",
-    re.IGNORECASE,
-)
-# Leopard-style extras after an answer: `R1: <rationale>` and `E1: pages 2, 3`.
-EXTRA = re.compile(
-    r"^[\s*_#>\-]*(?P<tag>rationale|reason|evidence(?:\s+pages)?|r|e)\s*(?P<num>\d+)?\s*(?:\*\*)?"
-    r"\s*(?(num)[:.)]|:)\s*(?:\*\*)?\s*(?P<rest>.*)$",
-    re.IGNORECASE,
-)
-PAGE_NUMBER = re.compile(r"\d+")
+def parse_reply(text: str, cut_off: bool = False) -> ParseResult:
+    """Read question-answer pairs from a model reply, whichever of the known shapes it has.
 
-
-def parse_reply(text: str) -> ParseResult:
-    """Read question-answer pairs from a model reply, whichever of the known shapes it has."""
+    `cut_off`: the engine stopped at max_tokens, so a pair the reply ends inside is rejected."""
     if not text or not text.strip():
         return ParseResult(errors=["empty reply"])
-    parsed = _parse_json(text)
-    if parsed is not None:
-        return parsed
-    result = _parse_qa_lines(text)
+    if UNANSWERABLE.fullmatch(text.strip()):
+        return ParseResult(errors=["the model answered 'unanswerable': nothing to ask about"])
+    result = _parse_json(text)
+    if result is None:
+        result = QALines(cut_off).read(text)
     if not result.pairs and not result.errors:
         result.errors.append("no question-answer pairs found in the reply")
     return result
 
 
-def _json_candidates(text: str) -> list[str]:
-    candidates = [m.group(1) for m in FENCE.finditer(text)]
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if starts:
+# --- Text cleaning -------------------------------------------------------------------------
+
+UNANSWERABLE = re.compile(r"\W*unanswerable\W*", re.IGNORECASE)
+# Spans whose characters are not markdown: code, and LaTeX (a `$...$` only with TeX inside,
+# so that prices such as "$4.5M ... $5.8M" are not taken for math).
+PROTECTED = re.compile(r"`[^`\n]*`|\$\$.+?\$\$|\\\(.+?\\\)|\\\[.+?\\\]|\$[^$\n]*[\\^_{}][^$\n]*\$")
+EMPHASIS = (
+    re.compile(r"(?<![\w*])\*{1,3}(?=[^\s*])(.+?)(?<=[^\s*])\*{1,3}(?![\w*])"),
+    # `__init__` and other dunder names are code, not bold.
+    re.compile(r"(?<!\w)__(?=\S)(?![A-Za-z]\w*__(?!\w))(.+?)(?<=\S)__(?!\w)"),
+    re.compile(r"(?<!\w)_(?=[^\s_])(.+?)(?<=[^\s_])_(?!\w)"),
+)
+BULLET = re.compile("^[*•+\\-\u2013]\\s+")  # *, •, +, -, en dash
+NUMBERED = re.compile(r"^\d+[.)]\s")
+
+
+def _strip_emphasis(line: str) -> str:
+    pieces, last = [], 0
+    for match in PROTECTED.finditer(line):
+        pieces += [_unemphasise(line[last : match.start()]), match.group()]
+        last = match.end()
+    return "".join([*pieces, _unemphasise(line[last:])])
+
+
+def _unemphasise(text: str) -> str:
+    for pattern in EMPHASIS:
+        text = pattern.sub(r"\1", text)
+    return text
+
+
+def _is_structural(line: str) -> bool:
+    return line.startswith(("- ", "|")) or bool(NUMBERED.match(line))
+
+
+def clean_text(lines: list[str]) -> str:
+    """Reply lines as one text: emphasis removed, whitespace collapsed, prose lines joined,
+    bullets as `- item` lines, numbered items and table rows kept one per line."""
+    out: list[str] = []
+    for raw in lines:
+        line = " ".join(raw.split())
+        if not line:
+            continue
+        line = BULLET.sub("- ", line)
+        line = _strip_emphasis(line).strip()
+        if out and not _is_structural(line) and not out[-1].startswith("|"):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+PAGE_RANGE = re.compile("(\\d+)\\s*[-\u2013]\\s*(\\d+)|(\\d+)")  # 2-4, 2 to 4 with an en dash, or 2
+PARENTHESES = re.compile(r"\([^)]*\)")
+
+
+def page_numbers(text: str) -> list[int]:
+    """Page numbers as written ("pages 2, 3", "[1, 2]", "Slides 2 and 4", "2-4"), sorted."""
+    pages: set[int] = set()
+    for low, high, single in PAGE_RANGE.findall(PARENTHESES.sub(" ", text)):
+        if single:
+            pages.add(int(single))
+        elif int(high) - int(low) <= 50:
+            pages.update(range(int(low), int(high) + 1))
+    return sorted(pages)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+QA_KEY = re.compile(r"[\"'](?:question|answer|q|a)[\"']\s*:", re.IGNORECASE)
+KEY_NAMES = {
+    "question": "question",
+    "q": "question",
+    "query": "question",
+    "answer": "answer",
+    "a": "answer",
+    "rationale": "rationale",
+    "reasoning": "rationale",
+    "reason": "rationale",
+    "explanation": "rationale",
+    "justification": "rationale",
+    "evidence_pages": "evidence_pages",
+    "evidence": "evidence_pages",
+    "pages": "evidence_pages",
+    "page_numbers": "evidence_pages",
+    "source_pages": "evidence_pages",
+    "slides": "evidence_pages",
+    "evidence_slides": "evidence_pages",
+}
+CLOSERS = {"[": "]", "{": "}"}
+
+
+def _closing(text: str, start: int) -> int | None:
+    """The index after the bracket that closes the one at `start`; None when the text ends
+    first (a reply cut off inside JSON); -1 when the brackets do not match (prose)."""
+    stack: list[str] = []
+    quote: str | None = None
+    before = ""  # the last character outside strings that is not a space
+    index = start
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = None
+        # A single quote opens a string only where a JSON value or key starts, not in "it's".
+        elif char == '"' or (char == "'" and before in "[{:,"):
+            quote = char
+        elif char in CLOSERS:
+            stack.append(CLOSERS[char])
+        elif char in "]}":
+            if stack.pop() != char:
+                return -1
+            if not stack:
+                return index + 1
+        if not char.isspace() and not quote:
+            before = char
+        index += 1
+    return None
+
+
+def _load(candidate: str) -> object:
+    try:
+        return json.loads(candidate)
+    except ValueError:
+        pass
+    try:
+        return json5.loads(candidate)  # trailing commas, single quotes, unquoted keys
+    except ValueError:
+        return None
+
+
+def _qa_dicts(value: object) -> list[dict] | None:
+    """The question-answer objects a JSON value holds (itself, a list, or a list under a key)."""
+    if isinstance(value, dict):
+        if any(str(key).lower() in ("question", "q", "answer", "a") for key in value):
+            return [value]
+        for inner in value.values():
+            found = _qa_dicts(inner)
+            if found:
+                return found
+    if isinstance(value, list):
+        dicts = [item for item in value if isinstance(item, dict)]
+        if any(_qa_dicts(item) == [item] for item in dicts):
+            return dicts
+    return None
+
+
+def _json_objects(text: str) -> Iterator[list[dict] | None]:
+    """Each group of question-answer objects in the text; None for a JSON value holding
+    question keys that the reply ends inside of."""
+    position = 0
+    while True:
+        starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
+        if not starts:
+            return
         start = min(starts)
-        end = max(text.rfind("}"), text.rfind("]"))
-        if end > start:
-            candidates.append(text[start : end + 1])
-    return candidates
+        end = _closing(text, start)
+        value = _load(text[start:end]) if end and end > 0 else None
+        found = _qa_dicts(value)
+        if found:
+            yield found
+            position = end
+            continue
+        if end is None and QA_KEY.search(text, start):
+            yield None  # cut off: whole objects inside it are still read below
+        # Prose brackets, an unreadable span or a cut-off one: look inside it.
+        position = start + 1 if value is None else end
 
 
 def _parse_json(text: str) -> ParseResult | None:
-    for candidate in _json_candidates(text):
-        try:
-            data = json.loads(candidate)
-        except json.JSONDecodeError:
+    result, found, cut = ParseResult(), False, False
+    for group in _json_objects(text):
+        found = True
+        if group is None:
+            cut = True
             continue
-        items = _json_items(data)
-        if items is None:
-            continue
-        result = ParseResult()
-        for index, item in enumerate(items):
+        for item in group:
+            index = len(result.pairs) + len(result.errors)
+            named = {KEY_NAMES.get(str(k).lower(), str(k)): v for k, v in item.items()}
             try:
-                result.pairs.append(QAItem.model_validate(item))
+                result.pairs.append(QAItem.model_validate(named))
             except ValidationError as exc:
                 problem = "; ".join(
                     f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
                 )
                 result.errors.append(f"JSON item {index}: {problem}")
-        return result
-    return None
+    if cut:
+        result.errors.append("reply cut off inside a JSON item (max_tokens?)")
+    return result if found else None
 
 
-def _json_items(data: object) -> list | None:
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict):
-        for key in LIST_KEYS:
-            if isinstance(data.get(key), list):
-                return data[key]
-        if {"question", "answer"} <= data.keys():
-            return [data]
-    return None
+# --- Question/answer lines -----------------------------------------------------------------
+
+# A field marker: `Q1:`, `**Answer 2:**`, `1. **Question:**`, `- **Rationale:**`, `### Question 1`,
+# `E1: pages 2, 3`. Unnumbered markers need a colon; a heading may have none.
+MARKER = re.compile(
+    r"^\s*(?P<heading>#{1,6}\s+)?(?:>\s*)?(?:(?:\d+[.)]|[-*+•])\s+)?(?P<open>\*\*|__|\*)?\s*"
+    r"(?P<tag>question|answer|rationale|reasoning|reason|explanation|justification"
+    r"|evidence(?:\s+(?:pages?|slides?))?|q|a|r|e)"
+    r"\s*(?P<num>\d+)?\s*(?P<close>\*\*|__|\*)?\s*(?P<punct>[:.)])?\s*(?:\*\*|__|\*)?"
+    r"\s*(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+FIELD_OF_TAG = {"q": "question", "a": "answer", "r": "rationale", "e": "evidence"}
+# `... in Q3? **Answer:** 14 characters.` on one line.
+INLINE_ANSWER = re.compile(
+    r"(?<=[?.!*)\"])\s+(?:\*\*|__)?(?:answer|a)(?:\s*\d+)?\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*",
+    re.IGNORECASE,
+)
+QUESTION_LINE = re.compile(r"^\s*(?:\d+[.)]\s+)?(?:\*\*|__)?(?P<q>[^*_\s].*\?)(?:\*\*|__)?\s*$")
+RULE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
+HEADING = re.compile(r"^\s*#{1,6}\s")
 
 
-def _parse_qa_lines(text: str) -> ParseResult:
-    result = ParseResult()
-    question: list[str] | None = None
+@dataclass
+class _Pair:
+    question: list[str]
+    heading: bool = False  # opened by a heading (`### Question 1`): its text may follow
     answer: list[str] | None = None
     rationale: list[str] | None = None
-    evidence: list[int] = []
+    evidence: list[int] = field(default_factory=list)
 
-    def close() -> None:
-        if question is None:
-            return
-        q = "\n".join(question).strip()
-        a = "\n".join(answer).strip() if answer is not None else ""
-        if answer is None:
-            result.errors.append(f"question without an answer (reply cut off?): {q[:80]!r}")
-        else:
-            # Empty fields are kept as a pair so that the filters reject it with a reason.
-            why = "\n".join(rationale).strip() if rationale is not None else None
-            result.pairs.append(
-                QAItem(question=q, answer=a, rationale=why or None, evidence_pages=evidence)
+
+def _marker(line: str) -> tuple[str, str, bool] | None:
+    """(field, rest of the line, opened by a heading) when the line opens a field."""
+    match = MARKER.match(line)
+    if not match:
+        return None
+    rest = match.group("rest").strip()
+    punct, num = match.group("punct"), match.group("num")
+    if punct is None:
+        # `### Question 1`, `## A1`, `**Answer**`: a bare marker, its text on the next lines.
+        bare = match.group("heading") or num or (match.group("open") and match.group("close"))
+        if rest or not bare:
+            return None
+    elif num is None and punct != ":":
+        return None
+    if match.group("open") and not match.group("close"):
+        rest = re.sub(r"(?:\*\*|__|\*)\s*$", "", rest)  # `**Q1: What ...?**`
+    tag = match.group("tag").lower()
+    name = "rationale" if tag in ("explanation", "justification") else FIELD_OF_TAG[tag[0]]
+    return name, rest, bool(match.group("heading"))
+
+
+class QALines:
+    """Reads `Q1:/A1:`-style replies line by line; `R1:` and `E1:` lines add the rationale and
+    the evidence pages. Prose around the pairs (a preamble, a closing remark) is left out."""
+
+    def __init__(self, cut_off: bool = False) -> None:
+        self.cut_off = cut_off
+        self.result = ParseResult()
+        self.pair: _Pair | None = None
+        self.open: str | None = None  # the field that the next plain line continues
+        self.gap = False  # a blank line since the last text
+        self.candidate: str | None = None  # a question line without a marker (`1. **Why?**`)
+
+    def read(self, text: str) -> ParseResult:
+        """The pairs and errors of a whole reply."""
+        for line in text.splitlines():
+            self._line(line)
+        if self.pair is not None and self.cut_off and self.open is not None:
+            question = clean_text(self.pair.question)
+            self.result.errors.append(
+                f"reply cut off at max_tokens in this pair: {question[:80]!r}"
             )
+        else:
+            self._close()
+        return self.result
 
-    for line in text.splitlines():
-        extra = EXTRA.match(line) if answer is not None else None
-        if extra:
-            if extra.group("tag").lower().startswith("e"):
-                evidence = sorted({int(n) for n in PAGE_NUMBER.findall(extra.group("rest"))})
-                continue
-            rationale = [extra.group("rest")]
-            continue
-        match = MARKER.match(line)
-        tag = match.group("tag").lower()[0] if match else None
-        if tag == "q":
-            close()
-            question, answer, rationale, evidence = [match.group("rest")], None, None, []
-        elif tag == "a" and question is not None and answer is None:
-            answer = [match.group("rest")]
-        elif tag == "a":
-            result.errors.append(f"answer without a question: {match.group('rest')[:80]!r}")
-        elif rationale is not None:
-            rationale.append(line)
-        elif answer is not None:
-            answer.append(line)
-        elif question is not None:
-            question.append(line)
-    close()
-    return result
+    def _line(self, line: str) -> None:
+        if not line.strip():
+            self.gap = True
+            return
+        marker = _marker(line)
+        if marker is None:
+            if RULE.match(line) or HEADING.match(line):
+                self.open, self.candidate = None, None  # `---` or `## Pair 2`: a separator
+            else:
+                self._text(line)
+        elif marker[0] == "question":
+            self._question(marker[1], marker[2])
+        elif marker[0] == "answer":
+            self._answer(marker[1])
+        elif self.pair is not None and self.pair.answer is not None:
+            self._extra(marker[0], marker[1])
+        else:
+            self._text(line)
+        self.gap = False
+
+    def _question(self, rest: str, heading: bool) -> None:
+        self._close()
+        question, *answer = INLINE_ANSWER.split(rest, maxsplit=1)
+        self.pair = _Pair(question=[question], heading=heading and not question)
+        self.open = "question"
+        if answer:
+            self.pair.answer, self.open = answer, "answer"
+
+    def _answer(self, rest: str) -> None:
+        pair = self.pair
+        if pair is not None and pair.answer is None:
+            pair.answer, self.open = [rest], "answer"
+            return
+        # No open question: the question is a line without a marker just above
+        # (`1. **What ...?**` then `- Answer: ...`), maybe read as the last answer's tail.
+        question = self.candidate
+        tail = pair.answer if pair is not None and self.open == "answer" else None
+        if question is None and tail and QUESTION_LINE.match(tail[-1]):
+            question = QUESTION_LINE.match(tail.pop()).group("q")
+        if question is None:
+            self.result.errors.append(f"answer without a question: {clean_text([rest])[:80]!r}")
+            self.open = None
+            return
+        self._close()
+        self.pair = _Pair(question=[question], answer=[rest])
+        self.open, self.candidate = "answer", None
+
+    def _extra(self, name: str, rest: str) -> None:
+        if name == "evidence":
+            self.pair.evidence = page_numbers(rest)
+        else:
+            self.pair.rationale = [rest]
+        self.open = name
+
+    def _text(self, line: str) -> None:
+        pair, stripped = self.pair, line.strip()
+        structural = stripped.startswith("|") or bool(
+            BULLET.match(stripped) or NUMBERED.match(stripped)
+        )
+        if pair is not None and self.open == "question":
+            if not self.gap or not "".join(pair.question).strip():
+                pair.question.append(line)
+                return
+            if pair.heading:  # `### Question 1`, the question, a blank line, then the answer
+                pair.answer, self.open = [line], "answer"
+                return
+        elif pair is not None and self.open in ("answer", "rationale"):
+            lines = pair.answer if self.open == "answer" else pair.rationale
+            # After a blank line only a list or a table goes on; prose there is a remark.
+            if not self.gap or structural or not "".join(lines).strip():
+                lines.append(line)
+                return
+        elif pair is not None and self.open == "evidence" and not self.gap:
+            return
+        self.open = None
+        match = QUESTION_LINE.match(line)
+        self.candidate = match.group("q") if match else None
+
+    def _close(self) -> None:
+        pair, self.pair = self.pair, None
+        if pair is None:
+            return
+        question = clean_text(pair.question)
+        answer = clean_text(pair.answer or [])
+        if not answer:
+            self.result.errors.append(
+                f"question without an answer (reply cut off?): {question[:80]!r}"
+            )
+            return
+        self.result.pairs.append(
+            QAItem(
+                question=question,
+                answer=answer,
+                rationale=clean_text(pair.rationale) or None if pair.rationale else None,
+                evidence_pages=pair.evidence,
+            )
+        )
