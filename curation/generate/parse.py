@@ -352,19 +352,21 @@ class QALines:
             self.gap = True
             return
         marker = _marker(line)
-        if marker is None:
-            if RULE.match(line) or HEADING.match(line):
-                self.open, self.candidate = None, None  # `---` or `## Pair 2`: a separator
-            else:
-                self._text(line)
-        elif marker[0] == "question":
-            self._question(marker[1], marker[2])
-        elif marker[0] == "answer":
-            self._answer(marker[1])
-        elif self.pair is not None and self.pair.answer is not None:
-            self._extra(marker[0], marker[1])
-        else:
+        name = marker[0] if marker else None
+        if name in ("rationale", "evidence") and (self.pair is None or self.pair.answer is None):
+            name = None  # `R:` or `E:` before any answer is plain text
+        if name is None and (RULE.match(line) or HEADING.match(line)):
+            self.open, self.candidate = None, None  # `---` or `## Pair 2`: a separator
+        elif name is None:
             self._text(line)
+        else:
+            if name == "question":
+                self._question(marker[1], marker[2])
+            elif name == "answer":
+                self._answer(marker[1])
+            else:
+                self._extra(name, marker[1])
+            self.candidate = None  # a question without a marker comes right before its answer
         self.gap = False
 
     def _question(self, rest: str, heading: bool) -> None:
