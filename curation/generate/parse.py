@@ -442,7 +442,7 @@ class QALines:
             QAItem(
                 question=question,
                 answer=answer,
-                rationale=clean_text(pair.rationale) or None if pair.rationale else None,
+                rationale=clean_text(pair.rationale or []) or None,
                 evidence_pages=pair.evidence,
             )
         )
