@@ -148,3 +148,22 @@ def test_refusal_and_unanswerable_give_no_pairs():
 def test_closing_remark_is_not_part_of_the_last_answer():
     text = "Q1: Who signed?\nA1: Dr. Okafor.\n\nLet me know if you need more!"
     assert qa(parse_reply(text)) == [("Who signed?", "Dr. Okafor.")]
+
+
+def test_a_second_answer_paragraph_before_the_next_pair_is_kept():
+    """Prose after a blank line is the answer's next paragraph when another pair follows; only
+    after the last pair is it a closing remark."""
+    reply = (
+        "Q1: What happened to revenue in 2020?\nA1: Revenue fell.\n\n"
+        "It fell because the stores closed for two months.\n"
+        "Q2: Who is the CEO?\nA2: Jane Doe.\n\nLet me know if you need more."
+    )
+    parsed = parse_reply(reply)
+    assert [(p.question, p.answer) for p in parsed.pairs] == [
+        (
+            "What happened to revenue in 2020?",
+            "Revenue fell. It fell because the stores closed for two months.",
+        ),
+        ("Who is the CEO?", "Jane Doe."),
+    ]
+    assert parsed.errors == []

@@ -333,12 +333,15 @@ class QALines:
         self.open: str | None = None  # the field that the next plain line continues
         self.gap = False  # a blank line since the last text
         self.candidate: str | None = None  # a question line without a marker (`1. **Why?**`)
+        # Prose after a blank line inside an answer or rationale: its next paragraph when a
+        # marker follows, a closing remark ("Let me know...") when the reply ends there.
+        self.pending: tuple[list[str], list[str]] | None = None
 
     def read(self, text: str) -> ParseResult:
         """The pairs and errors of a whole reply."""
         for line in text.splitlines():
             self._line(line)
-        if self.pair is not None and self.cut_off and self.open is not None:
+        if self.pair is not None and self.cut_off and (self.open or self.pending):
             question = clean_text(self.pair.question)
             self.result.errors.append(
                 f"reply cut off at max_tokens in this pair: {question[:80]!r}"
@@ -355,11 +358,17 @@ class QALines:
         name = marker[0] if marker else None
         if name in ("rationale", "evidence") and (self.pair is None or self.pair.answer is None):
             name = None  # `R:` or `E:` before any answer is plain text
-        if name is None and (RULE.match(line) or HEADING.match(line)):
-            self.open, self.candidate = None, None  # `---` or `## Pair 2`: a separator
+        if name is None and self.pending is not None and not self.gap:
+            self.pending[1].append(line)
+        elif name is None and (RULE.match(line) or HEADING.match(line)):
+            self.open, self.candidate, self.pending = None, None, None  # `---`, `## Pair 2`
         elif name is None:
             self._text(line)
         else:
+            if self.pending is not None:  # the paragraph went on the answer: a marker follows
+                target, paragraph = self.pending
+                target.extend(paragraph)
+                self.pending = None
             if name == "question":
                 self._question(marker[1], marker[2])
             elif name == "answer":
@@ -417,9 +426,12 @@ class QALines:
                 return
         elif pair is not None and self.open in ("answer", "rationale"):
             lines = pair.answer if self.open == "answer" else pair.rationale
-            # After a blank line only a list or a table goes on; prose there is a remark.
+            # After a blank line a list or a table goes on; prose waits for what follows.
             if not self.gap or structural or not "".join(lines).strip():
                 lines.append(line)
+                return
+            if not QUESTION_LINE.match(line):
+                self.pending, self.open = (lines, [line]), None
                 return
         elif pair is not None and self.open == "evidence" and not self.gap:
             return
