@@ -195,3 +195,7 @@ def test_judge_with_the_bundled_model(tmp_path):
         else:
             assert not decision.passed
             assert decision.reason.startswith("judge reply unreadable")
+            assert "engine error" not in decision.reason
+    # Asked again, the replies come from the response cache: nothing more is sent.
+    assert judge.decide([good, wrong, loop]) == decisions
+    assert len((tmp_path / "cache" / "sent.log").read_text().split()) == 3
