@@ -88,6 +88,8 @@ ARITHMETIC_WORDS = frozenset(
         "billion",
         "many",
         "much",
+        "relative",
+        "terms",
     ]
 )
 # Operands of a written calculation that need not be on the pages: "x 100", "/ 2", "/ 3".

@@ -1,19 +1,24 @@
 """Quantities in answers and pages, and the one arithmetic step that derives an answer's number.
 
-A page's numbers are searched in a bounded way: never every pair of the hundreds of numbers a unit
-may hold, whose differences and ratios would make almost any round value "derivable". An answer
-number not printed on the pages counts as derived only from
+The search is bounded: never every pair of the hundreds of numbers a unit may hold, whose
+differences and ratios would make almost any round value "derivable". An answer number that is
+not printed on the pages counts as derived only from
 
 * the numbers the question, answer or rationale name (and the pages hold): any pair, and the sum
   or average of all of them;
-* a pair inside one related group: a table row, a table column or a prose sentence that holds a
-  named number or shares a content word with the question or answer;
-* the sum or average of a run of two or more consecutive cells of a related row or column.
+* a pair inside one related group (a table row, a table column, a prose sentence), related when
+  it holds a named number (not a year) or shares the question's and answer's words (weighted by
+  rarity; at least RELATED_SHARE of the best group's score; MAX_RELATED groups of at most
+  MAX_GROUP numbers, so at most 24 x 16 x 15 ordered pairs);
+* the sum or average of a related row or column (without a header or total cell), or of two
+  neighbouring cells.
 
-A pair gives a difference, ratio, percentage (a / b x 100), percentage change or product; a
-percentage answer is matched against percentages, percentage changes, differences (points), sums
-and averages only. The derived value must equal the answer's number rounded to the precision it is
-written with ("28%" takes 27.5 to 28.5; "27.6%" takes 27.55 to 27.65).
+A pair gives a difference, ratio, percentage (a / b x 100), percentage change (along a row or a
+sentence, not across a column's categories) or product (named numbers only), and only the
+operations the question or answer asks for by its words (CUES: "how many more", "in total",
+"what share", "by what percentage"...). A percentage and a count are never combined; a percentage
+answer is a difference only of percentages. The derived value must equal the answer's number
+rounded to the precision it is written with ("28%" takes 27.5 to 28.5; "27.6%" 27.55 to 27.65).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import dataclasses
 import math
 import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,7 +65,7 @@ YEARS = range(1900, 2101)
 CELL_EXTRA_CHARS = 6
 PERCENT_CONTEXT = re.compile(r"%|percent|share|points", re.IGNORECASE)
 MAX_GROUP = 16  # numbers of one group that pairs and runs are taken from
-TABLE_GAP = 3  # lines between two rows of one table (a label and text cells)
+TABLE_GAP = 6  # lines between two rows of one table (a label and text cells)
 CAPTION_LINES = 8  # lines above a table read as its caption and column headers
 CAPTION_CHARS = 80  # a longer line above a table is prose, not its caption
 
@@ -257,7 +263,9 @@ def page_groups(text: str) -> list[Group]:
             or rows[end].first - rows[end - 1].last > TABLE_GAP
         ):
             table = rows[start:end]
-            caption = _caption(lines, rows, start) if len(table) >= 2 else ""
+            # The caption and headers above the table, and the first row's label (headers of
+            # a table whose cells sit on lines of their own): what every row and column is of.
+            caption = f"{_caption(lines, rows, start)} {contexts[start]}" if len(table) >= 2 else ""
             for row, context in zip(table, contexts[start:end], strict=True):
                 if len(row.values) >= 2:
                     groups.append(Group("row", f"{context} {caption}", row.values))
@@ -298,7 +306,7 @@ CUES = {
     r"exceed|apart|between|shorter|longer|heavier|lighter|net|left|remain|how long|years|points?",
     "ratio": r"times|ratio|factor|as (?:many|much)|multiple|fold",
     "product": r"times|each|multipl|\bper\b",
-    "pct": r"share|proportion|fraction|portion|percent|%|covered|made up|of (?:the|all|total)",
+    "pct": r"share|proportion|fraction|portion|percent(?:age)? of|% of|covered|made up|of (?:the|all|total)",
     "pct_change": r"percent|%|gr[eo]w|rose|rise|fell|fall|increas|decreas|declin|chang|cut|"
     r"reduc|shr[iu]nk|swell|drop|gain|lost",
     "sum": r"total|combined|together|in all|sum|altogether|overall|cumulative|both|\band\b",
@@ -306,7 +314,8 @@ CUES = {
     "points": r"\bpoints?\b",  # a difference of percentages, written as a percentage
 }
 CUE_PATTERNS = {op: re.compile(rf"(?:{pattern})", re.IGNORECASE) for op, pattern in CUES.items()}
-MAX_RELATED = 16  # groups searched per question: those sharing the most words with it
+RELATED_SHARE = 0.7  # a related group scores at least this share of the best group's score
+MAX_RELATED = 24  # groups searched per question: those sharing the most words with it
 
 
 def asked_operations(text: str) -> frozenset[str]:
@@ -333,12 +342,18 @@ def _pair_values(
 
 
 def _runs(numbers: list[Quantity]) -> Iterator[list[Quantity]]:
-    """Every run of two or more consecutive numbers (a window of a row or column), none a year."""
-    for i in range(len(numbers)):
-        for j in range(i + 2, len(numbers) + 1):
-            if numbers[j - 1].is_year:
-                break
-            yield numbers[i:j]
+    """The runs a row or column is summed or averaged over: the whole of it, without a header
+    cell (written with fewer decimals than every other: "300" above "98.2") or a total cell
+    (the sum of the others), or two neighbouring cells; never over a year."""
+    n = len(numbers)
+    first = int(n > 2 and numbers[0].decimals < min(q.decimals for q in numbers[1:]))
+    rest = math.fsum(q.value for q in numbers[first:-1])
+    last = n - int(n > 2 and numbers[-1].matches(rest))
+    spans = {(first, last)} | {(i, i + 2) for i in range(n - 1)}
+    for i, j in sorted(spans):
+        run = numbers[i:j]
+        if len(run) >= 2 and not any(q.is_year for q in run):
+            yield run
 
 
 def _aggregates(
@@ -357,8 +372,7 @@ class DerivationSearch:
 
     `topic` is the content-word stems of the question and answer; `asked` the operations their
     words ask for. Groups are related to the question when they hold a number it names (not a
-    year) or share its words: the MAX_RELATED groups sharing the most words, down to one fewer
-    than the best.
+    year) or share its words (see the module docstring).
     """
 
     def __init__(
@@ -373,11 +387,21 @@ class DerivationSearch:
         self.points = "points" in asked
         named_values = {q.value for q in named if not q.is_year}
         holding = [g for g in groups if any(q.value in named_values for q in g.numbers)]
+        # Words weighted by rarity among the groups (idf): "cell" on every line of a battery
+        # note says less about which row is meant than "energy".
+        shared = [topic & {stem(w) for w in content_words(g.context)} for g in groups]
+        frequency = Counter(word for words in shared for word in words)
+        weight = {w: math.log((len(groups) + 1) / (n + 0.5)) for w, n in frequency.items()}
         scored = sorted(
-            ((_overlap(g, topic), g) for g in groups if g not in holding), key=lambda x: -x[0]
+            (
+                (sum(weight[w] for w in words), g)
+                for g, words in zip(groups, shared, strict=True)
+                if words and g not in holding
+            ),
+            key=lambda item: -item[0],
         )
-        best = scored[0][0] if scored else 0
-        by_words = [g for overlap, g in scored if overlap >= max(1, best - 1)]
+        best = scored[0][0] if scored else 0.0
+        by_words = [g for score, g in scored if score >= best * RELATED_SHARE]
         self.related = (holding + by_words)[:MAX_RELATED]
 
     def find(self, target: Quantity) -> Derivation | None:
@@ -388,12 +412,23 @@ class DerivationSearch:
             return found
         for group in self.related:
             numbers = [q for q in group.numbers if q.value != target.value]
-            found = self._pairs(target, numbers, points=not target.percent or self.points)
+            found = self._pairs(
+                target,
+                numbers,
+                points=not target.percent or self.points,
+                # A change runs along a row or a sentence (over time), not across a column's
+                # categories.
+                changes=group.kind != "column",
+            )
             if found:
                 return found
         for group in self.related:
+            # Cells under a "(%)" caption are percentages even when not marked one by one.
+            percent_group = bool(PERCENT_CONTEXT.search(group.context))
             for run in _runs(group.numbers):
-                if any(q.percent != target.percent for q in run):
+                if any(q.percent != target.percent for q in run) and not (
+                    target.percent and percent_group and not any(q.percent for q in run)
+                ):
                     continue
                 found = _aggregates(target, run, self.asked)
                 if found:
@@ -406,9 +441,15 @@ class DerivationSearch:
         return None
 
     def _pairs(
-        self, target: Quantity, numbers: list[Quantity], points: bool, products: bool = False
+        self,
+        target: Quantity,
+        numbers: list[Quantity],
+        points: bool,
+        products: bool = False,
+        changes: bool = True,
     ) -> Derivation | None:
         product = products and "product" in self.asked and not target.percent
+        asked = self.asked if changes else self.asked - {"pct_change"}
         for i, a in enumerate(numbers):
             for j, b in enumerate(numbers):
                 if i == j or a.percent != b.percent:
@@ -416,17 +457,13 @@ class DerivationSearch:
                 # A percentage answer is a difference ("points") only of percentages.
                 pointwise = points or a.percent
                 for operation, value in _pair_values(
-                    a.value, b.value, target.percent, pointwise, self.asked
+                    a.value, b.value, target.percent, pointwise, asked
                 ):
                     if target.matches(value):
                         return Derivation(operation, (a, b))
                 if product and j > i and target.matches(a.value * b.value):
                     return Derivation("product", (a, b))
         return None
-
-
-def _overlap(group: Group, topic: set[str]) -> int:
-    return len(topic & {stem(w) for w in content_words(group.context)})
 
 
 # ---------------------------------------------------------------------------------------------
