@@ -54,6 +54,7 @@ def run(
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""
     from curation.pipeline import run_recipe  # Ray and torch load only when a run starts
+    from curation.preflight import RunBlocked
 
     try:
         parsed = load_recipe(recipe)
@@ -80,6 +81,7 @@ def run(
                     f"units {p.units} | kept {p.pairs_kept} | rejected {p.pairs_rejected}"
                     f" | errors {p.errors}"
                     + (f" | resumed {p.resumed_units} units" if p.resumed_units else "")
+                    + (f" | waiting for {p.waiting}" if p.waiting else "")
                 )
                 bar.update(task, total=p.documents, completed=p.documents_done, counts=counts)
 
@@ -92,10 +94,14 @@ def run(
                 address=address,
                 restart=restart,
                 on_progress=show,
+                on_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {message}"),
             )
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    except RunBlocked as exc:
+        console.print(f"[red]cannot make progress:[/red] {exc}")
+        raise typer.Exit(3) from exc
     print_summary(manifest, out or parsed.output_dir())
     inputs = manifest["inputs"]
     if inputs and all(record["status"] in ("error", "duplicate", "missing") for record in inputs):

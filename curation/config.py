@@ -180,6 +180,27 @@ class OutputConfig(StrictModel):
         return value
 
 
+class RunConfig(StrictModel):
+    """How a run watches itself: a stage that stops making progress is reported, or ends the run."""
+
+    startup_timeout_s: float = Field(
+        600,
+        gt=0,
+        description="Grace for a stage's first block (model loading, the first batch) before a "
+        "wait counts as a stall.",
+    )
+    stall_timeout_s: float = Field(
+        300,
+        gt=0,
+        description="A run in which no stage finishes a block for this long is stalled.",
+    )
+    on_stall: Literal["report", "fail"] = Field(
+        "report",
+        description="report: say which stage waits and on what, every stall_timeout_s; fail: stop "
+        "the run (exit code 3), its journal kept for a rerun.",
+    )
+
+
 RUNTIME_SETTINGS = {
     "ingest": ("ocr_workers", "convert_timeout_s"),
     "generate": (
@@ -195,6 +216,7 @@ RUNTIME_SETTINGS = {
         "base_url",  # the same model on other servers (a cluster restarted with new addresses)
     ),
     "output": ("dir",),
+    "run": ("startup_timeout_s", "stall_timeout_s", "on_stall"),
 }
 
 
@@ -212,6 +234,7 @@ class Recipe(StrictModel):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     filters: str = Field("filters/docmatix.yaml", description="A filter chain file.")
     output: OutputConfig = Field(default_factory=OutputConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
     def output_dir(self) -> Path:
         return Path(self.output.dir) if self.output.dir else Path("out") / self.name
@@ -224,6 +247,8 @@ class Recipe(StrictModel):
         for section, keys in RUNTIME_SETTINGS.items():
             for key in keys:
                 settings[section].pop(key, None)
+            if not settings[section]:  # a section of run-time knobs only (`run`) shapes nothing
+                del settings[section]
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 

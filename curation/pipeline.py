@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 import yaml
-from ray.data import ActorPoolStrategy, DataContext
+from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
 from curation import __version__
 from curation.config import ConfigError, GenerateConfig, IngestConfig, Recipe, UnitsConfig
@@ -55,12 +55,10 @@ from curation.outdir import OutputFolder
 from curation.output.card import write_card
 from curation.output.journal import JOURNAL, Journal, Progress
 from curation.output.shards import DatasetWriter
+from curation.preflight import preflight, stage_asks
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
 from curation.seeding import content_id
-
-# Model actors (OCR, LLM) reserve memory rather than CPUs: their libraries spread over every core
-# anyway, and a whole CPU each would leave none for the ingest tasks on a small machine.
-ACTOR_CPUS = 0.25
+from curation.watchdog import Watchdog
 
 VERSIONED_PACKAGES = ("ray", "pymupdf", "transformers", "torch", "datasets", "pyarrow", "pydantic")
 
@@ -76,14 +74,10 @@ def ingest_batch(
                 yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
 
 
-class OCRActor:
-    """Ray actor: holds one OCR backend and fills in the text of pages that need OCR."""
-
-    def __init__(self, ingest: IngestConfig) -> None:
-        self.stage = OCRStage(ingest)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return pa.Table.from_pylist(self.stage(batch.to_pylist()), schema=UNIT_SCHEMA)
+def ocr_batch(batch: pa.Table, ingest: IngestConfig) -> pa.Table:
+    """Ray stage: fill in the text of the pages that need OCR. A task, not an actor: the OCR
+    model loads only in a task whose batch has such a page, and no idle model holds a node."""
+    return pa.Table.from_pylist(OCRStage(ingest)(batch.to_pylist()), schema=UNIT_SCHEMA)
 
 
 class GenerateActor:
@@ -241,7 +235,8 @@ def init_ray(address: str | None = None) -> None:
 def build_units(
     recipe: Recipe, files: list[Path | str], skip: frozenset[str] = frozenset()
 ) -> ray.data.Dataset:
-    """Files -> Unit rows: one ingest task per document, then OCR actors for pages that need it."""
+    """Files -> Unit rows: one ingest task per document, then OCR tasks for pages that need it."""
+    asks = stage_asks(recipe)
     items = [
         {"path": path if isinstance(path, str) else str(path.resolve()), "source": str(path)}
         for path in files
@@ -250,21 +245,20 @@ def build_units(
         ingest_batch,
         batch_size=1,
         batch_format="pyarrow",
-        num_cpus=1,
         fn_kwargs={"ingest": recipe.ingest, "units": recipe.units, "skip": skip},
+        **asks["ingest"].ray_args(),
     )
-    if recipe.ingest.ocr == "never":
+    if "ocr" not in asks:
         return units
-    # Different resources from the ingest tasks also keep Ray from fusing ingest into the actors,
-    # so documents are read by parallel tasks while the models work.
+    # The OCR tasks' memory ask also keeps Ray from fusing them into the ingest tasks (which
+    # would then all ask for the OCR model's memory), so documents are read in parallel.
     return units.map_batches(
-        OCRActor,
+        ocr_batch,
         batch_size=4,
         batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=recipe.ingest.ocr_workers),
-        num_cpus=ACTOR_CPUS,
-        memory=2 * 1024**3,  # RapidOCR peaks near 1.4 GiB
-        fn_constructor_kwargs={"ingest": recipe.ingest},
+        compute=TaskPoolStrategy(size=recipe.ingest.ocr_workers),
+        fn_kwargs={"ingest": recipe.ingest},
+        **asks["ocr"].ray_args(),
     )
 
 
@@ -347,16 +341,18 @@ def generate_and_filter(
             batch_size=recipe.generate.batch_size,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=recipe.generate.workers),
-            num_cpus=ACTOR_CPUS,
-            memory=int(recipe.generate.memory_gb * 1024**3),
             fn_constructor_kwargs={
                 "generate": recipe.generate,
                 "units": recipe.units,
                 "prompts_root": str(prompts_root.resolve()),
             },
+            **stage_asks(recipe)["generate"].ray_args(),
         )
     return outcomes.map_batches(
-        filter_batch, batch_format="pyarrow", fn_kwargs={"chain_path": str(chain_path)}
+        filter_batch,
+        batch_format="pyarrow",
+        fn_kwargs={"chain_path": str(chain_path)},
+        **stage_asks(recipe)["filter"].ray_args(),
     )
 
 
@@ -375,6 +371,51 @@ def run_identity(recipe: Recipe, chain_path: Path, prompt_dir: Path) -> str:
             if path.is_file():
                 parts += [path.relative_to(folder).as_posix(), path.read_bytes()]
     return content_id(*parts, length=64)
+
+
+# Ray Data operator names -> the stages the progress line and the watchdog's reports name.
+STAGE_NAMES = {
+    "ingest_batch": "ingest",
+    "ocr_batch": "ocr",
+    "GenerateActor": "generate",
+    "vLLM": "generate",
+    "filter_batch": "filter",
+}
+
+
+def run_graph(
+    recipe: Recipe,
+    todo: list[Path | str],
+    journal: Journal,
+    prompts_root: Path,
+    chain_path: Path,
+    on_progress: Callable[[Progress], None] | None,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Stream the graph's Outcome rows for `todo` into the journal, under the watchdog: a stall
+    is reported through `on_wait` and names the waiting stage in the progress, or (run.on_stall:
+    fail) ends the run with RunBlocked, the journal kept for a rerun."""
+
+    def report(stage: str | None, message: str | None) -> None:
+        journal.progress.waiting = stage
+        if message and on_wait:
+            on_wait(message)
+        if on_progress:
+            on_progress(journal.progress)
+
+    watchdog = Watchdog(recipe.run, STAGE_NAMES, report)
+    try:
+        with watchdog.watching():
+            units = build_units(recipe, todo, frozenset(journal.units_done()))
+            dataset = generate_and_filter(recipe, units, prompts_root, chain_path)
+            for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+                journal.append(batch)
+                if on_progress:
+                    on_progress(journal.progress)
+    except Exception as exc:
+        if watchdog.blocked:  # raised in Ray's executor thread, and re-raised here by Ray
+            raise watchdog.blocked from exc
+        raise
 
 
 def run_recipe(recipe: Recipe, *, out_dir: Path | None = None, **options: Any) -> dict:
@@ -396,6 +437,7 @@ def build_dataset(
     address: str | None = None,
     restart: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict:
     """Build the dataset a recipe describes into `out_dir`, which the caller holds; returns the
     manifest that was written.
@@ -432,12 +474,10 @@ def build_dataset(
     todo = [path for path in files if str(path) not in finished]
     if todo:
         init_ray(address)
-        units = build_units(recipe, todo, frozenset(journal.units_done()))
-        dataset = generate_and_filter(recipe, units, prompts_root, chain_path)
-        for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-            journal.append(batch)
-            if on_progress:
-                on_progress(journal.progress)
+        for warning in preflight(recipe):  # RunBlocked if a stage fits no node
+            if on_wait:
+                on_wait(warning)
+        run_graph(recipe, todo, journal, prompts_root, chain_path, on_progress, on_wait)
 
     seen: Deduplicator | KnownVerdicts | None = None
     if dedup and dedup.in_ray(journal.progress.pairs_kept):
