@@ -420,12 +420,13 @@ EXPECTED = [
 TRUNCATED_QUESTION = "How many children's events did the library run per branch on average?"
 
 
-def reply_for(prompt_text: str) -> str:
-    """The scripted reply for the unit whose page text the prompt shows."""
+def reply_for(prompt_text: str) -> str | tuple[str, str]:
+    """The scripted reply for the unit whose page text the prompt shows, with its finish reason
+    when it ran into max_tokens."""
     found = [reply for phrase, reply in REPLIES.items() if phrase in prompt_text]
     if len(found) != 1:
         return "I'm sorry, but I can't help with that request."
-    return found[0]
+    return (found[0], "length") if found[0] is LIBRARY_UNIT_2 else found[0]
 
 
 def write_documents(folder: Path) -> list[Path]:

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-Script = Callable[[list[dict]], str]
+# A script gives the reply to a chat: its text, or (text, finish_reason) for a reply that ran
+# into max_tokens ("length").
+Script = Callable[[list[dict]], str | tuple[str, str]]
 
 
 @dataclass
@@ -79,7 +81,9 @@ def scripted_server(
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             with lock:
                 state.requests.append(body)
-            reply = cut_at_stop(script(body["messages"]), body.get("stop") or [])
+            scripted = script(body["messages"])
+            text, finish = scripted if isinstance(scripted, tuple) else (scripted, "stop")
+            reply = cut_at_stop(text, body.get("stop") or [])
             words = len(reply.split())
             self._send(
                 200,
@@ -91,7 +95,7 @@ def scripted_server(
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": reply},
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
                         }
                     ],
                     "usage": {

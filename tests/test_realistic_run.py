@@ -17,7 +17,14 @@ import pymupdf
 import pytest
 import yaml
 from conftest import ROOT, run_curation
-from realistic_run import EXPECTED, REPLIES, TRUNCATED_QUESTION, reply_for, write_documents
+from realistic_run import (
+    EXPECTED,
+    LIBRARY_UNIT_2,
+    REPLIES,
+    TRUNCATED_QUESTION,
+    reply_for,
+    write_documents,
+)
 from scripted_server import message_text, scripted_server
 
 from curation.generate.parse import parse_reply
@@ -152,7 +159,7 @@ def test_curation_filter_with_the_default_chain_on_realistic_pairs(tmp_path: Pat
     rows = [
         {"question": item.question, "answer": item.answer, "context": contexts[phrase]}
         for phrase, reply in REPLIES.items()
-        for item in parse_reply(reply).pairs
+        for item in parse_reply(reply, cut_off=reply is LIBRARY_UNIT_2).pairs
     ]
     source = tmp_path / "pairs.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -316,6 +316,7 @@ CUES = {
 CUE_PATTERNS = {op: re.compile(rf"(?:{pattern})", re.IGNORECASE) for op, pattern in CUES.items()}
 RELATED_SHARE = 0.7  # a related group scores at least this share of the best group's score
 MAX_RELATED = 24  # groups searched per question: those sharing the most words with it
+CROSS_GROUPS = 2  # the best related groups whose numbers also pair across groups
 
 
 def asked_operations(text: str) -> frozenset[str]:
@@ -346,7 +347,12 @@ def _runs(numbers: list[Quantity]) -> Iterator[list[Quantity]]:
     cell (written with fewer decimals than every other: "300" above "98.2") or a total cell
     (the sum of the others), or two neighbouring cells; never over a year."""
     n = len(numbers)
-    first = int(n > 2 and numbers[0].decimals < min(q.decimals for q in numbers[1:]))
+    # A header cell: fewer decimals than every other ("300" above "98.2"), or a year heading a
+    # column of counts ("2025" above "158", "71", ...).
+    header = numbers[0].decimals < min(q.decimals for q in numbers[1:]) or (
+        numbers[0].is_year and not any(q.is_year for q in numbers[1:])
+    )
+    first = int(n > 2 and header)
     rest = math.fsum(q.value for q in numbers[first:-1])
     last = n - int(n > 2 and numbers[-1].matches(rest))
     spans = {(first, last)} | {(i, i + 2) for i in range(n - 1)}
@@ -403,6 +409,10 @@ class DerivationSearch:
         best = scored[0][0] if scored else 0.0
         by_words = [g for score, g in scored if score >= best * RELATED_SHARE]
         self.related = (holding + by_words)[:MAX_RELATED]
+        # The best groups by words, whatever their share of the best score: an answer that
+        # combines two facts shares some of its words with each ("revenue" with one sentence,
+        # "operating costs" with the next).
+        self.nearest = (holding + [g for _, g in scored])[:CROSS_GROUPS]
 
     def find(self, target: Quantity) -> Derivation | None:
         """The first derivation of `target`: named pairs, related-group pairs, runs, aggregates."""
@@ -422,6 +432,15 @@ class DerivationSearch:
             )
             if found:
                 return found
+        # Two facts an answer combines often sit in different sentences or slides ("services
+        # $2.3M" on one, "revenue of $18.4M" on the next): pairs across the best related groups.
+        across = {q for group in self.nearest for q in group.numbers}
+        numbers = [q for q in across if q.value != target.value and not q.is_year]
+        found = self._pairs(
+            target, sorted(numbers, key=lambda q: q.text), points=self.points, changes=False
+        )
+        if found:
+            return found
         for group in self.related:
             # Cells under a "(%)" caption are percentages even when not marked one by one.
             percent_group = bool(PERCENT_CONTEXT.search(group.context))
