@@ -81,6 +81,17 @@ def test_an_unsupported_number_is_named_in_the_reason():
     assert decision.reason == "answer number 312 is not in the pages nor one step from them"
 
 
+def test_a_count_of_the_things_an_answer_lists_needs_no_page():
+    question = "Which figures does the summary give?"
+    listed = decide(question, "Three:\n- Operating revenue\n- Operating expenses\n- Connections")
+    assert listed.passed and "3=count(listed)" in listed.reason
+    named = decide(question, "Three: operating revenue, operating expenses and connections.")
+    assert named.passed
+    # A count that does not match what the answer lists is still a number to find on the pages.
+    wrong = decide(question, "Three: operating revenue and operating expenses.")
+    assert not wrong.passed and "answer number 3 " in wrong.reason
+
+
 def test_written_arithmetic_must_hold():
     assert [w.holds for w in written_arithmetic("1,250 - 988 = 262")] == [True]
     assert [w.holds for w in written_arithmetic("from 40 to 52, a 30% increase")] == [True]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -94,6 +95,17 @@ ARITHMETIC_WORDS = frozenset(
 )
 # Operands of a written calculation that need not be on the pages: "x 100", "/ 2", "/ 3".
 CONSTANTS = frozenset({*map(float, range(1, 13)), 100.0})
+LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022+]|\d{1,2}[.)])\s+\S", re.MULTILINE)
+ENUMERATION = re.compile(r":\s*([^.;:\n]+)")
+
+
+def listed_counts(answer: str) -> set[int]:
+    """How many things an answer lists itself: its list items ("- a", "1. b"), or the names after
+    a colon ("Two stations: Northgate and Colden"). "Two" counts them; no page needs to hold it."""
+    counts = {len(LIST_ITEM.findall(answer))}
+    for match in ENUMERATION.finditer(answer):
+        counts.add(len(re.split(r",\s*(?:and\s+)?|\s+and\s+", match.group(1).strip())))
+    return counts - {0, 1}
 
 
 class PageVocabulary:
@@ -216,6 +228,7 @@ class GroundingFilter(Filter):
         search = None
         notes: dict[str, str] = {}
         unsupported: list[str] = []
+        listed = listed_counts(pair.answer)
         for number in quantities(pair.answer):
             if number.label in notes or number.label in unsupported:
                 continue
@@ -227,6 +240,9 @@ class GroundingFilter(Filter):
                 continue
             if number.value in operands and number.value in CONSTANTS:
                 notes[number.label] = "constant"
+                continue
+            if not number.percent and number.decimals == 0 and number.value in listed:
+                notes[number.label] = "count(listed)"
                 continue
             if self.derived_numbers:
                 if search is None:
