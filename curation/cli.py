@@ -140,14 +140,14 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
     table.add_row("wall time", f"{manifest['wall_seconds']:.1f} s")
     if manifest.get("resumed"):
         table.add_row("resumed", "yes: finished work of an interrupted run was reused")
+    console.print(table)
     for key, meaning in (
         ("changed", "changed since the interrupted run: ingested again, old units dropped"),
         ("removed", "no longer among the inputs: their units dropped"),
     ):
         sources = manifest.get("resume", {}).get(key)
-        if sources:
-            table.add_row(f"inputs {key}", f"{len(sources)} {meaning} ({some_of(sources)})")
-    console.print(table)
+        if sources:  # unwrapped: whole paths, ready to copy
+            console.print(f"inputs {meaning}: {some_of(sources)}", soft_wrap=True, markup=False)
 
 
 @app.command("filter")

@@ -44,8 +44,12 @@ def read_json(path: Path) -> dict | None:
 
 
 def is_ours(path: Path) -> bool:
-    """True for this tool's marker or lock file."""
-    return path.name in (MARKER, LOCK) and (read_json(path) or {}).get("tool") == TOOL
+    """True for this tool's marker or lock file, or one being written (`NAME.PID.tmp`)."""
+    name = path.name
+    named = name in (MARKER, LOCK) or (
+        name.startswith((f"{MARKER}.", f"{LOCK}.")) and name.endswith(".tmp")
+    )
+    return named and (read_json(path) or {}).get("tool") == TOOL
 
 
 def check_owned(folder: Path, command: str) -> None:
@@ -122,12 +126,12 @@ class OutputFolder:
             "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        self.created = False
+        self.created: list[Path] = []  # the folders this claim made, deepest first
         self.took_over: dict | None = None  # the stale lock this claim replaced
 
     def __enter__(self) -> OutputFolder:
         check_owned(self.folder, self.command)  # before touching anything in it
-        self.created = not self.folder.exists()
+        self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
         self._acquire()
         try:
@@ -148,7 +152,8 @@ class OutputFolder:
         # A start that failed before any output (a bad recipe) leaves no folder behind.
         if self.created and [p.name for p in self.folder.iterdir()] == [MARKER]:
             (self.folder / MARKER).unlink()
-            self.folder.rmdir()
+            for folder in self.created:
+                folder.rmdir()
 
     def _write_marker(self) -> None:
         marker = self.folder / MARKER
@@ -189,7 +194,9 @@ class OutputFolder:
                         "curation command is writing this folder"
                     )
                 return  # released meanwhile: try again
-            if holder.get("host") != self.mine["host"] or not process_gone(holder.get("pid")):
+            # A lock naming this very process is a dead one's whose PID came round again.
+            pid, here = holder.get("pid"), holder.get("host") == self.mine["host"]
+            if not here or (pid != self.mine["pid"] and not process_gone(pid)):
                 raise FolderRefused(
                     f"{self.folder}: another run is writing this folder: {holder_text(holder)} "
                     f"({self.lock}); wait for it to finish or stop it"

@@ -130,7 +130,7 @@ def test_an_empty_folder_is_claimed_and_a_failed_start_leaves_nothing(tmp_path, 
     new = tmp_path / "new" / "out"
     result = run_filter(str(pairs), "--chain", str(tmp_path / "missing.yaml"), "--out", str(new))
     assert result.exit_code == 2, result.output
-    assert not new.exists()
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_folder_of_another_command_is_refused(tmp_path, chain, pairs):
@@ -266,3 +266,19 @@ def test_a_lock_is_released_when_the_work_fails(tmp_path):
         (out / "funnel.json").write_text("{}\n")
         raise RuntimeError("the work failed")
     assert not (out / LOCK).exists() and (out / MARKER).exists()
+
+
+def test_a_claim_killed_before_its_marker_is_still_ours(tmp_path):
+    """SIGKILL between taking the lock and writing the marker leaves only lock files."""
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(gone.stdout)
+    lock = {"tool": "curation", "command": "filter", "host": socket.gethostname(), "pid": pid}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK).write_text(json.dumps(lock))
+    (out / f"{LOCK}.{pid}.tmp").write_text(json.dumps(lock))
+    with OutputFolder(out, "filter") as claim:
+        assert claim.took_over == lock
+    assert (out / MARKER).exists() and not (out / LOCK).exists()

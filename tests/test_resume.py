@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +16,14 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
 from conftest import LENIENT_CHAIN, ROOT, SAMPLES, make_bad_inputs
+
+from curation.outdir import LOCK, MARKER
+from curation.seeding import file_sha256
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +99,7 @@ def in_flight(cache: Path) -> set[str]:
     return sent - {path.stem for path in cache.glob("*/*.json")}
 
 
-def finish(recipe: Path) -> None:
+def finish(recipe: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "curation", "run", str(recipe)],
         cwd=ROOT,
@@ -103,6 +108,7 @@ def finish(recipe: Path) -> None:
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def dataset_fingerprint(out: Path) -> dict:
@@ -137,6 +143,8 @@ def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) ->
     run = start(recipe)
     kill_when(run, working_on(run, "ingest_batch"))
     assert not (out / "manifest.json").exists()
+    # The folder was claimed before any work; the killed run's lock stays, to be taken over.
+    assert (out / MARKER).exists() and (out / LOCK).exists()
 
     # 2. During generation: some units are in the journal, not all. A document's units come back
     # as one chunk, so the first chunk is the earliest point that is surely before the end (three
@@ -173,3 +181,60 @@ def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) ->
     resent = {key for key, times in sent.items() if times > 1}
     assert resent <= cut_off and len(cut_off) <= 1, (resent, cut_off)
     assert max(sent.values()) <= 2
+
+
+def journaled_documents(journal: Path) -> set[str]:
+    """Sources with at least one unit (not an error row) in the journal."""
+    found = set()
+    for path in journal.glob("chunk-*.arrow"):
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        found |= {
+            r["source"]
+            for r in table.select(["source", "error_code"]).to_pylist()
+            if r["error_code"] is None
+        }
+    return found
+
+
+def test_a_file_changed_after_a_kill_is_ingested_again(inputs: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for path in inputs.glob("*.pdf"):
+        shutil.copy(path, folder / path.name)
+    out, cache = tmp_path / "changed", tmp_path / "changed-cache"
+    recipe = write_recipe(tmp_path, folder, out, cache)
+    journal = out / ".journal"
+
+    # Killed once a readable document's units are in the journal (the others are still to come).
+    run = start(recipe)
+    kill_when(run, lambda: bool(journaled_documents(journal)))
+    changed = Path(sorted(journaled_documents(journal))[0])
+    old_id = file_sha256(changed)[:16]
+    with pymupdf.open(changed) as doc:  # the user edits it: one page left, new bytes
+        doc.select([0])
+        doc.save(changed.with_suffix(".tmp"))
+    changed.with_suffix(".tmp").replace(changed)
+    new_id = file_sha256(changed)[:16]
+
+    result = finish(recipe)
+    assert (
+        f"inputs changed since the interrupted run: ingested again, old units dropped: {changed}\n"
+        in result.stderr
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed"] is True
+    assert manifest["resume"] == {"changed": [str(changed)], "removed": []}
+    record = next(r for r in manifest["inputs"] if r["path"] == str(changed))
+    assert record["doc_id"] == new_id and record["units"] == 1 and record["pages"] == 1
+    doc_ids = [
+        d
+        for f in sorted((out / "data").glob("*.parquet"))
+        for d in pq.read_table(f)["doc_id"].to_pylist()
+    ]
+    assert new_id in doc_ids and old_id not in doc_ids
+
+    # The same dataset as an uninterrupted run over the inputs as they are now.
+    reference = tmp_path / "reference"
+    finish(write_recipe(tmp_path, folder, reference, tmp_path / "reference-cache"))
+    assert dataset_fingerprint(out) == dataset_fingerprint(reference)
