@@ -408,7 +408,12 @@ def run_graph(
         with watchdog.watching():
             units = build_units(recipe, todo, frozenset(journal.units_done()))
             dataset = generate_and_filter(recipe, units, prompts_root, chain_path)
-            for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+            # No prefetch: Ray's prefetching iterator holds a finished block back until the
+            # next one arrives, so a run stopped behind a hung stage would lose it.
+            batches = dataset.iter_batches(
+                batch_format="pyarrow", batch_size=None, prefetch_batches=0
+            )
+            for batch in batches:
                 journal.append(batch)
                 if on_progress:
                     on_progress(journal.progress)
