@@ -49,7 +49,11 @@ def run(
     ] = False,
     no_cache: Annotated[
         bool,
-        typer.Option("--no-cache", help="Send every LLM request again, ignoring stored replies."),
+        typer.Option(
+            "--no-cache",
+            help="Send every LLM request again (generation and the judge), ignoring stored "
+            "replies.",
+        ),
     ] = False,
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""

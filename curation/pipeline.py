@@ -91,15 +91,19 @@ class GenerateActor:
 
 
 @lru_cache(maxsize=4)
-def load_chain(path: str) -> tuple[FilterChain, DedupFilter | None]:
+def load_chain(path: str, cache: bool = True) -> tuple[FilterChain, DedupFilter | None]:
     """The chain's per-batch filters, and its dedup entry, which runs over the whole dataset
-    when it is assembled (in input order, so its choices do not depend on batching)."""
-    return FilterChain.load(path).split()
+    when it is assembled (in input order, so its choices do not depend on batching). Without
+    `cache` (`--no-cache`) the judge sends every request again too."""
+    chain = FilterChain.load(path)
+    if not cache:
+        chain.send_again()
+    return chain.split()
 
 
-def filter_batch(batch: pa.Table, chain_path: str) -> pa.Table:
+def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Table:
     """Ray stage: fill in every pair's filter decisions."""
-    outcomes = load_chain(chain_path)[0](batch.to_pylist())
+    outcomes = load_chain(chain_path, cache)[0](batch.to_pylist())
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
 
 
@@ -351,7 +355,7 @@ def generate_and_filter(
     return outcomes.map_batches(
         filter_batch,
         batch_format="pyarrow",
-        fn_kwargs={"chain_path": str(chain_path)},
+        fn_kwargs={"chain_path": str(chain_path), "cache": recipe.generate.cache},
         **stage_asks(recipe)["filter"].ray_args(),
     )
 

@@ -1,10 +1,12 @@
 import pytest
+import yaml
 from scripted_server import message_text, scripted_server
 
 from curation.config import GenerateConfig
 from curation.filters.base import PairContext
 from curation.filters.judge import JudgeFilter, JudgeReplyError, data_fence, parse_judge_reply
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.pipeline import load_chain
 
 PAGE = "The Northgate pumping station delivered 1,250 megalitres in 2023. Elena Marsh chairs the board."
 
@@ -124,6 +126,15 @@ def test_judge_requests_go_through_the_response_cache(tmp_path):
         assert len(server.requests) == 3
         assert run(4)[:3] == first  # one new pair: one request
         assert len(server.requests) == 4
+        # `curation run --no-cache` reaches the judge: a chain loaded without the cache sends
+        # every request again.
+        chain = tmp_path / "judged.yaml"
+        judge = {"type": "judge", "engine": {"engine": "openai", "model": server.model_id,
+                 "base_url": server.base_url, "cache_dir": str(tmp_path / "cache")}}  # fmt: skip
+        chain.write_text(yaml.safe_dump({"name": "judged", "filters": [judge]}))
+        filters, _ = load_chain(str(chain), cache=False)
+        assert [d[-1].score for d in filters.decide(pairs(4))] == [3, 9, 3, 3]
+        assert len(server.requests) == 8
     sent = (tmp_path / "cache" / "sent.log").read_text().split()
     assert len(sent) == len(set(sent)) == 4
 

@@ -91,6 +91,13 @@ class FilterChain:
             raise ConfigError(f"{path}: no filter can run (inactive: {', '.join(inactive)})")
         return cls(spec.name, filters, inactive)
 
+    def send_again(self) -> None:
+        """Turn the response cache off for the chain's LLM filters (the judge): every request is
+        sent again, as `curation run --no-cache` asks."""
+        for flt in self.filters:
+            if isinstance(flt, JudgeFilter) and flt.engine is not None:
+                flt.engine.cache = False
+
     def deduplicator(self) -> Deduplicator | None:
         """A streaming Deduplicator for the whole dataset, from the chain's dedup entry (or None)."""
         dedup = self.split()[1]
