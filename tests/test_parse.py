@@ -167,3 +167,16 @@ def test_a_second_answer_paragraph_before_the_next_pair_is_kept():
         ("Who is the CEO?", "Jane Doe."),
     ]
     assert parsed.errors == []
+
+
+def test_a_reply_cut_at_a_line_break_keeps_its_finished_last_pair():
+    """max_tokens hit right after a finished answer line: the pair is whole; hit inside the
+    line, it is a reject with the reason."""
+    finished = "Q1: What was built in 1871?\nA1: The Harbour Point lighthouse.\n"
+    parsed = parse_reply(finished, cut_off=True)
+    assert [(p.question, p.answer) for p in parsed.pairs] == [
+        ("What was built in 1871?", "The Harbour Point lighthouse.")
+    ]
+    cut = parse_reply(finished.rstrip("\n") + " It was", cut_off=True)
+    assert cut.pairs == []
+    assert cut.errors == ["reply cut off at max_tokens in this pair: 'What was built in 1871?'"]

@@ -64,14 +64,15 @@ class ParseResult:
 def parse_reply(text: str, cut_off: bool = False) -> ParseResult:
     """Read question-answer pairs from a model reply, whichever of the known shapes it has.
 
-    `cut_off`: the engine stopped at max_tokens, so a pair the reply ends inside is rejected."""
+    `cut_off`: the engine stopped at max_tokens, so a pair the reply ends inside is rejected
+    (one whose last line was finished, the reply ending at a line break, is whole)."""
     if not text or not text.strip():
         return ParseResult(errors=["empty reply"])
     if UNANSWERABLE.fullmatch(text.strip()):
         return ParseResult(errors=["the model answered 'unanswerable': nothing to ask about"])
     result = _parse_json(text)
     if result is None:
-        result = QALines(cut_off).read(text)
+        result = QALines(cut_off and not text.endswith("\n")).read(text)
     if not result.pairs and not result.errors:
         result.errors.append("no question-answer pairs found in the reply")
     return result
