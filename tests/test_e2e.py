@@ -15,12 +15,16 @@ from PIL import Image
 
 pytestmark = pytest.mark.e2e
 
+# One unit per engine call: a left-padded batch of several units computes in other shapes, and a
+# near-tie in the bundled model's sampling can then go the other way, so which units share a batch
+# (Ray's timing) would change what the 135M model writes, and whether a pair survives.
+
 RECIPE = """
 name: e2e
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 4, seed: 7, cache_dir: "{out}-cache"}}
+generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 1, seed: 7, cache_dir: "{out}-cache"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """

@@ -227,9 +227,12 @@ def test_a_file_changed_after_a_kill_is_ingested_again(inputs: Path, tmp_path: P
     assert manifest["resume"] == {"changed": [str(changed)], "removed": []}
     record = next(r for r in manifest["inputs"] if r["path"] == str(changed))
     assert record["doc_id"] == new_id and record["units"] == 1 and record["pages"] == 1
+    # Its unit was generated again (kept or rejected, as the bundled model's reply falls), and no
+    # row of the old bytes is left anywhere.
     doc_ids = [
         d
-        for f in sorted((out / "data").glob("*.parquet"))
+        for part in ("data", "rejects")
+        for f in sorted((out / part).glob("*.parquet"))
         for d in pq.read_table(f)["doc_id"].to_pylist()
     ]
     assert new_id in doc_ids and old_id not in doc_ids
