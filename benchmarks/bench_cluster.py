@@ -40,7 +40,8 @@ from bench_ingest import PACKAGE, fetch_corpus, memory_of
 from curation.config import GenerateConfig, Recipe, UnitsConfig
 from curation.generate import QAGenerator
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.pipeline import build_units, filter_batch, init_ray
+from curation.pipeline import build_units, filter_batch
+from curation.runtime import init_ray
 from curation.schema import OUTCOME_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]

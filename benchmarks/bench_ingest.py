@@ -28,7 +28,8 @@ import ray
 
 from curation.config import IngestConfig, Recipe, UnitsConfig
 from curation.ingest.ocr import RapidOCRBackend
-from curation.pipeline import build_units, init_ray
+from curation.pipeline import build_units
+from curation.runtime import init_ray
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench-pdfs"
 PACKAGE = "texlive-latex-base-doc"

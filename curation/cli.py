@@ -57,38 +57,14 @@ def run(
     ] = False,
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""
-    from curation.pipeline import run_recipe  # Ray and torch load only when a run starts
     from curation.preflight import RunBlocked
+    from curation.run import run_recipe  # Ray and torch load only when a run starts
 
     try:
         parsed = load_recipe(recipe)
         if no_cache:
             parsed.generate.cache = False
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task(f"{parsed.name}: documents", total=None, counts="starting Ray")
-
-            warned = False
-
-            def show(p) -> None:
-                nonlocal warned
-                if p.restarted and not warned:
-                    console.print(f"[yellow]starting over:[/yellow] {p.restarted}")
-                    warned = True
-                counts = (
-                    f"units {p.units} | kept {p.pairs_kept} | rejected {p.pairs_rejected}"
-                    f" | errors {p.errors}"
-                    + (f" | resumed {p.resumed_units} units" if p.resumed_units else "")
-                    + (f" | waiting for {p.waiting}" if p.waiting else "")
-                )
-                bar.update(task, total=p.documents, completed=p.documents_done, counts=counts)
-
+        with RunDisplay(parsed.name) as display:
             manifest = run_recipe(
                 parsed,
                 recipe_path=str(recipe),
@@ -97,8 +73,8 @@ def run(
                 prompts_root=prompts,
                 address=address,
                 restart=restart,
-                on_progress=show,
-                on_wait=lambda message: console.print(f"[yellow]waiting:[/yellow] {message}"),
+                on_progress=display.show,
+                on_wait=display.wait,
             )
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -111,6 +87,46 @@ def run(
     if inputs and all(record["status"] in ("error", "duplicate", "missing") for record in inputs):
         console.print("[red]nothing could be processed[/red]")
         raise typer.Exit(1)
+
+
+class RunDisplay:
+    """A run's progress bar (documents done, the funnel so far, the stage it waits for) and
+    its notes: starting over, waiting."""
+
+    def __init__(self, name: str) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.name = name
+        self.warned = False
+
+    def __enter__(self) -> RunDisplay:
+        self.bar.__enter__()
+        self.task = self.bar.add_task(f"{self.name}: documents", total=None, counts="starting Ray")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def show(self, p) -> None:
+        if p.restarted and not self.warned:
+            console.print(f"[yellow]starting over:[/yellow] {p.restarted}")
+            self.warned = True
+        counts = (
+            f"units {p.units} | kept {p.pairs_kept} | rejected {p.pairs_rejected}"
+            f" | errors {p.errors}"
+            + (f" | resumed {p.resumed_units} units" if p.resumed_units else "")
+            + (f" | waiting for {p.waiting}" if p.waiting else "")
+        )
+        self.bar.update(self.task, total=p.documents, completed=p.documents_done, counts=counts)
+
+    def wait(self, message: str) -> None:
+        console.print(f"[yellow]waiting:[/yellow] {message}")
 
 
 def print_summary(manifest: dict, out_dir: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from curation.config import ConfigError
+from curation.files import write_atomic
 
 TOOL = "curation"
 MARKER = ".curation.json"
@@ -164,9 +165,7 @@ class OutputFolder:
             "recipe_hash": self.recipe_hash,
             "created": previous.get("created") or self.mine["started"],
         }
-        tmp = marker.with_name(f"{MARKER}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(content, indent=1) + "\n")
-        os.replace(tmp, marker)
+        write_atomic(marker, (json.dumps(content, indent=1) + "\n").encode())
 
     def _acquire(self) -> None:
         # Written whole under a private name, then linked into place: link fails when a lock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 from datasets import Features, Image, List, Value
@@ -33,25 +33,6 @@ class Decision:
     passed: bool
     score: float | None = None
     reason: str = ""
-
-
-@dataclass
-class QAPair:
-    """A generated question-answer pair and the filter decisions taken on it."""
-
-    qa_id: str
-    question: str
-    answer: str
-    rationale: str | None = None
-    evidence_pages: list[int] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-
-    def rejected_by(self) -> Decision | None:
-        """The first failing decision, or None when every filter passed."""
-        return next((d for d in self.decisions if not d.passed), None)
-
-    def to_row(self) -> dict:
-        return asdict(self)
 
 
 # A Unit row: consecutive pages of one document, or an ingest error for the whole document
@@ -169,3 +150,39 @@ ERROR_SCHEMA = pa.schema(
         pa.field("message", pa.string()),
     ]
 )
+
+
+@dataclass
+class Reject:
+    """A rejected pair with the filter and reason; for a reply no pair could be read from, the
+    pair fields are None and `raw_reply` holds the reply. One REJECT_SCHEMA row (`row`)."""
+
+    unit_id: str | None
+    doc_id: str | None
+    source: str
+    pages: list[int]
+    qa_id: str | None
+    prompt_id: str | None
+    question: str | None
+    answer: str | None
+    filter: str
+    reason: str
+    score: float | None = None
+    raw_reply: str | None = None
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class InputError:
+    """An input (or a part of one) that could not be used, with its code. One ERROR_SCHEMA row."""
+
+    doc_id: str | None
+    source: str
+    stage: str  # ingest | ...
+    code: str
+    message: str
+
+    def row(self) -> dict:
+        return asdict(self)

@@ -34,7 +34,7 @@ def bundled_model_folder(cache: Path | None = None) -> Path:
         return folder
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    from curation.generate.engines.local import resolve_model
+    from curation.models import resolve_model
 
     location = resolve_model("bundled")
     kwargs = {"gguf_file": location.gguf_file}

@@ -27,7 +27,7 @@ from conftest import LENIENT_CHAIN, ROOT, make_pdf, run_curation
 from test_resume import dataset_fingerprint
 
 from curation.config import ConfigError
-from curation.pipeline import init_ray
+from curation.runtime import init_ray
 
 RECIPE = """
 name: cluster

@@ -7,10 +7,19 @@ from curation.filters.dedup import (
     DedupFilter,
     Deduplicator,
     MinHasher,
+    dataset_checker,
+    outcome_pairs,
     pair_text,
-    ray_near_duplicates,
     shingles,
 )
+from curation.filters.dedup_ray import ray_near_duplicates
+
+
+def ray_dedup_verdicts(journal, dedup: DedupFilter, folder):
+    """A run's whole-dataset dedup (`dataset_checker`, as `curation.run` calls it) of a journal."""
+    pairs = lambda: (pair for row in journal.outcomes() for pair in outcome_pairs(row))  # noqa: E731
+    return dataset_checker(dedup, 0, folder, pairs)
+
 
 FACTS = [
     "The Northgate pumping station delivered 1,250 megalitres of water in 2023",
@@ -135,8 +144,8 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray,
     import pyarrow as pa
     from output_fixtures import document_units, outcome
 
+    from curation.filters.dedup import dedup_outcome
     from curation.output.journal import Journal
-    from curation.pipeline import dedup_outcome, ray_dedup_verdicts
     from curation.schema import OUTCOME_SCHEMA
 
     question = "What does the report say about item {}?".format
@@ -184,8 +193,8 @@ def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(local_ray, tmp_
     import pyarrow as pa
     from output_fixtures import document_units, outcome
 
+    from curation.filters.dedup import dedup_outcome
     from curation.output.journal import Journal
-    from curation.pipeline import dedup_outcome, ray_dedup_verdicts
     from curation.schema import OUTCOME_SCHEMA
     from curation.seeding import content_id
 

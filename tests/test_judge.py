@@ -4,9 +4,9 @@ from scripted_server import message_text, scripted_server
 
 from curation.config import GenerateConfig
 from curation.filters.base import PairContext
+from curation.filters.chain import load_chain
 from curation.filters.judge import JudgeFilter, JudgeReplyError, data_fence, parse_judge_reply
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.pipeline import load_chain
 
 PAGE = "The Northgate pumping station delivered 1,250 megalitres in 2023. Elena Marsh chairs the board."
 

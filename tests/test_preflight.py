@@ -10,7 +10,6 @@ import pytest
 import ray
 
 from curation.config import Recipe
-from curation.pipeline import init_ray
 from curation.preflight import (
     GIB,
     NodeRoom,
@@ -22,6 +21,7 @@ from curation.preflight import (
     pending_demands,
     stage_asks,
 )
+from curation.runtime import init_ray
 
 
 def recipe(**generate: object) -> Recipe:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from curation.config import ConfigError, IngestConfig, OutputConfig, UnitsConfig, load_recipe
 from curation.ingest import expand_inputs, ingest_document
-from curation.pipeline import run_recipe
+from curation.run import run_recipe
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from curation.config import load_recipe
 from curation.output.journal import JOURNAL, Journal
-from curation.pipeline import run_identity
+from curation.run import run_identity
 
 ROOT = Path(__file__).resolve().parents[1]
 

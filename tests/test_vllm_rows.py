@@ -9,8 +9,8 @@ import pyarrow as pa
 from conftest import ROOT
 
 from curation.config import Recipe
-from curation.generate.engines.vllm import INFERENCE_ERROR, RESULT_COLUMNS
-from curation.pipeline import VLLMRows
+from curation.generate.engines.vllm import INFERENCE_ERROR, RESULT_COLUMNS, VLLMRows
+from curation.pipeline import vllm_rows
 from curation.schema import OUTCOME_SCHEMA
 from curation.units import error_row
 
@@ -55,7 +55,7 @@ def test_units_round_trip_through_vllm_rows() -> None:
         inputs=["x"],
         generate={"engine": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct", "cache": False},
     )
-    rows = VLLMRows(recipe, ROOT / "prompts")
+    rows = vllm_rows(recipe, ROOT / "prompts")
     units = [unit(0), unit(2), error_row("bad", "bad.pdf", "corrupt", "cannot open")]
     requests = [rows.request(u) for u in units]
     assert requests[0]["messages"][-1] == {"role": "assistant", "content": "Q1:"}  # prefill
@@ -87,7 +87,7 @@ def test_answered_requests_are_not_sent_to_vllm_again(tmp_path) -> None:
     )
     units = [unit(0), unit(2)]
 
-    first = VLLMRows(recipe, ROOT / "prompts")
+    first = vllm_rows(recipe, ROOT / "prompts")
     requests = [first.request(u) for u in units]
     assert all(r[VLLMRows.CACHED] is None and r[VLLMRows.KEY] for r in requests)
     outputs = [
@@ -96,7 +96,7 @@ def test_answered_requests_are_not_sent_to_vllm_again(tmp_path) -> None:
     ]
     before = first.outcomes(pa.Table.from_pylist(outputs)).to_pylist()
 
-    again = VLLMRows(recipe, ROOT / "prompts")  # a rerun, e.g. after the cluster restarted
+    again = vllm_rows(recipe, ROOT / "prompts")  # a rerun, e.g. after the cluster restarted
     requests = [again.request(u) for u in units]
     answered, failed = requests
     assert answered[VLLMRows.CACHED] and answered["sampling_params"]["max_tokens"] == 1

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from curation.config import ConfigError
 from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
-from curation.filters.dedup import Deduplicator, KnownVerdicts, pair_text
+from curation.filters.dedup import DEDUP_STAGING, Checker, dataset_checker, pair_text
 from curation.outdir import OutputFolder
 from curation.output.shards import (
     DATA_DIR,
@@ -43,7 +43,7 @@ from curation.output.shards import (
     ShardSink,
     replace_from_staging,
 )
-from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision
+from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision, Reject
 
 CONVERSATIONS, FLAT = "conversations", "flat"
 ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
@@ -332,20 +332,19 @@ class RowUnits:
     def reject_row(self, row: dict, pair: PairContext, index: int, failed: Decision) -> dict:
         meta = row.get("qa_meta") or []
         info = meta[index] if self.layout == CONVERSATIONS and index < len(meta) else {}
-        return {
-            "unit_id": pair.unit_id,
-            "doc_id": str(row["doc_id"]) if row.get("doc_id") is not None else None,
-            "source": self.source,
-            "pages": pair.pages,
-            "qa_id": info.get("qa_id") or pair.pair_id,
-            "prompt_id": info.get("prompt_id"),
-            "question": pair.question,
-            "answer": pair.answer,
-            "filter": failed.filter,
-            "reason": failed.reason,
-            "score": failed.score,
-            "raw_reply": None,
-        }
+        return Reject(
+            unit_id=pair.unit_id,
+            doc_id=str(row["doc_id"]) if row.get("doc_id") is not None else None,
+            source=self.source,
+            pages=pair.pages,
+            qa_id=info.get("qa_id") or pair.pair_id,
+            prompt_id=info.get("prompt_id"),
+            question=pair.question,
+            answer=pair.answer,
+            filter=failed.filter,
+            reason=failed.reason,
+            score=failed.score,
+        ).row()
 
 
 class BatchFilter:
@@ -358,13 +357,12 @@ class BatchFilter:
         units: RowUnits,
         funnel: Funnel,
         rejects: ShardSink,
+        checker: Checker | None = None,
         staged: StagedDecisions | None = None,
     ):
         self.chain, self.dedup = chain.split()
         self.staged = staged
-        self.deduplicator: Deduplicator | KnownVerdicts | None = (
-            staged.verdicts if staged else self.dedup.deduplicator() if self.dedup else None
-        )
+        self.deduplicator = checker
         self.units, self.funnel, self.rejects = units, funnel, rejects
         funnel.order = [f.label for f in self.chain.filters] + (
             [self.dedup.label] if self.dedup else []
@@ -417,43 +415,46 @@ class BatchFilter:
 
 
 class StagedDecisions:
-    """The first of two passes, for a dedup in Ray: every pair's chain decisions, in input
-    order, to a Parquet file in the staging folder, and the pairs that passed them to Ray's
-    dedup (`RayDedup`). The second pass reads the input again and `take`s the decisions back
-    instead of running the chain twice (a judge would be asked twice)."""
+    """The first of two passes, for a dedup in Ray: `pairs` runs the chain over the input in
+    order, writes every pair's decisions to a Parquet file in the staging folder and gives the
+    pairs that passed them to the whole-dataset dedup (`dataset_checker`). The second pass reads
+    the input again and `take`s the decisions back instead of running the chain twice (a judge
+    would be asked twice)."""
 
     SCHEMA = pa.schema([("decisions", pa.list_(DECISION_TYPE))])
 
     def __init__(
         self,
         chain: FilterChain,
-        parts: list[Part],
+        parts: Callable[[], list[Part]],
         layout: str,
         staging: Path,
         on_progress: OnProgress = lambda *_: None,
     ) -> None:
-        from curation.pipeline import DEDUP_STAGING, RayDedup, init_ray
-
-        rules, dedup = chain.split()
-        assert dedup is not None
-        init_ray()
-        pairs = RayDedup(dedup, staging / DEDUP_STAGING)
+        self.rules = chain.split()[0]
+        self.parts, self.layout, self.on_progress = parts, layout, on_progress
         self.path = staging / "decisions.parquet"
-        units = RowUnits(layout)  # the same pair keys as the second pass's
+        self.written = False
+        self._stored: Iterator[list[Decision]] = iter(())
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """(key, text) of each pair that passed the chain, in input order."""
+        parts = self.parts()
+        units = RowUnits(self.layout)  # the same pair keys as the second pass's
         total = sum(part.rows for part in parts)
         with pq.ParquetWriter(self.path, self.SCHEMA) as writer:
             for part in parts:
                 for batch in part.batches:
-                    on_progress("filtering (pass 1 of 2)", units.row_number, total)
+                    self.on_progress("filtering (pass 1 of 2)", units.row_number, total)
                     contexts = [p for row in batch.to_pylist() for p in units.pairs(row)]
-                    decisions = rules.decide(contexts)
+                    decisions = self.rules.decide(contexts)
                     for pair, pair_decisions in zip(contexts, decisions, strict=True):
                         if all(d.passed for d in pair_decisions):
-                            pairs.add(pair.pair_id, pair_text(pair.question, pair.answer))
+                            yield pair.pair_id, pair_text(pair.question, pair.answer)
                     rows = {"decisions": [[vars(d) for d in ds] for ds in decisions]}
                     writer.write_table(pa.Table.from_pydict(rows, schema=self.SCHEMA))
-        on_progress(f"dedup of {pairs.added:,} pairs in Ray", units.row_number, total)
-        self.verdicts = pairs.verdicts()
+        self.on_progress("dedup of the kept pairs in Ray", units.row_number, total)
+        self.written = True
         self._stored = self._read()
 
     def _read(self) -> Iterator[list[Decision]]:
@@ -467,6 +468,34 @@ class StagedDecisions:
         if len(taken) != count:
             raise InputLayoutError(f"{self.path}: the input changed between the two passes")
         return taken
+
+
+def whole_dataset_dedup(
+    chain: FilterChain,
+    input_path: Path,
+    parts: list[Part],
+    layout: str,
+    batch_size: int,
+    staging: Path,
+    on_progress: OnProgress,
+) -> tuple[Checker | None, StagedDecisions | None]:
+    """The chain's dedup over the whole input (`dataset_checker`), and when it runs in Ray the
+    first pass's decisions, which the second pass takes back instead of running the chain."""
+    dedup = chain.split()[1]
+    if dedup is None:
+        return None, None
+    # The chain needs a row's images only to count its pages when it has no `pages`.
+    needs_images = layout == CONVERSATIONS and any("pages" not in p.schema.names for p in parts)
+    first = StagedDecisions(
+        chain,
+        lambda: open_input(input_path, batch_size, frozenset() if needs_images else IMAGES),
+        layout,
+        staging,
+        on_progress,
+    )
+    total = sum(part.rows for part in parts)
+    checker = dataset_checker(dedup, total, staging / DEDUP_STAGING, first.pairs)
+    return checker, first if first.written else None
 
 
 def filter_dataset(
@@ -505,18 +534,12 @@ def filter_into(
     # One sink per output prefix (a DatasetDict's splits), each in its own staging folder.
     sinks: dict[str, ShardSink] = {}
     units = RowUnits(funnel.layout)
-    dedup = chain.split()[1]
-    staged = None
     total = sum(part.rows for part in parts)
-    if dedup and dedup.in_ray(total):
-        # The chain needs a row's images only to count its pages when it has no `pages`.
-        needs_images = funnel.layout == CONVERSATIONS and any(
-            "pages" not in part.schema.names for part in parts
-        )
-        first = open_input(input_path, batch_size, frozenset() if needs_images else IMAGES)
-        staged = StagedDecisions(chain, first, funnel.layout, staging, on_progress)
+    checker, staged = whole_dataset_dedup(
+        chain, input_path, parts, funnel.layout, batch_size, staging, on_progress
+    )
     phase = "filtering (pass 2 of 2)" if staged else "filtering"
-    apply_chain = BatchFilter(chain, units, funnel, rejects, staged)
+    apply_chain = BatchFilter(chain, units, funnel, rejects, checker, staged)
     for part in parts:
         sink = sinks.get(part.prefix)
         if sink is None:

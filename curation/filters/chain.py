@@ -6,6 +6,7 @@ the whole dataset, feed `chain.deduplicator()` every kept pair in a fixed order.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, ValidationError
@@ -159,3 +160,14 @@ class FilterChain:
             pair["question"], pair["answer"] = context.question, context.answer
             pair["rationale"], pair["evidence_pages"] = context.rationale, context.evidence_pages
         return outcomes
+
+
+@lru_cache(maxsize=4)
+def load_chain(path: str, cache: bool = True) -> tuple[FilterChain, DedupFilter | None]:
+    """The chain's per-batch filters, and its dedup entry, which runs over the whole dataset
+    when it is assembled (in input order, so its choices do not depend on batching). Without
+    `cache` (`--no-cache`) the judge sends every request again too."""
+    chain = FilterChain.load(path)
+    if not cache:
+        chain.send_again()
+    return chain.split()

@@ -14,30 +14,24 @@ earliest pair it duplicates.
 from __future__ import annotations
 
 import hashlib
-import re
-import zlib
 from bisect import bisect_right
-from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 from pydantic import Field
 
 from curation.filters.base import Filter, PairContext
-from curation.filters.tokens import normalize_text
+from curation.filters.tokens import normalize_text, plain_words
 from curation.schema import Decision
 
-if TYPE_CHECKING:
-    import ray.data
-
-WORD = re.compile(r"\w+")
 SCHEME = "affine32"
+DEDUP_STAGING = ".dedup"  # where a dedup in Ray stages its pairs (removed once it is done)
 MAX_HASH = np.uint32(0xFFFFFFFF)
 CHUNK_SHINGLES = 8192  # rows of the (shingles x permutations) matrix computed at once
-HASH_BATCH_ROWS = 4096  # texts hashed per batch in Ray: a whole block at once costs GBs
-KEY_BUCKETS = 1024  # Ray groups LSH keys by bucket, not one Python call per key
 
 
 def pair_text(question: str, answer: str) -> str:
@@ -47,7 +41,7 @@ def pair_text(question: str, answer: str) -> str:
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
     """Word n-grams of the case-folded text; a text shorter than n words is one shingle."""
-    words = WORD.findall(text.casefold())
+    words = plain_words(text)
     if len(words) <= ngram:
         return [" ".join(words).encode()] if words else []
     return [" ".join(words[i : i + ngram]).encode() for i in range(len(words) - ngram + 1)]
@@ -293,150 +287,52 @@ class KnownVerdicts:
         return [self.verdicts.get(key, Verdict(False)) for key in keys]
 
 
-def ray_near_duplicates(
-    ds: ray.data.Dataset,
-    text_col: str,
-    id_col: str,
-    order_col: str | None = None,
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    ngram: int = 5,
-    seed: int = 1,
-    exact: bool = True,
-    num_partitions: int | None = None,
-) -> ray.data.Dataset:
-    """Duplicates in a Ray dataset without one in-memory index: rows `{id, duplicate_of,
-    similarity, kind}`, one per duplicate, with the same verdicts as a `Deduplicator` fed in
-    order. Order is `order_col` (default: the id).
+def alive_pairs(outcome: dict) -> list[dict]:
+    """The pairs of an Outcome row that passed every filter so far (the ones dedup checks)."""
+    return [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
 
-    1. Each row's LSH band keys (plus its exact-text key) travel as small (key, order) rows,
-       grouped by a hash bucket of the key; in each bucket the keys that two or more rows share
-       are found at once (a group per key would cost a Python call per row), and only their
-       rows come back as candidates — most rows share nothing, and their signatures never
-       travel.
-    2. The candidates' rows are read again, their signatures computed and sent once per shared
-       key; in each bucket every key's rows keep their verified pairs (signature agreement >=
-       threshold, or the same exact key), and a last grouping keeps each duplicate's earliest
-       match. `num_partitions` sets the shuffles' width (Ray's default when None).
-    """
-    bands = lsh_bands(threshold, num_perm)
-    exact_bit = len(bands)  # the bit of a row's exact-text key in its mask of shared keys
-    order_col = order_col or id_col
-    rows = ds.select_columns(list(dict.fromkeys([text_col, id_col, order_col])))
 
-    def keys_of(text: str, signature: np.ndarray, mask: int = -1) -> list[tuple[int, bytes]]:
-        """(bit, key) of a row's band keys and exact key, those in `mask` only."""
-        keys = [
-            (index, index.to_bytes(2, "big") + signature[start:end].tobytes())
-            for index, (start, end) in enumerate(bands)
-            if mask >> index & 1
-        ]
-        if exact and mask >> exact_bit & 1:
-            keys.append((exact_bit, b"exact" + exact_key(text)))
-        return keys
+def outcome_pairs(outcome: dict) -> Iterator[tuple[str, str]]:
+    """(key, text) of each pair of an Outcome row that dedup checks. Identical pairs of one
+    unit share a content-hash id: numbered apart (`occurrence_keys`), the second is an exact
+    duplicate of the first rather than the first one fed again."""
+    alive = alive_pairs(outcome)
+    keys = occurrence_keys([p["qa_id"] for p in alive])
+    for pair, key in zip(alive, keys, strict=True):
+        yield key, pair_text(pair["question"], pair["answer"])
 
-    def band_rows(batch: dict) -> dict:
-        texts = [str(t) for t in batch[text_col]]
-        signatures = MinHasher(num_perm, seed, ngram).signatures(texts)
-        out: dict[str, list] = {"bucket": [], "band": [], "bit": [], "order": []}
-        for text, order, signature in zip(texts, batch[order_col], signatures, strict=True):
-            for bit, key in keys_of(text, signature):
-                out["bucket"].append(zlib.crc32(key) % KEY_BUCKETS)
-                out["band"].append(key)
-                out["bit"].append(bit)
-                out["order"].append(order)
-        return out
 
-    def shared(bucket: dict) -> dict:
-        counts = Counter(bucket["band"].tolist())
-        keep = np.fromiter((counts[key] > 1 for key in bucket["band"].tolist()), dtype=bool)
-        return {"bit": bucket["bit"][keep], "order": bucket["order"][keep]}
+def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Checker) -> dict:
+    """Add the dedup decision to each pair that passed every other filter (the first of a
+    group of duplicates, in dataset order, is kept)."""
+    pairs = list(outcome_pairs(outcome))
+    verdicts = seen.check([text for _, text in pairs], [key for key, _ in pairs])
+    for pair, verdict in zip(alive_pairs(outcome), verdicts, strict=True):
+        pair["decisions"].append(vars(dedup.decision(verdict)))
+    return outcome
 
-    masks: dict = {}  # order -> bit mask of the keys it shares with another row
-    candidates = (
-        rows.map_batches(band_rows, batch_format="numpy", batch_size=HASH_BATCH_ROWS)
-        .groupby("bucket", num_partitions=num_partitions)
-        .map_groups(shared, batch_format="numpy")
-    )
-    for batch in candidates.iter_batches(batch_format="numpy", batch_size=65_536):
-        for bit, order in zip(batch["bit"].tolist(), batch["order"].tolist(), strict=True):
-            masks[order] = masks.get(order, 0) | 1 << bit
-    if not masks:
-        return rows.limit(0)  # nothing shares a key: no duplicates
 
-    def member_rows(batch: dict, masks: dict) -> dict:
-        orders = batch[order_col].tolist()
-        keep = [i for i, order in enumerate(orders) if order in masks]
-        texts = [str(batch[text_col][i]) for i in keep]
-        signatures = MinHasher(num_perm, seed, ngram).signatures(texts)
-        out: dict[str, list] = {"bucket": [], "band": [], "id": [], "order": [], "signature": []}
-        for i, text, signature in zip(keep, texts, signatures, strict=True):
-            for _, key in keys_of(text, signature, masks[orders[i]]):
-                out["bucket"].append(zlib.crc32(key) % KEY_BUCKETS)
-                out["band"].append(key)
-                out["id"].append(batch[id_col][i])
-                out["order"].append(orders[i])
-                out["signature"].append(signature.tobytes())
-        return out
+Checker = Deduplicator | KnownVerdicts
 
-    def bucket_matches(bucket: dict) -> dict:
-        found: dict[str, list] = {
-            "id": [],
-            "duplicate_of": [],
-            "order": [],
-            "similarity": [],
-            "kind": [],
-        }
-        groups: dict[bytes, list[int]] = {}
-        for row, key in enumerate(bucket["band"].tolist()):
-            groups.setdefault(key, []).append(row)
-        for key, group in groups.items():
-            if len(group) < 2:
-                continue
-            is_exact = key.startswith(b"exact")
-            members = sorted(
-                (bucket["order"][r], bucket["id"][r], bucket["signature"][r]) for r in group
-            )
-            members = [(o, i, np.frombuffer(s, dtype=np.uint32)) for o, i, s in members]
-            for position, (order, row_id, signature) in enumerate(members):
-                for other_order, other_id, other in members[:position]:
-                    similarity = 1.0 if is_exact else float(np.mean(other == signature))
-                    if similarity >= threshold and other_order != order:
-                        found["id"].append(row_id)
-                        found["duplicate_of"].append(other_id)
-                        found["order"].append(other_order)
-                        found["similarity"].append(similarity)
-                        found["kind"].append("exact" if is_exact else "near")
-                        break
-        return found
 
-    def earliest(group: dict) -> dict:
-        # The earliest match; of two with the same text, the exact one (as Deduplicator does).
-        best = min(
-            range(len(group["id"])),
-            key=lambda i: (
-                group["order"][i],
-                -group["similarity"][i],
-                group["kind"][i] != "exact",
-            ),
-        )
-        return {
-            id_col: [group["id"][best]],
-            "duplicate_of": [group["duplicate_of"][best]],
-            "similarity": [float(group["similarity"][best])],
-            "kind": [str(group["kind"][best])],
-        }
+def dataset_checker(
+    dedup: DedupFilter,
+    count: int,
+    staging: Path,
+    pairs: Callable[[], Iterable[tuple[str, str]]],
+    address: str | None = None,
+) -> Checker:
+    """The dedup over a whole dataset of about `count` pairs, for a run's assembly and for
+    `curation filter` alike: the dataset is then checked in order with `check(texts, keys)`.
 
-    matches = (
-        rows.map_batches(
-            member_rows,
-            batch_format="numpy",
-            batch_size=HASH_BATCH_ROWS,
-            fn_kwargs={"masks": masks},
-        )
-        .groupby("bucket", num_partitions=num_partitions)
-        .map_groups(bucket_matches, batch_format="numpy")
-    )
-    return matches.groupby("id", num_partitions=num_partitions).map_groups(
-        earliest, batch_format="numpy"
-    )
+    In memory (`DedupFilter.in_ray` says no), a fresh Deduplicator that decides as the pairs
+    come. Otherwise `pairs()`, (key, text) in dataset order, is read once now, grouped by LSH
+    band in Ray (`curation.filters.dedup_ray`) under `staging`, and the duplicates returned."""
+    if not dedup.in_ray(count):
+        return dedup.deduplicator()
+    from curation.filters.dedup_ray import RayDedup
+
+    staged = RayDedup(dedup, staging)
+    for key, text in pairs():
+        staged.add(key, text)
+    return staged.verdicts(address)

@@ -14,25 +14,27 @@ Requests go through the response cache, as generation's do: a rerun sends none o
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import Filter, PairContext
-from curation.generate.cache import CachedEngine, ResponseCache
+from curation.generate.cache import client
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.generate.prompts import PromptLibrary, PromptTemplate, page_excerpts
+from curation.generate.prompts import (
+    PromptLibrary,
+    PromptTemplate,
+    page_excerpts,
+    resolve_prompt_dir,
+)
+from curation.jsonscan import json_values
 from curation.schema import Decision
 from curation.seeding import content_id
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCORE_KEYS = ("score", "rating", "quality", "grade")
 REASON_KEYS = ("reason", "explanation", "rationale", "justification", "comment")
-FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 NUMBER = r"(-?\d+(?:\.\d+)?)"
 SCORE_FIELD = re.compile(
     rf"[\"']?\b(?:{'|'.join(SCORE_KEYS)})\b[\"']?\s*(?:[:=]|\bis\b|\bof\b)?\s*[\"']?{NUMBER}"
@@ -73,15 +75,8 @@ def _score_value(value: object) -> float | None:
 
 
 def _from_json(text: str) -> tuple[float, str] | None:
-    candidates = [m.group(1) for m in FENCE.finditer(text)] + [text]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            data = json.loads(candidate.strip())
-        except ValueError:
-            continue
+    """The score and reason of the first JSON object in the reply that holds a score."""
+    for _, _, data in json_values(text):
         if isinstance(data, list) and data and isinstance(data[0], dict):
             data = data[0]
         if not isinstance(data, dict):
@@ -122,14 +117,6 @@ def data_fence(*texts: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def resolve_prompt_folder(folder: str) -> Path:
-    """A prompt folder as given, or under the repository root (for runs from elsewhere)."""
-    path = Path(folder)
-    if path.is_dir() or path.is_absolute():
-        return path
-    return REPO_ROOT / path if (REPO_ROOT / path).is_dir() else path
-
-
 class JudgeFilter(Filter):
     """Reject a pair the judge model scores under `threshold` (InternVL: 0-10, keep >= 7).
 
@@ -151,8 +138,8 @@ class JudgeFilter(Filter):
     @field_validator("prompt")
     @classmethod
     def _known_template(cls, prompt: str, info: ValidationInfo) -> str:
-        folder = resolve_prompt_folder(info.data.get("prompts", "prompts/judge"))
         try:
+            folder = resolve_prompt_dir(info.data.get("prompts", "prompts/judge"))
             ids = [t.id for t in PromptLibrary(folder).templates]
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
@@ -172,14 +159,9 @@ class JudgeFilter(Filter):
     def _ready(self) -> tuple[Engine, PromptTemplate, GenerateConfig]:
         cfg = self.engine or GenerateConfig()
         if self._template is None:
-            library = PromptLibrary(resolve_prompt_folder(self.prompts))
+            library = PromptLibrary(resolve_prompt_dir(self.prompts))
             self._template = next(t for t in library.templates if t.id == self.prompt)
-        if self._engine is None:
-            from curation.generate.engines import build_engine
-
-            self._engine = build_engine(cfg)
-        if cfg.cache and not isinstance(self._engine, CachedEngine):
-            self._engine = CachedEngine(self._engine, ResponseCache(cfg.cache_dir))
+        self._engine = client(cfg, self._engine)
         return self._engine, self._template, cfg
 
     def request(

@@ -13,6 +13,7 @@ from typing import NamedTuple
 TOKEN = re.compile(r"\w+(?:[.,'\u2019]\w+)*|[^\w\s]")
 WORD = re.compile(r"\w+(?:[.,'\u2019]\w+)*")  # the same words, without the punctuation
 NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|\d*\.\d+")
+PLAIN_WORD = re.compile(r"\w+")  # runs of word characters: what dedup and exact keys compare
 ALNUM = re.compile(r"\w")
 
 STOPWORD_LIST = """
@@ -48,7 +49,12 @@ def tokenize(text: str) -> tuple[str, ...]:
 def normalize_text(text: str) -> str:
     """Only the words, case-folded (NFKC): what two copies of a sentence share whatever their
     case, spacing and punctuation."""
-    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
+    return " ".join(plain_words(unicodedata.normalize("NFKC", text)))
+
+
+def plain_words(text: str) -> list[str]:
+    """The case-folded runs of word characters of a text."""
+    return PLAIN_WORD.findall(text.casefold())
 
 
 @lru_cache(maxsize=1 << 16)

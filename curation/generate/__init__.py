@@ -6,8 +6,8 @@ import base64
 from pathlib import Path
 
 from curation.config import GenerateConfig, UnitsConfig
-from curation.generate.cache import CachedEngine, ResponseCache
-from curation.generate.engines import ChatRequest, Engine, EngineResult, build_engine
+from curation.generate.cache import client
+from curation.generate.engines import ChatRequest, Engine, EngineResult
 from curation.generate.parse import ReplySchema, parse_reply
 from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
 from curation.seeding import content_id, stable_hash
@@ -39,10 +39,7 @@ class QAGenerator:
     def engine(self) -> Engine:
         """The engine (with the response cache), built on first use: rendering requests for a
         Ray-stage engine (vllm) needs no model here."""
-        if self._engine is None:
-            self._engine = build_engine(self.cfg)
-        if self.cfg.cache and not isinstance(self._engine, CachedEngine):
-            self._engine = CachedEngine(self._engine, ResponseCache(self.cfg.cache_dir))
+        self._engine = client(self.cfg, self._engine)
         return self._engine
 
     @property

@@ -12,8 +12,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from curation.config import GenerateConfig
+from curation.files import write_atomic
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.output.journal import write_atomic
 
 CACHE_VERSION = 1
 
@@ -88,3 +89,15 @@ class CachedEngine(Engine):
                     self.cache.put(keys[i], dataclasses.asdict(result))
                 results[i] = result
         return [r for r in results if r is not None]
+
+
+def client(cfg: GenerateConfig, engine: Engine | None = None) -> Engine:
+    """The engine a `generate` section names (or `engine`, already loaded), behind the response
+    cache when the section keeps `cache` on: what generation and the judge both send through."""
+    if engine is None:
+        from curation.generate.engines import build_engine
+
+        engine = build_engine(cfg)
+    if cfg.cache and not isinstance(engine, CachedEngine):
+        engine = CachedEngine(engine, ResponseCache(cfg.cache_dir))
+    return engine

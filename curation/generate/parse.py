@@ -7,13 +7,13 @@ lines and table rows kept; citation markers such as `[1]` or `(p. 3)` stay as wr
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import json5
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from curation.jsonscan import json_values
 
 
 class QAItem(BaseModel):
@@ -166,48 +166,6 @@ KEY_NAMES = {
     "slides": "evidence_pages",
     "evidence_slides": "evidence_pages",
 }
-CLOSERS = {"[": "]", "{": "}"}
-
-
-def _closing(text: str, start: int) -> int | None:
-    """The index after the bracket that closes the one at `start`; None when the text ends
-    first (a reply cut off inside JSON); -1 when the brackets do not match (prose)."""
-    stack: list[str] = []
-    quote: str | None = None
-    before = ""  # the last character outside strings that is not a space
-    index = start
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 1
-            elif char == quote:
-                quote = None
-        # A single quote opens a string only where a JSON value or key starts, not in "it's".
-        elif char == '"' or (char == "'" and before in "[{:,"):
-            quote = char
-        elif char in CLOSERS:
-            stack.append(CLOSERS[char])
-        elif char in "]}":
-            if stack.pop() != char:
-                return -1
-            if not stack:
-                return index + 1
-        if not char.isspace() and not quote:
-            before = char
-        index += 1
-    return None
-
-
-def _load(candidate: str) -> object:
-    try:
-        return json.loads(candidate)
-    except ValueError:
-        pass
-    try:
-        return json5.loads(candidate)  # trailing commas, single quotes, unquoted keys
-    except ValueError:
-        return None
 
 
 def _qa_dicts(value: object) -> list[dict] | None:
@@ -229,23 +187,14 @@ def _qa_dicts(value: object) -> list[dict] | None:
 def _json_objects(text: str) -> Iterator[list[dict] | None]:
     """Each group of question-answer objects in the text; None for a JSON value holding
     question keys that the reply ends inside of."""
-    position = 0
-    while True:
-        starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
-        if not starts:
-            return
-        start = min(starts)
-        end = _closing(text, start)
-        value = _load(text[start:end]) if end and end > 0 else None
+    for start, end, value in json_values(text):
+        if end is None:
+            if QA_KEY.search(text, start):
+                yield None  # cut off: whole objects inside it are still read
+            continue
         found = _qa_dicts(value)
         if found:
             yield found
-            position = end
-            continue
-        if end is None and QA_KEY.search(text, start):
-            yield None  # cut off: whole objects inside it are still read below
-        # Prose brackets, an unreadable span or a cut-off one: look inside it.
-        position = start + 1 if value is None else end
 
 
 def _parse_json(text: str) -> ParseResult | None:

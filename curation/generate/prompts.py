@@ -88,11 +88,18 @@ class PromptTemplate:
         return messages
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the shipped prompts/ (editable install)
+
+
 def resolve_prompt_dir(prompt_set: str, prompts_root: Path = Path("prompts")) -> Path:
-    """A prompt set is a folder: given as a path, or by name under prompts/."""
+    """A prompt folder (a generation set, the judge's): given as a path, or by name under
+    `prompts_root`; a relative one not found here is looked for under the repository root, so
+    runs started from another folder find the shipped prompts."""
     direct = Path(prompt_set)
-    folder = direct if direct.is_dir() else prompts_root / prompt_set
-    if not folder.is_dir():
+    candidates = [direct, prompts_root / prompt_set]
+    candidates += [REPO_ROOT / c for c in candidates if not c.is_absolute()]
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is None:
         raise ConfigError(
             f"prompt set '{prompt_set}': no folder {direct} or {prompts_root / prompt_set}"
         )

@@ -14,7 +14,6 @@ from the journal when a run resumes, so a changed file is ingested again.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from curation.files import write_atomic
 from curation.schema import OUTCOME_SCHEMA
 
 JOURNAL = ".journal"
@@ -56,15 +56,6 @@ class DocumentState:
     @property
     def done(self) -> bool:
         return self.failed or (self.expected is not None and len(self.units) >= self.expected)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class Journal:

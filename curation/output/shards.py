@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.schema import ERROR_SCHEMA, REJECT_SCHEMA, SAMPLE_SCHEMA
+from curation.schema import ERROR_SCHEMA, REJECT_SCHEMA, SAMPLE_SCHEMA, InputError, Reject
 from curation.seeding import file_sha256
 
 DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
@@ -170,20 +170,21 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
 
 
 def reject_row(outcome: dict, pair: dict | None, filter_name: str, reason: str, score=None) -> dict:
-    return {
-        "unit_id": outcome["unit_id"],
-        "doc_id": outcome["doc_id"],
-        "source": outcome["source"],
-        "pages": outcome["pages"],
-        "qa_id": pair["qa_id"] if pair else None,
-        "prompt_id": outcome["prompt_id"],
-        "question": pair["question"] if pair else None,
-        "answer": pair["answer"] if pair else None,
-        "filter": filter_name,
-        "reason": reason,
-        "score": score,
-        "raw_reply": None if pair else outcome["raw_reply"],
-    }
+    """The reject row of a pair of an Outcome row, or (no pair) of its unreadable reply."""
+    return Reject(
+        unit_id=outcome["unit_id"],
+        doc_id=outcome["doc_id"],
+        source=outcome["source"],
+        pages=outcome["pages"],
+        qa_id=pair["qa_id"] if pair else None,
+        prompt_id=outcome["prompt_id"],
+        question=pair["question"] if pair else None,
+        answer=pair["answer"] if pair else None,
+        filter=filter_name,
+        reason=reason,
+        score=score,
+        raw_reply=None if pair else outcome["raw_reply"],
+    ).row()
 
 
 class DatasetWriter:
@@ -203,15 +204,9 @@ class DatasetWriter:
         self.inputs = {path: InputRecord(path) for path in inputs}
         self.counts = RunCounts(documents=len(inputs))
         self.seen_units: dict[str, str] = {}
-        self.units_by_source: Counter = Counter()
-        self.documents_done = 0
 
     def add(self, outcome: dict) -> None:
         """Account for one Outcome row and write what it yields."""
-        if outcome["error_code"] is None:
-            self.units_by_source[outcome["source"]] += 1
-        ends_document = self.units_by_source[outcome["source"]] == outcome["doc_units"]
-        self.documents_done += int(outcome["error_code"] is not None or ends_document)
         record = self.inputs.setdefault(outcome["source"], InputRecord(outcome["source"]))
         record.doc_id = outcome["doc_id"]
         if record.status == "missing":
@@ -244,13 +239,7 @@ class DatasetWriter:
         record.errors.append({"stage": stage, "code": code, "message": message})
         self.counts.errors_by_code[code] += 1
         self.errors.add(
-            {
-                "doc_id": outcome["doc_id"],
-                "source": outcome["source"],
-                "stage": stage,
-                "code": code,
-                "message": message,
-            }
+            InputError(outcome["doc_id"], outcome["source"], stage, code, message).row()
         )
 
     def _add_pairs(self, record: InputRecord, outcome: dict) -> None:

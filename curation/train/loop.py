@@ -387,17 +387,10 @@ class Trainer:
             stream_state, counts = micro[-1].state, DataReport(micro[-1].report)
             checkpoint_now = step % schedule.save_every == 0 or step == schedule.max_steps
             if (eval_every and step % eval_every == 0) or checkpoint_now:
-                eval_loss = self.evaluate()
-                if eval_loss is not None:
-                    history["eval_losses"].append([step, eval_loss])
-                    result.eval_losses.append((step, eval_loss))
-                    self.log(f"step {step}: eval loss {eval_loss:.4f}")
+                self._evaluate_at(step, history, result)
             if step % schedule.log_every == 0 or step == schedule.max_steps:
-                elapsed = time.perf_counter() - window_start
-                lr = self.scheduler.get_last_lr()[0]
-                self.log(
-                    f"step {step}/{schedule.max_steps}: loss {loss:.4f}, lr {lr:.2e}, "
-                    f"{window_tokens / max(elapsed, 1e-9):,.0f} tokens/s"
+                self._log_step(
+                    step, loss, window_tokens / max(time.perf_counter() - window_start, 1e-9)
                 )
                 window_tokens, window_start = 0.0, time.perf_counter()
             if checkpoint_now:
@@ -405,12 +398,32 @@ class Trainer:
         data.close()  # stops the prefetching thread
         result.steps = step
         result.tokens_per_s = run_tokens / max(time.perf_counter() - run_start, 1e-9)
+        return self._finish(result, counts, history)
+
+    def _evaluate_at(self, step: int, history: dict[str, list], result: TrainResult) -> None:
+        eval_loss = self.evaluate()
+        if eval_loss is not None:
+            history["eval_losses"].append([step, eval_loss])
+            result.eval_losses.append((step, eval_loss))
+            self.log(f"step {step}: eval loss {eval_loss:.4f}")
+
+    def _log_step(self, step: int, loss: float, tokens_per_s: float) -> None:
+        lr = self.scheduler.get_last_lr()[0]
+        self.log(
+            f"step {step}/{self.config.schedule.max_steps}: loss {loss:.4f}, lr {lr:.2e}, "
+            f"{tokens_per_s:,.0f} tokens/s"
+        )
+
+    def _finish(
+        self, result: TrainResult, counts: DataReport, history: dict[str, list]
+    ) -> TrainResult:
+        """The final model and the run's report, written once every rank is done."""
         result.data = self._gather_report(counts)
         result.final_dir = self.save_final()
-        if acc.is_main_process:
+        if self.accelerator.is_main_process:
             report_file = self.out / REPORT
             report_file.write_text(json.dumps({**result.summary(), **history}, indent=1))
-        acc.wait_for_everyone()
+        self.accelerator.wait_for_everyone()
         return result
 
     def _gather_report(self, report: DataReport) -> dict:

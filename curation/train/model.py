@@ -10,6 +10,7 @@ import importlib.util
 from typing import Any
 
 from curation.config import ConfigError
+from curation.models import resolve_model
 from curation.train.config import TINY_RANDOM, RandomInitConfig, TrainConfig
 from curation.train.images import IDEFICS3_TYPES, QWEN2VL_TYPES
 
@@ -45,8 +46,6 @@ VISION_PREFIXES = ("model.vision_model.", "model.connector.", "model.visual.")
 @functools.cache
 def _bundled_tokenizer() -> Any:
     from transformers import AutoTokenizer
-
-    from curation.generate.engines.local import resolve_model
 
     location = resolve_model("bundled")
     return AutoTokenizer.from_pretrained(location.path, gguf_file=location.gguf_file)

@@ -44,3 +44,9 @@ class Engine(ABC):
     @abstractmethod
     def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
         """One result per request, in the same order."""
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """The text before the first stop string, and whether one was found."""
+    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return (text[: min(positions)], True) if positions else (text, False)

@@ -19,8 +19,7 @@ from time import time
 import httpx
 
 from curation.config import ConfigError
-from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.generate.engines.local import cut_at_stop
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult, cut_at_stop
 from curation.seeding import stable_hash
 
 logger = logging.getLogger(__name__)

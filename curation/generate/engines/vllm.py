@@ -10,12 +10,18 @@ Needs the extra `[vllm]` (vLLM, and Ray's LLM dependencies) on GPU machines.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
+
+import pyarrow as pa
 
 from curation.config import ConfigError, GenerateConfig
+from curation.generate.cache import ResponseCache, request_key
 from curation.generate.engines.base import ChatRequest, EngineResult
+from curation.schema import OUTCOME_SCHEMA
 
 # Our columns: Ray's vLLM stage writes its own `request_id` (an int), and it consumes
 # `sampling_params`, so what result_from_row needs travels in columns of our own.
@@ -136,3 +142,67 @@ def build_vllm_stage(
         ) from exc
     config = vLLMEngineProcessorConfig(**processor_config(cfg))
     return build_processor(config, preprocess=preprocess, postprocess=postprocess)
+
+
+class Generator(Protocol):
+    """What VLLMRows needs of the generator (`curation.generate.QAGenerator`)."""
+
+    model_name: str
+
+    def request_for(self, unit: dict) -> ChatRequest: ...
+
+    def outcome(self, unit: dict, result: EngineResult | None) -> dict: ...
+
+
+class VLLMRows:
+    """Rows in and out of Ray's vLLM stage: a unit becomes a request row carrying the unit
+    (pickled, so no unit column meets the stage's own), and comes back as an Outcome row.
+
+    With `generate.cache`, a request already answered is not sent again: its row carries the
+    stored reply and goes through the stage as a one-token placeholder (as ingest error rows
+    do), and fresh replies are stored on the way out, as `CachedEngine` does for other engines.
+    """
+
+    UNIT = "curation_unit"
+    CACHED = "curation_cached_reply"  # the stored reply (JSON) of an answered request, or None
+    KEY = "curation_cache_key"
+    CARRIED = (UNIT, CACHED, KEY)
+
+    def __init__(self, generator: Generator, cache: ResponseCache | None) -> None:
+        self.generator, self.cache = generator, cache
+
+    @staticmethod
+    def placeholder(unit: dict) -> ChatRequest:
+        """A one-token request for a row whose reply is not needed from vLLM."""
+        return ChatRequest(f"{unit['unit_id']}|-", [{"role": "user", "content": "-"}], 1)
+
+    def request(self, unit: dict) -> dict:
+        carried = {self.UNIT: pickle.dumps(unit), self.CACHED: None, self.KEY: None}
+        if unit["error_code"] is not None:  # an ingest error rides along, ignored on the way out
+            return {**request_row(self.placeholder(unit)), **carried}
+        request = self.generator.request_for(unit)
+        if self.cache is not None:
+            key = request_key(self.generator.model_name, request)
+            stored = self.cache.get(key)
+            if stored is not None:
+                stored = {**stored, "request_id": request.request_id}
+                carried[self.CACHED] = json.dumps(stored, ensure_ascii=False)
+                return {**request_row(self.placeholder(unit)), **carried}
+            self.cache.log_sent([key])
+            carried[self.KEY] = key
+        return {**request_row(request), **carried}
+
+    def outcomes(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        for row in batch.to_pylist():
+            unit = pickle.loads(row[self.UNIT])
+            if unit["error_code"] is not None:
+                result = None
+            elif row.get(self.CACHED):
+                result = EngineResult(**json.loads(row[self.CACHED]))
+            else:
+                result = result_from_row(row)
+                if row.get(self.KEY) and self.cache and result.finish_reason != "error":
+                    self.cache.put(row[self.KEY], dataclasses.asdict(result))
+            rows.append(self.generator.outcome(unit, result))
+        return pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)

@@ -1,0 +1,140 @@
+"""The code's shape, kept: imports point down the layers, Ray stays in the modules that wire Ray,
+functions stay short, and the typed records match their Arrow schemas.
+
+The layers, from the bottom (a module may import its own layer and the layers below it):
+0. shared helpers and contracts: config, schema, seeding, files, jsonscan, models
+1. places: units, output folders (outdir), Ray start-up (runtime), writers (output/)
+2. the stages' own work: ingest, generate (engines, prompts, parser, response cache)
+3. filters (the judge is a generation client)
+4. training, and what a run asks of a cluster (preflight, watchdog)
+5. pipeline: the Ray Data graph
+6. run: a recipe's run around the graph
+7. entry points: the command line
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from curation import schema
+
+PACKAGE = Path(__file__).resolve().parents[1] / "curation"
+
+LAYERS: list[tuple[str, ...]] = [
+    (
+        "curation",
+        "curation.config",
+        "curation.schema",
+        "curation.seeding",
+        "curation.files",
+        "curation.jsonscan",
+        "curation.models",
+    ),
+    ("curation.units", "curation.outdir", "curation.runtime", "curation.output"),
+    ("curation.ingest", "curation.generate"),
+    ("curation.filters",),
+    ("curation.train", "curation.preflight", "curation.watchdog"),
+    ("curation.pipeline",),
+    ("curation.run",),
+    ("curation.cli", "curation.__main__", "curation.train.__main__"),
+]
+
+# Modules that may import Ray: the graph, Ray start-up, what a run asks of the cluster, the
+# whole-dataset dedup in Ray, vLLM's Ray Data stage, the multi-node training launcher.
+RAY_MODULES = {
+    "curation.pipeline",
+    "curation.runtime",
+    "curation.preflight",
+    "curation.watchdog",
+    "curation.filters.dedup_ray",
+    "curation.generate.engines.vllm",
+    "curation.train.launch",
+}
+
+MAX_LINES = 60
+LONG_FUNCTIONS = {
+    # One Ray Data program: its nested stage functions share the LSH settings it closes over.
+    "curation/filters/dedup_ray.py:ray_near_duplicates",
+    # The dataset card's Markdown, section by section: long, but one straight page of text.
+    "curation/output/card.py:card_body",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> int:
+    """The layer of a module: that of the longest entry naming it or a package above it."""
+    best = (-1, -1)
+    for index, entries in enumerate(LAYERS):
+        for entry in entries:
+            if module == entry or module.startswith(entry + "."):
+                best = max(best, (len(entry), index))
+    assert best[1] >= 0, f"{module} is in no layer: add it to LAYERS"
+    return best[1]
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import of the file, at the top or inside a function."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    for path in SOURCES:
+        layer_of(module_name(path))
+
+
+def test_imports_point_down_the_layers() -> None:
+    upward = []
+    for path in SOURCES:
+        module = module_name(path)
+        own = layer_of(module)
+        for line, target in imports(path):
+            if target.startswith("curation") and layer_of(target) > own:
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")
+    assert upward == []
+
+
+def test_only_the_modules_that_wire_ray_import_it() -> None:
+    found = {
+        f"{module_name(path)}:{line}"
+        for path in SOURCES
+        for line, target in imports(path)
+        if (target == "ray" or target.startswith("ray.")) and module_name(path) not in RAY_MODULES
+    }
+    assert found == set()
+
+
+def test_functions_are_short() -> None:
+    long = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                name = f"{path.relative_to(PACKAGE.parent)}:{node.name}"
+                if lines > MAX_LINES and name not in LONG_FUNCTIONS:
+                    long.append(f"{name} ({lines} lines)")
+    assert long == []
+
+
+@pytest.mark.parametrize(
+    ("record", "arrow"),
+    [(schema.Reject, schema.REJECT_SCHEMA), (schema.InputError, schema.ERROR_SCHEMA)],
+)
+def test_records_match_their_arrow_schemas(record, arrow) -> None:
+    assert [f.name for f in dataclasses.fields(record)] == arrow.names
