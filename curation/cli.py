@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +19,13 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+
+
+def fail(exc: Exception, code: int, label: str = "error") -> NoReturn:
+    """End the command: the error in red on stderr, and exit `code` (2 bad input or settings,
+    1 refused or failed, 3 a run that cannot make progress)."""
+    console.print(f"[red]{label}:[/red] {exc}")
+    raise typer.Exit(code) from exc
 
 
 @app.callback()
@@ -77,11 +84,9 @@ def run(
                 on_wait=display.wait,
             )
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
     except RunBlocked as exc:
-        console.print(f"[red]cannot make progress:[/red] {exc}")
-        raise typer.Exit(3) from exc
+        fail(exc, 3, "cannot make progress")
     print_summary(manifest, out or parsed.output_dir())
     inputs = manifest["inputs"]
     if inputs and all(record["status"] in ("error", "duplicate", "missing") for record in inputs):
@@ -205,8 +210,7 @@ def filter_command(
 
             report = filter_dataset(input_path, chain, out, batch_size=batch_size, on_progress=show)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
     table = Table(title=f"{report['chain']}: {input_path} -> {out} ({report['layout']})")
     for column in ("filter", "seen", "rejected", "kept"):
         table.add_column(column, justify="left" if column == "filter" else "right")
@@ -237,8 +241,7 @@ def stats(
     try:
         found = dataset_stats(out_dir)
     except OutputFolderError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
     table = Table(title=f"{found['name']} ({out_dir})", show_header=False)
     for label, n in funnel_rows(found):
         table.add_row(label, str(n))
@@ -273,8 +276,7 @@ def export(
     try:
         result = export_dataset(out_dir, fmt, dest)
     except (OutputFolderError, ConfigError) as exc:  # ConfigError: a folder refused (outdir)
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
     console.print(
         f"{result.format}: {result.rows} samples, {result.images} images -> "
         + ", ".join(str(path) for path in result.files)
@@ -303,11 +305,9 @@ def publish(
     try:
         plan = plan_publish(out_dir, repo, revision=revision, private=private)
     except OutputFolderError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
     except PublishError as exc:
-        console.print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail(exc, 1, "refused")
     for line in plan.lines():
         typer.echo(line)
     if dry_run:
@@ -316,8 +316,7 @@ def publish(
     try:
         url = push(plan)
     except (PublishError, HfHubHTTPError, OSError) as exc:  # OSError: offline, no connection
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail(exc, 1)
     typer.echo(f"published: {url}")
 
 
@@ -353,7 +352,6 @@ def train(
         parsed = prepare_config(config, max_steps=max_steps, output_dir=out)
         info = run_training(parsed, resume=resume, ray_workers=ray_workers, address=address)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc, 2)
     if info is not None:
         console.print(summary_table(parsed.name, info))
