@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 from datasets import Features, Image, List, Value
@@ -33,6 +33,62 @@ class Decision:
     passed: bool
     score: float | None = None
     reason: str = ""
+
+
+@dataclass
+class Unit:
+    """Consecutive pages of one document (a window), or, with `error_code` set and no pages, a
+    document that could not be ingested. One UNIT_SCHEMA row (`row`)."""
+
+    unit_id: str
+    doc_id: str
+    source: str
+    kind: str  # document | slides | images
+    doc_pages: int  # pages read from the document
+    doc_units: int  # units the document yields in total
+    pages: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    text_sources: list[str] = field(default_factory=list)
+    ocr_scores: list[float | None] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)
+    error_code: str | None = None
+    error: str | None = None
+
+    def row(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass
+class Pair:
+    """A generated question-answer pair and the filter decisions taken on it (PAIR_TYPE)."""
+
+    qa_id: str
+    question: str
+    answer: str
+    rationale: str | None = None
+    evidence_pages: list[int] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Reply:
+    """What generation adds to a Unit row to make its Outcome row (OUTCOME_SCHEMA): the prompt,
+    the model's reply as written, and the pairs read from it (or why none could be)."""
+
+    prompt_id: str | None = None
+    model: str | None = None
+    raw_reply: str | None = None
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+    pairs: list[Pair] = field(default_factory=list)
+    parse_errors: list[str] = field(default_factory=list)
+
+    def outcome_row(self, unit: dict) -> dict:
+        """The Outcome row of `unit` (a Unit row) with this reply."""
+        return {**unit, **asdict(self)}
 
 
 # A Unit row: consecutive pages of one document, or an ingest error for the whole document

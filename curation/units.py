@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from curation.config import UnitsConfig
-from curation.schema import Page
+from curation.schema import Page, Unit
 
 
 def unit_windows(n_pages: int, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -45,37 +45,30 @@ def window_pages(pages: Iterable[Page], cfg: UnitsConfig) -> Iterator[dict]:
 def unit_row(pages: list[Page], doc_units: int) -> dict:
     """A Unit row (schema.UNIT_SCHEMA) from consecutive pages of one document."""
     first = pages[0]
-    return {
-        "unit_id": unit_id(first.doc_id, first.page, pages[-1].page + 1),
-        "doc_id": first.doc_id,
-        "source": first.source,
-        "kind": first.kind,
-        "doc_pages": first.n_pages,
-        "doc_units": doc_units,
-        "pages": [p.page for p in pages],
-        "texts": [p.text for p in pages],
-        "text_sources": [p.text_source for p in pages],
-        "ocr_scores": [p.ocr_score for p in pages],
-        "images": [p.image for p in pages],
-        "error_code": None,
-        "error": None,
-    }
+    return Unit(
+        unit_id=unit_id(first.doc_id, first.page, pages[-1].page + 1),
+        doc_id=first.doc_id,
+        source=first.source,
+        kind=first.kind,
+        doc_pages=first.n_pages,
+        doc_units=doc_units,
+        pages=[p.page for p in pages],
+        texts=[p.text for p in pages],
+        text_sources=[p.text_source for p in pages],
+        ocr_scores=[p.ocr_score for p in pages],
+        images=[p.image for p in pages],
+    ).row()
 
 
 def error_row(doc_id: str, source: str, code: str, message: str, pages_read: int = 0) -> dict:
     """A Unit row that stands for a document (or the rest of one) that could not be ingested."""
-    return {
-        "unit_id": f"{doc_id}:error",
-        "doc_id": doc_id,
-        "source": source,
-        "kind": "document",
-        "doc_pages": pages_read,
-        "doc_units": 0,
-        "pages": [],
-        "texts": [],
-        "text_sources": [],
-        "ocr_scores": [],
-        "images": [],
-        "error_code": code,
-        "error": message,
-    }
+    return Unit(
+        unit_id=f"{doc_id}:error",
+        doc_id=doc_id,
+        source=source,
+        kind="document",
+        doc_pages=pages_read,
+        doc_units=0,
+        error_code=code,
+        error=message,
+    ).row()

@@ -18,8 +18,6 @@ import ast
 import dataclasses
 from pathlib import Path
 
-import pytest
-
 from curation import schema
 
 PACKAGE = Path(__file__).resolve().parents[1] / "curation"
@@ -132,9 +130,14 @@ def test_functions_are_short() -> None:
     assert long == []
 
 
-@pytest.mark.parametrize(
-    ("record", "arrow"),
-    [(schema.Reject, schema.REJECT_SCHEMA), (schema.InputError, schema.ERROR_SCHEMA)],
-)
-def test_records_match_their_arrow_schemas(record, arrow) -> None:
-    assert [f.name for f in dataclasses.fields(record)] == arrow.names
+def names(*records: type) -> list[str]:
+    return [f.name for record in records for f in dataclasses.fields(record)]
+
+
+def test_records_match_their_arrow_schemas() -> None:
+    assert names(schema.Unit) == schema.UNIT_SCHEMA.names
+    assert names(schema.Unit, schema.Reply) == schema.OUTCOME_SCHEMA.names
+    assert names(schema.Pair) == [f.name for f in schema.PAIR_TYPE]
+    assert names(schema.Decision) == [f.name for f in schema.DECISION_TYPE]
+    assert names(schema.Reject) == schema.REJECT_SCHEMA.names
+    assert names(schema.InputError) == schema.ERROR_SCHEMA.names

@@ -10,6 +10,7 @@ from curation.generate.cache import client
 from curation.generate.engines import ChatRequest, Engine, EngineResult
 from curation.generate.parse import ReplySchema, parse_reply
 from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
+from curation.schema import Pair, Reply
 from curation.seeding import content_id, stable_hash
 
 # Field names as prompts ask for them (the parser also accepts the short aliases q / a).
@@ -99,43 +100,34 @@ class QAGenerator:
         """The Outcome row of a unit: the unit with the reply to its request (the result's
         request_id names the prompt) and the parsed pairs; an ingest error row, with no
         result, passes through with no pairs."""
-        empty = {
-            "prompt_id": None,
-            "model": None,
-            "raw_reply": None,
-            "finish_reason": None,
-            "completion_tokens": 0,
-            "pairs": [],
-            "parse_errors": [],
-        }
         if unit["error_code"] is not None or result is None:
-            return {**unit, **empty}
-        return {**unit, **empty, **self._read_result(unit, result)}
+            return Reply().outcome_row(unit)
+        return self._read_result(unit, result).outcome_row(unit)
 
-    def _read_result(self, unit: dict, result: EngineResult) -> dict:
-        prompt_id = result.request_id.split("|", 1)[1]
-        fields = {
-            "prompt_id": prompt_id,
-            "model": self.model_name,
-            "raw_reply": result.text,
-            "finish_reason": result.finish_reason,
-            "completion_tokens": result.completion_tokens,
-        }
+    def _read_result(self, unit: dict, result: EngineResult) -> Reply:
+        reply = Reply(
+            prompt_id=result.request_id.split("|", 1)[1],
+            model=self.model_name,
+            raw_reply=result.text,
+            finish_reason=result.finish_reason,
+            completion_tokens=result.completion_tokens,
+        )
         if result.error:
-            return {**fields, "parse_errors": [f"engine error: {result.error}"]}
+            reply.parse_errors = [f"engine error: {result.error}"]
+            return reply
         parsed = parse_reply(result.text, cut_off=result.finish_reason == "length")
-        pairs = [
-            {
-                "qa_id": content_id(unit["unit_id"], item.question, item.answer),
-                "question": item.question,
-                "answer": item.answer,
-                "rationale": item.rationale,
-                "evidence_pages": item.evidence_pages,
-                "decisions": [],
-            }
+        reply.pairs = [
+            Pair(
+                qa_id=content_id(unit["unit_id"], item.question, item.answer),
+                question=item.question,
+                answer=item.answer,
+                rationale=item.rationale,
+                evidence_pages=item.evidence_pages,
+            )
             for item in parsed.pairs
         ]
-        return {**fields, "pairs": pairs, "parse_errors": parsed.errors}
+        reply.parse_errors = parsed.errors
+        return reply
 
 
 def image_mime(data: bytes) -> str:
