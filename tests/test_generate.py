@@ -61,14 +61,15 @@ def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) 
     cached = CachedEngine(engine, cache)
     requests = [request(i, q) for i, q in enumerate(QUESTIONS[:2])]
     first = cached.generate(requests)
-    assert (cached.hits, cached.misses) == (0, 2)
+    log = tmp_path / "cache" / "sent.log"
+    assert len(log.read_text().split()) == 2  # both sent
 
     # A rerun (new engine wrapper, same folder): nothing is sent, the same replies come back,
     # under the new request ids.
     again = CachedEngine(engine, ResponseCache(tmp_path / "cache"))
     renamed = [dataclasses.replace(r, request_id=f"new-{r.request_id}") for r in requests]
     second = again.generate(renamed)
-    assert (again.hits, again.misses) == (2, 0)
+    assert len(log.read_text().split()) == 2  # none sent again
     assert [r.text for r in second] == [r.text for r in first]
     assert [r.request_id for r in second] == ["new-r0", "new-r1"]
 
@@ -76,8 +77,7 @@ def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) 
     changed = dataclasses.replace(requests[0], temperature=0.5)
     assert request_key(engine.model_name, changed) != request_key(engine.model_name, requests[0])
     again.generate([changed])
-    assert again.misses == 1
-    sent = (tmp_path / "cache" / "sent.log").read_text().split()
+    sent = log.read_text().split()
     assert len(sent) == len(set(sent)) == 3
 
 

@@ -67,8 +67,6 @@ class CachedEngine(Engine):
         self.engine = engine
         self.cache = cache
         self.model_name = engine.model_name
-        self.hits = 0
-        self.misses = 0
 
     def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
         keys = [request_key(self.model_name, r) for r in requests]
@@ -79,8 +77,6 @@ class CachedEngine(Engine):
                 EngineResult(**{**stored, "request_id": request.request_id}) if stored else None
             )
         todo = [i for i, result in enumerate(results) if result is None]
-        self.hits += len(requests) - len(todo)
-        self.misses += len(todo)
         if todo:
             self.cache.log_sent([keys[i] for i in todo])
             fresh = self.engine.generate([requests[i] for i in todo])
