@@ -17,7 +17,8 @@ import yaml
 from curation import __version__
 from curation.config import ConfigError, Recipe
 from curation.filters.chain import load_chain
-from curation.filters.dedup import DEDUP_STAGING, dataset_checker, dedup_outcome, outcome_pairs
+from curation.filters.dataset_dedup import dataset_checker, dedup_outcome, outcome_pairs
+from curation.filters.dedup import DEDUP_STAGING
 from curation.generate import QAGenerator
 from curation.generate.prompts import resolve_prompt_dir
 from curation.ingest import current_document_id, expand_inputs

@@ -3,12 +3,11 @@ import pytest
 from datasketch import MinHash
 
 from curation.filters.base import PairContext
+from curation.filters.dataset_dedup import dataset_checker, outcome_pairs
 from curation.filters.dedup import (
     DedupFilter,
     Deduplicator,
     MinHasher,
-    dataset_checker,
-    outcome_pairs,
     pair_text,
     shingles,
 )
@@ -144,7 +143,7 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray,
     import pyarrow as pa
     from output_fixtures import document_units, outcome
 
-    from curation.filters.dedup import dedup_outcome
+    from curation.filters.dataset_dedup import dedup_outcome
     from curation.output.journal import Journal
     from curation.schema import OUTCOME_SCHEMA
 
@@ -193,7 +192,7 @@ def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(local_ray, tmp_
     import pyarrow as pa
     from output_fixtures import document_units, outcome
 
-    from curation.filters.dedup import dedup_outcome
+    from curation.filters.dataset_dedup import dedup_outcome
     from curation.output.journal import Journal
     from curation.schema import OUTCOME_SCHEMA
     from curation.seeding import content_id

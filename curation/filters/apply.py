@@ -34,7 +34,8 @@ import pyarrow.parquet as pq
 from curation.config import ConfigError
 from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
-from curation.filters.dedup import DEDUP_STAGING, Checker, dataset_checker, pair_text
+from curation.filters.dataset_dedup import Checker, dataset_checker
+from curation.filters.dedup import DEDUP_STAGING, pair_text
 from curation.outdir import OutputFolder
 from curation.output.shards import (
     DATA_DIR,

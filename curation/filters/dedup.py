@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -285,54 +283,3 @@ class KnownVerdicts:
 
     def check(self, texts: list[str], keys: list[str]) -> list[Verdict]:
         return [self.verdicts.get(key, Verdict(False)) for key in keys]
-
-
-def alive_pairs(outcome: dict) -> list[dict]:
-    """The pairs of an Outcome row that passed every filter so far (the ones dedup checks)."""
-    return [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
-
-
-def outcome_pairs(outcome: dict) -> Iterator[tuple[str, str]]:
-    """(key, text) of each pair of an Outcome row that dedup checks. Identical pairs of one
-    unit share a content-hash id: numbered apart (`occurrence_keys`), the second is an exact
-    duplicate of the first rather than the first one fed again."""
-    alive = alive_pairs(outcome)
-    keys = occurrence_keys([p["qa_id"] for p in alive])
-    for pair, key in zip(alive, keys, strict=True):
-        yield key, pair_text(pair["question"], pair["answer"])
-
-
-def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Checker) -> dict:
-    """Add the dedup decision to each pair that passed every other filter (the first of a
-    group of duplicates, in dataset order, is kept)."""
-    pairs = list(outcome_pairs(outcome))
-    verdicts = seen.check([text for _, text in pairs], [key for key, _ in pairs])
-    for pair, verdict in zip(alive_pairs(outcome), verdicts, strict=True):
-        pair["decisions"].append(vars(dedup.decision(verdict)))
-    return outcome
-
-
-Checker = Deduplicator | KnownVerdicts
-
-
-def dataset_checker(
-    dedup: DedupFilter,
-    count: int,
-    staging: Path,
-    pairs: Callable[[], Iterable[tuple[str, str]]],
-    address: str | None = None,
-) -> Checker:
-    """The dedup over a whole dataset of about `count` pairs, for a run's assembly and for
-    `curation filter` alike: the dataset is then checked in order with `check(texts, keys)`.
-
-    In memory (`DedupFilter.in_ray` says no), a fresh Deduplicator that decides as the pairs
-    come. Otherwise `pairs()`, (key, text) in dataset order, is read once now, grouped by LSH
-    band in Ray (`curation.filters.dedup_ray`) under `staging`, and the duplicates returned."""
-    if not dedup.in_ray(count):
-        return dedup.deduplicator()
-    from curation.filters.dedup_ray import RayDedup
-
-    staged = RayDedup(dedup, staging)
-    for key, text in pairs():
-        staged.add(key, text)
-    return staged.verdicts(address)
