@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def make_pdf(path: Path, pages: list[str], width: float = 612, height: float = 7
     for text in pages:
         page = doc.new_page(width=width, height=height)
         page.insert_textbox(pymupdf.Rect(50, 50, width - 50, height - 50), text, fontsize=11)
-    doc.save(path)
+    doc.save(path, no_new_id=True)
     doc.close()
     return path
 
@@ -80,6 +81,19 @@ def make_deck(
     for index in hidden:
         deck.slides[index].element.set("show", "0")
     deck.save(path)
+    return fixed_zip_times(path)
+
+
+def fixed_zip_times(path: Path) -> Path:
+    """The zip (an Office file) rewritten with one fixed time for every entry: the same deck
+    gives the same bytes, so the same doc_id, unit ids, prompts and replies, on every run."""
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, data in entries:
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(fixed, data)
     return path
 
 

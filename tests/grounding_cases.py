@@ -37,7 +37,7 @@ def render(path: Path, pages: list[str]) -> Path:
     for text in pages:
         page = doc.new_page(width=612, height=792)
         page.insert_textbox(pymupdf.Rect(50, 50, 562, 742), text, fontsize=10)
-    doc.save(path)
+    doc.save(path, no_new_id=True)
     doc.close()
     return path
 

@@ -51,7 +51,7 @@ def mixed_run(tmp_path_factory):
     for name in ("water_utility_annual_report.pdf", "quarterly_review_slides.pdf"):
         with pymupdf.open(SAMPLES / name) as doc:  # two pages each keeps the run short
             doc.select([0, 1])
-            doc.save(inputs / name)
+            doc.save(inputs / name, no_new_id=True)
     bad = make_bad_inputs(inputs)
     runs = []
     for attempt in ("first", "second"):

@@ -55,7 +55,7 @@ def test_page_cap_reads_the_first_pages_then_records_the_rest(tmp_path):
         page = doc.new_page()
         if index < 3:  # text on every page would make building the file the slow part
             page.insert_text((72, 72), f"Page {index} of a very long report.")
-    doc.save(path)
+    doc.save(path, no_new_id=True)
     start = time.perf_counter()
     rows = list(ingest_document(path, IngestConfig(dpi=36, max_pages=3), UnitsConfig()))
     assert time.perf_counter() - start < 30

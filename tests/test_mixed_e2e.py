@@ -46,7 +46,7 @@ def make_scanned_pdf(path: Path) -> None:
     doc = pymupdf.open()
     page = doc.new_page(width=612, height=792)
     page.insert_image(page.rect, stream=render_png(SAMPLES / "lighthouse_history.pdf", 0))
-    doc.save(path)
+    doc.save(path, no_new_id=True)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def mixed_output(tmp_path_factory) -> Path:
     (inputs / "scan_pages").mkdir(parents=True)
     with pymupdf.open(SAMPLES / "water_utility_annual_report.pdf") as doc:
         doc.select([0])
-        doc.save(inputs / "born_digital.pdf")
+        doc.save(inputs / "born_digital.pdf", no_new_id=True)
     make_scanned_pdf(inputs / "scanned.pdf")
     make_deck(
         inputs / "deck.pptx",

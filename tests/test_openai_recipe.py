@@ -20,7 +20,7 @@ def test_leopard_recipe_on_an_openai_server(serve_server, tmp_path: Path) -> Non
     inputs.mkdir()
     with pymupdf.open(SAMPLES / "water_utility_annual_report.pdf") as doc:
         doc.select([0, 1])
-        doc.save(inputs / "report.pdf")
+        doc.save(inputs / "report.pdf", no_new_id=True)
     chain = tmp_path / "lenient.yaml"
     chain.write_text(LENIENT_CHAIN)
     recipe = yaml.safe_load((ROOT / "recipes" / "leopard-multipage.yaml").read_text())

@@ -126,7 +126,7 @@ def inputs(tmp_path_factory) -> Path:
     for name in ("lighthouse_history.pdf", "city_council_minutes.pdf", "ebike_user_manual.pdf"):
         with pymupdf.open(SAMPLES / name) as doc:
             doc.select([0, 1])
-            doc.save(folder / name)
+            doc.save(folder / name, no_new_id=True)
     make_bad_inputs(folder / "bad")["corrupt"].rename(folder / "corrupt.pdf")
     return folder
 
@@ -213,7 +213,7 @@ def test_a_file_changed_after_a_kill_is_ingested_again(inputs: Path, tmp_path: P
     old_id = file_sha256(changed)[:16]
     with pymupdf.open(changed) as doc:  # the user edits it: one page left, new bytes
         doc.select([0])
-        doc.save(changed.with_suffix(".tmp"))
+        doc.save(changed.with_suffix(".tmp"), no_new_id=True)
     changed.with_suffix(".tmp").replace(changed)
     new_id = file_sha256(changed)[:16]
 
