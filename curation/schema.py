@@ -70,7 +70,7 @@ class Pair:
     decisions: list[Decision] = field(default_factory=list)
 
     def row(self) -> dict:
-        return asdict(self)
+        return {**vars(self), "decisions": [dict(vars(d)) for d in self.decisions]}
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Reply:
 
     def outcome_row(self, unit: dict) -> dict:
         """The Outcome row of `unit` (a Unit row) with this reply."""
-        return {**unit, **asdict(self)}
+        return {**unit, **vars(self), "pairs": [pair.row() for pair in self.pairs]}
 
 
 # A Unit row: consecutive pages of one document, or an ingest error for the whole document
