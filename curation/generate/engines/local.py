@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import logging
 import os
+from typing import Any
 
+from curation.config import ConfigError
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult, cut_at_stop
 from curation.models import resolve_model
 from curation.seeding import stable_hash
 
+logger = logging.getLogger(__name__)
+
 
 class LocalEngine(Engine):
-    """Runs a causal LM with transformers; requests are batched in groups of `batch_size`."""
+    """Runs a causal LM, or an image-text-to-text model (a VLM: Idefics3 / SmolVLM, Qwen2-VL...)
+    with its processor, with transformers; requests are batched in groups of `batch_size`.
+
+    A VLM gets each request's images (OpenAI `image_url` parts with data URLs, in order, each
+    after its "Page N:" label) through its processor, which sizes them to the model's own
+    image budget (Idefics3 tiles, Qwen2-VL's max_pixels). A text-only model reads the text
+    parts only, and says once that it dropped images."""
 
     def __init__(
         self,
@@ -29,12 +43,24 @@ class LocalEngine(Engine):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         kwargs = {"gguf_file": location.gguf_file} if location.gguf_file else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(location.path, **kwargs)
+        self.processor = None if location.gguf_file else vision_processor(location.path)
+        self.images_dropped = 0
+        if self.processor is not None:
+            from transformers import AutoModelForImageTextToText
+
+            self.tokenizer = self.processor.tokenizer
+            self.model = AutoModelForImageTextToText.from_pretrained(location.path, dtype=dtype)
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(location.path, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(location.path, dtype=dtype, **kwargs)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(location.path, dtype=dtype, **kwargs)
         self.model.to(self.device).eval()
+
+    @property
+    def reads_images(self) -> bool:
+        return self.processor is not None
 
     def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
         results: list[EngineResult] = []
@@ -43,22 +69,52 @@ class LocalEngine(Engine):
         return results
 
     def _prompt(self, request: ChatRequest) -> str:
+        urls = image_urls(request.messages)
+        if urls:
+            self._dropped(len(urls))
         text = self.tokenizer.apply_chat_template(
             text_only(request.messages), tokenize=False, add_generation_prompt=True
         )
         return text + request.prefill
+
+    def _dropped(self, count: int) -> None:
+        if not self.images_dropped:
+            logger.warning(
+                "%s reads no images: the page images of its requests are dropped (use a VLM, "
+                "or generate.images: false)",
+                self.model_name,
+            )
+        self.images_dropped += count
+
+    def encode(self, batch: list[ChatRequest]) -> Any:
+        """The model's inputs for a batch, left-padded: token ids, and for a VLM the pixel
+        values of every request's images."""
+        if self.processor is None:
+            return self.tokenizer(
+                [self._prompt(r) for r in batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(self.device)
+        prompts, images = [], []
+        for request in batch:
+            messages, pictures = vision_messages(request.messages)
+            text = self.processor.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            prompts.append(text + request.prefill)
+            images.append(pictures)
+        extra = {"images": images} if any(images) else {}
+        return self.processor(
+            text=prompts, return_tensors="pt", padding=True, add_special_tokens=False, **extra
+        ).to(self.device)
 
     def _generate_batch(self, batch: list[ChatRequest]) -> list[EngineResult]:
         import torch
         from transformers import LogitsProcessorList
 
         first = batch[0]
-        encoded = self.tokenizer(
-            [self._prompt(r) for r in batch],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        ).to(self.device)
+        encoded = self.encode(batch)
         # Greedy search over logits that carry per-request Gumbel noise samples exactly from the
         # temperature / top-p distribution, with one random stream per request: a reply does not
         # depend on which other requests share its batch, so a resumed run matches a fresh one.
@@ -142,3 +198,60 @@ def text_only(messages: list[dict]) -> list[dict]:
             content = "\n".join(p["text"] for p in content if p.get("type") == "text")
         flat.append({**message, "content": content})
     return flat
+
+
+def vision_processor(path: str) -> Any:
+    """The processor of an image-text-to-text model folder (or Hub id), or None for a model
+    that reads text only (its config has no vision part)."""
+    from transformers import AutoConfig, AutoProcessor
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return None  # transformers says what is wrong when the model itself is loaded
+    if getattr(config, "vision_config", None) is None:
+        return None
+    return AutoProcessor.from_pretrained(path)
+
+
+def image_urls(messages: list[dict]) -> list[str]:
+    """The image URLs of OpenAI chat messages, in order."""
+    return [
+        part["image_url"]["url"]
+        for message in messages
+        if isinstance(message["content"], list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
+
+
+def vision_messages(messages: list[dict]) -> tuple[list[dict], list[Any]]:
+    """OpenAI chat messages as a transformers processor's chat template reads them (content
+    parts of type text and image, in order), and the images decoded from their data URLs."""
+    from PIL import Image
+
+    out, images = [], []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        parts = []
+        for part in content:
+            if part.get("type") == "image_url":
+                images.append(Image.open(io.BytesIO(data_url_bytes(part["image_url"]["url"]))))
+                parts.append({"type": "image"})
+            elif part.get("type") == "text":
+                parts.append({"type": "text", "text": part["text"]})
+        out.append({"role": message["role"], "content": parts})
+    return out, [image.convert("RGB") for image in images]
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a base64 data URL (what the pipeline sends); other URLs are not fetched."""
+    head, _, data = url.partition(",")
+    if not (head.startswith("data:") and head.endswith(";base64")):
+        raise ConfigError(f"the local engine reads images from data URLs only, not {url[:40]!r}")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"an image data URL is not valid base64: {exc}") from exc
