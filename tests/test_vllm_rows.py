@@ -3,10 +3,14 @@ and is not installed here: the stage's output rows are built by hand, named as s
 
 from __future__ import annotations
 
+import base64
+import io
 import pickle
 
 import pyarrow as pa
+import pytest
 from conftest import ROOT
+from PIL import Image
 
 from curation.config import Recipe
 from curation.generate.engines.vllm import INFERENCE_ERROR, RESULT_COLUMNS, VLLMRows
@@ -114,3 +118,85 @@ def test_answered_requests_are_not_sent_to_vllm_again(tmp_path) -> None:
 
     sent = (tmp_path / "sent.log").read_text().split()
     assert len(sent) == 3 and len(set(sent)) == 2  # the failed request was sent twice, no other
+
+
+def png(color: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 52), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_unit(first: int) -> dict:
+    return {**unit(first), "images": [png("red"), png("blue")]}
+
+
+def image_rows() -> list[dict]:
+    """Request rows of two units with images, through Arrow (as Ray Data's blocks carry them)."""
+    recipe = Recipe(
+        name="v",
+        inputs=["x"],
+        generate={"engine": "vllm", "model": "m/vl", "images": True, "cache": False},
+    )
+    rows = vllm_rows(recipe, ROOT / "prompts")
+    return pa.Table.from_pylist(
+        [rows.request(image_unit(0)), rows.request(image_unit(2))]
+    ).to_pylist()
+
+
+def test_image_rows_give_rays_multimodal_stage_what_it_reads() -> None:
+    """Ray 2.60's PrepareMultimodalStage reads one column, `messages`, in OpenAI chat format,
+    and hands it to vLLM's chat parser, which takes `image_url` parts ({"url": ...}) in order.
+    Known traps: an `images` key instead of `image` dropped images silently (ray #57978); a
+    plain-string system prompt skipped image preparation (ray #56125)."""
+    from ray.llm._internal.batch.stages.prepare_multimodal_stage import (
+        PrepareMultimodalStage,
+        PrepareMultimodalUDF,
+    )
+
+    stage = PrepareMultimodalStage(fn_constructor_kwargs={}, map_batches_kwargs={})
+    assert set(stage.get_required_input_keys()) == {"messages"}
+    for row, source in zip(image_rows(), (image_unit(0), image_unit(2)), strict=True):
+        messages = row["messages"]
+        assert all(isinstance(m["content"], list) for m in messages)  # one type in every row
+        parts = [part for m in messages for part in m["content"]]
+        images = [p for p in parts if p["type"] == "image_url"]
+        sent = [base64.b64decode(p["image_url"]["url"].split(",", 1)[1]) for p in images]
+        assert sent == source["images"]  # every page image, in page order
+        labels = [parts[parts.index(p) - 1]["text"] for p in images]
+        assert labels == [f"Page {n + 1}:" for n in source["pages"]]
+        assert all(p["text"] for p in parts if p["type"] == "text")
+        # The stage's own handling of system messages (when it formats them) keeps our text.
+        udf = object.__new__(PrepareMultimodalUDF)
+        system, rest = udf._extract_system_messages(messages)
+        assert system[0]["content"] == messages[0]["content"][0]["text"] and len(rest) >= 1
+
+
+@pytest.mark.vllm
+def test_image_rows_through_the_real_multimodal_stage(tmp_path) -> None:
+    """The real stage (vLLM installed, e.g. on a GPU machine: `pip install -e .[vllm]` then
+    `pytest -m vllm tests/test_vllm_rows.py`) on a tiny VLM folder: every image is prepared."""
+    pytest.importorskip("vllm")
+    import asyncio
+
+    from ray.llm._internal.batch.stages.prepare_multimodal_stage import PrepareMultimodalUDF
+
+    from curation.train.config import RandomInitConfig
+    from curation.train.model import random_init_model, random_init_processor
+
+    spec = RandomInitConfig()
+    processor = random_init_processor(spec)
+    random_init_model(spec, processor).save_pretrained(tmp_path / "vlm")
+    processor.save_pretrained(tmp_path / "vlm")
+    udf = PrepareMultimodalUDF(
+        data_column="__data",
+        expected_input_keys=["messages"],
+        model_config_kwargs={"model": str(tmp_path / "vlm")},
+        chat_template_content_format="openai",
+    )
+    rows = [{**row, udf.IDX_IN_BATCH_COLUMN: i} for i, row in enumerate(image_rows())]
+
+    async def prepared() -> list[dict]:
+        return [out async for out in udf.udf(rows)]
+
+    for out in asyncio.run(prepared()):
+        assert len(out["multimodal_data"]["image"]) == 2
