@@ -33,6 +33,8 @@ class Decision:
     passed: bool
     score: float | None = None
     reason: str = ""
+    # A judge's ratings on named axes (1-5 each), when its prompt rates axes.
+    ratings: list[dict] = field(default_factory=list)  # [{"axis": "relevance", "score": 4.0}]
 
 
 @dataclass
@@ -111,12 +113,14 @@ UNIT_FIELDS = [
 ]
 UNIT_SCHEMA = pa.schema(UNIT_FIELDS)
 
+RATING_TYPE = pa.struct([pa.field("axis", pa.string()), pa.field("score", pa.float64())])
 DECISION_TYPE = pa.struct(
     [
         pa.field("filter", pa.string()),
         pa.field("passed", pa.bool_()),
         pa.field("score", pa.float64()),
         pa.field("reason", pa.string()),
+        pa.field("ratings", pa.list_(RATING_TYPE)),
     ]
 )
 PAIR_TYPE = pa.struct(
@@ -174,6 +178,9 @@ SAMPLE_FEATURES = Features(
                         "reason": Value("string"),
                     }
                 ),
+                # A per-axis judge's ratings (1-5), and their minimum (None when not rated).
+                "ratings": List({"axis": Value("string"), "score": Value("float64")}),
+                "rating_min": Value("float64"),
             }
         ),
     }

@@ -1,11 +1,19 @@
+import json
+
 import pytest
 import yaml
 from scripted_server import message_text, scripted_server
 
-from curation.config import GenerateConfig
+from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import PairContext
 from curation.filters.chain import load_chain
-from curation.filters.judge import JudgeFilter, JudgeReplyError, data_fence, parse_judge_reply
+from curation.filters.judge import (
+    JudgeFilter,
+    JudgeReplyError,
+    data_fence,
+    parse_judge_ratings,
+    parse_judge_reply,
+)
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 
 PAGE = "The Northgate pumping station delivered 1,250 megalitres in 2023. Elena Marsh chairs the board."
@@ -210,3 +218,160 @@ def test_judge_with_the_bundled_model(tmp_path):
     # Asked again, the replies come from the response cache: nothing more is sent.
     assert judge.decide([good, wrong, loop]) == decisions
     assert len((tmp_path / "cache" / "sent.log").read_text().split()) == 3
+
+
+AXES = ["relevance", "correctness", "formatting", "training_value"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "ratings", "reason"),
+    [
+        (
+            '{"ratings": {"relevance": 5, "correctness": 4, "formatting": 5, "training_value": 3},'
+            ' "reason": "Good."}',
+            {"relevance": 5, "correctness": 4, "formatting": 5, "training_value": 3},
+            "Good.",
+        ),
+        (  # fenced, flat keys in other spellings, values as text, a trailing comma
+            '```json\n{"Relevance": "4/5", "Correctness": 2, "Formatting": 5, '
+            '"Training Value": "3", "explanation": "Half right.",}\n```',
+            {"relevance": 4, "correctness": 2, "formatting": 5, "training_value": 3},
+            "Half right.",
+        ),
+        (  # nested {"score": n} per axis, one axis missing, prose around it
+            'Here are my ratings: {"scores": {"relevance": {"score": 3}, "correctness": '
+            '{"score": 1, "note": "wrong total"}, "training-value": {"score": 2}}} Hope it helps.',
+            {"relevance": 3, "correctness": 1, "training_value": 2},
+            "",
+        ),
+    ],
+)
+def test_per_axis_judge_replies_are_read_tolerantly(reply, ratings, reason):
+    assert parse_judge_ratings(reply, AXES) == (ratings, reason)
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ('{"score": 8, "reason": "one number only"}', "no rating of"),
+        ('{"ratings": {"relevance": 9}}', "outside 1-5"),
+        ("All good!", "no rating of"),
+    ],
+)
+def test_unreadable_per_axis_replies_raise(reply, problem):
+    with pytest.raises(JudgeReplyError, match=problem):
+        parse_judge_ratings(reply, AXES)
+
+
+def rated(relevance: int, correctness: int, formatting: int = 5, value: int = 4) -> str:
+    ratings = {
+        "relevance": relevance,
+        "correctness": correctness,
+        "formatting": formatting,
+        "training_value": value,
+    }
+    return json.dumps({"ratings": ratings, "reason": "as rated"})
+
+
+def test_per_axis_judge_annotates_every_pair_by_default_and_filters_when_asked():
+    replies = [rated(5, 5), rated(4, 2), rated(2, 3, 2, 1), "no ratings"]
+    annotate = JudgeFilter(engine=GenerateConfig(cache=False), prompt="judge/axes", mode="annotate")
+    engine = ScriptedEngine(list(replies))
+    annotate.use_engine(engine)
+    decisions = annotate.decide(pairs(4))
+    assert [d.passed for d in decisions] == [True, True, True, False]  # unreadable: rejected
+    assert decisions[1].ratings == [
+        {"axis": "relevance", "score": 4.0},
+        {"axis": "correctness", "score": 2.0},
+        {"axis": "formatting", "score": 5.0},
+        {"axis": "training_value", "score": 4.0},
+    ]
+    assert decisions[1].score == 3.75  # the mean
+    # The prompt lists the text axes only (no images sent) and asks for them in JSON.
+    system = engine.requests[0].messages[0]["content"]
+    assert "- correctness:" in system and "visual_dependency" not in system
+    assert engine.requests[0].json_schema["properties"]["ratings"]["required"] == AXES
+
+    strict = JudgeFilter(
+        engine=GenerateConfig(cache=False),
+        prompt="judge/axes",
+        mode="filter",
+        min_ratings={"correctness": 3},
+        min_mean=3.8,
+    )
+    strict.use_engine(ScriptedEngine(list(replies)))
+    kept, wrong, weak, unreadable = strict.decide(pairs(4))
+    assert kept.passed and kept.ratings
+    assert not wrong.passed and wrong.reason.startswith("correctness 2 < 3; mean 3.75 < 3.8")
+    assert not weak.passed and "mean 2 < 3.8" in weak.reason
+    assert not unreadable.passed and "judge reply unreadable" in unreadable.reason
+
+
+def test_per_axis_thresholds_must_name_the_prompts_axes():
+    judge = JudgeFilter(
+        engine=GenerateConfig(cache=False), prompt="judge/axes", min_ratings={"accuracy": 3}
+    )
+    judge.use_engine(ScriptedEngine([rated(5, 5)]))
+    with pytest.raises(ConfigError, match="no axis accuracy in judge/axes"):
+        judge.decide(pairs(1))
+
+
+@pytest.mark.e2e
+def test_ratings_reach_the_shards_and_the_card(tmp_path):
+    """`curation run` with a per-axis judge in annotate mode, both models behind a scripted
+    OpenAI-compatible server (a FAKE standing in for vLLM): every pair is kept, its ratings
+    and their minimum are in `qa_meta`, and the card shows a table per axis."""
+    import pyarrow.parquet as pq
+    from conftest import SAMPLES, run_curation
+
+    def reply(messages: list[dict]) -> str:
+        text = message_text(messages)
+        if "You rate question-answer pairs" in text:
+            correct = "lighthouse" in text.split("Answer:")[-1].lower()
+            return rated(5, 5 if correct else 2)
+        return "Q1: What does the document describe?\nA1: The history of a lighthouse.\n"
+
+    with scripted_server(reply) as server:
+        engine = {"engine": "openai", "model": "bundled", "base_url": server.base_url}
+        chain = tmp_path / "rated.yaml"
+        chain.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "rated",
+                    "filters": [
+                        {"type": "non_empty"},
+                        {
+                            "type": "judge",
+                            "prompt": "judge/axes",
+                            "mode": "annotate",
+                            "engine": {**engine, "cache_dir": str(tmp_path / "judge-cache")},
+                        },
+                    ],
+                }
+            )
+        )
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "rated",
+                    "inputs": [str(SAMPLES / "lighthouse_history.pdf")],
+                    "ingest": {"dpi": 40},
+                    "generate": {**engine, "cache_dir": str(tmp_path / "cache")},
+                    "filters": str(chain),
+                    "output": {"dir": str(tmp_path / "out")},
+                }
+            )
+        )
+        result = run_curation("run", str(recipe))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [
+        r
+        for f in (tmp_path / "out" / "data").glob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    ]
+    metas = [meta for row in rows for meta in row["qa_meta"]]
+    assert metas and all(meta["rating_min"] == 4.0 for meta in metas)  # training_value 4
+    assert [r["axis"] for r in metas[0]["ratings"]] == AXES
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Judge ratings per axis" in card and "| correctness |" in card

@@ -59,6 +59,27 @@ JUDGE_SCHEMA = {
 }
 
 
+def judge_schema(axes: list[str]) -> dict:
+    """The reply schema sent to engines that enforce one: a 0-10 score, or ratings per axis."""
+    if not axes:
+        return JUDGE_SCHEMA
+    rating = {"type": "integer", "minimum": 1, "maximum": 5}
+    return {
+        "type": "object",
+        "properties": {
+            "ratings": {
+                "type": "object",
+                "properties": dict.fromkeys(axes, rating),
+                "required": axes,
+                "additionalProperties": False,
+            },
+            "reason": {"type": "string"},
+        },
+        "required": ["ratings", "reason"],
+        "additionalProperties": False,
+    }
+
+
 class JudgeReplyError(ValueError):
     """A judge reply with no readable score in 0-10."""
 
@@ -110,6 +131,46 @@ def parse_judge_reply(text: str) -> tuple[float, str]:
     return score, " ".join(reason.split())
 
 
+RATINGS_KEYS = ("ratings", "scores", "rating")
+
+
+def _axis_key(name: object) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def parse_judge_ratings(text: str, axes: list[str]) -> tuple[dict[str, float], str]:
+    """({axis: rating 1-5}, reason) from a per-axis judge reply: JSON with the ratings under
+    `ratings` (or `scores`) or at the top level, values as numbers, "4", "4/5" or
+    {"score": 4}; axes named in any case, with spaces or hyphens. Raises JudgeReplyError when
+    no axis can be read; a rating outside 1-5 is an error too."""
+    if not text or not text.strip():
+        raise JudgeReplyError("empty reply")
+    wanted = {_axis_key(a): a for a in axes}
+    for _, _, data in json_values(text):
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            data = data[0]
+        if not isinstance(data, dict):
+            continue
+        lowered = {_axis_key(k): v for k, v in data.items()}
+        inner = next((lowered[k] for k in RATINGS_KEYS if isinstance(lowered.get(k), dict)), None)
+        source = {_axis_key(k): v for k, v in inner.items()} if inner else lowered
+        ratings = {}
+        for key, axis in wanted.items():
+            value = source.get(key)
+            if isinstance(value, dict):
+                value = next((value[k] for k in SCORE_KEYS if k in value), None)
+            rating = _score_value(value)
+            if rating is not None:
+                if not 1 <= rating <= 5:
+                    raise JudgeReplyError(f"{axis} rating {rating:g} is outside 1-5")
+                ratings[axis] = rating
+        if ratings:
+            reason = next((str(lowered[k]) for k in REASON_KEYS if k in lowered), "")
+            return ratings, " ".join(reason.split())
+    shown = " ".join(text.split())[:60]
+    raise JudgeReplyError(f"no rating of {', '.join(axes)} in {shown!r}")
+
+
 def data_fence(*texts: str) -> str:
     """A fence of backticks longer than any run of backticks in the texts (three at least): no
     text holds it, so none can close the fence it is shown in."""
@@ -118,7 +179,10 @@ def data_fence(*texts: str) -> str:
 
 
 class JudgeFilter(Filter):
-    """Reject a pair the judge model scores under `threshold` (InternVL: 0-10, keep >= 7).
+    """Reject a pair the judge model scores under `threshold` (InternVL: 0-10, keep >= 7), or,
+    with a prompt that names `axes` (prompts/judge/axes.j2: FineVision's and NVIDIA's), rate it
+    1-5 on each axis: the ratings go into the pair's `qa_meta.ratings`; `mode: annotate` keeps
+    every pair, `mode: filter` rejects below `min_ratings` (per axis) or `min_mean`.
 
     Without an `engine:` the entry is inactive: the chain leaves it out and says so.
     """
@@ -132,6 +196,22 @@ class JudgeFilter(Filter):
     prompt: str = Field("judge/quality", description="The template id (its front matter `id`).")
     max_page_chars: int = Field(4000, ge=200, description="Page text shown to the judge.")
     on_unreadable: Literal["reject", "keep"] = "reject"
+    mode: Literal["filter", "annotate"] = Field(
+        "filter",
+        description="filter: reject below the thresholds; annotate: keep every pair, its "
+        "ratings stored (FineVision kept everything and found it trained better).",
+    )
+    min_ratings: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-axis judge, mode filter: the lowest rating (1-5) kept on each axis.",
+    )
+    min_mean: float | None = Field(
+        None,
+        ge=1,
+        le=5,
+        description="Per-axis judge, mode filter: the lowest mean of the axes kept (3.8 of 5 is "
+        "about InternVL's 7 of 10).",
+    )
     _engine: Engine | None = PrivateAttr(None)
     _template: PromptTemplate | None = PrivateAttr(None)
 
@@ -147,6 +227,10 @@ class JudgeFilter(Filter):
             raise ValueError(f"no template '{prompt}' in {folder} (found: {', '.join(ids)})")
         return prompt
 
+    def axes(self, template: PromptTemplate, images: bool = False) -> list[str]:
+        """The axes this judge rates (its template's; visual ones only when images are sent)."""
+        return [a.name for a in template.meta.axes if images or not a.images]
+
     @property
     def active(self) -> bool:
         return self.engine is not None
@@ -161,6 +245,12 @@ class JudgeFilter(Filter):
         if self._template is None:
             library = PromptLibrary(resolve_prompt_dir(self.prompts))
             self._template = next(t for t in library.templates if t.id == self.prompt)
+            unknown = set(self.min_ratings) - {a.name for a in self._template.meta.axes}
+            if unknown:
+                raise ConfigError(
+                    f"judge min_ratings: no axis {', '.join(sorted(unknown))} in {self.prompt} "
+                    f"(its axes: {', '.join(a.name for a in self._template.meta.axes) or 'none'})"
+                )
         self._engine = client(cfg, self._engine)
         return self._engine, self._template, cfg
 
@@ -177,6 +267,7 @@ class JudgeFilter(Filter):
             kind=pair.kind,
             pages=pages,
             fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
+            axes=[a for a in template.meta.axes if not a.images],
         )
         return ChatRequest(
             request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
@@ -187,7 +278,9 @@ class JudgeFilter(Filter):
             repetition_penalty=cfg.repetition_penalty,
             seed=cfg.seed,
             prefill=template.meta.prefill,
-            json_schema=JUDGE_SCHEMA if template.meta.output == "json" else None,
+            json_schema=judge_schema(self.axes(template))
+            if template.meta.output == "json"
+            else None,
         )
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
@@ -198,7 +291,34 @@ class JudgeFilter(Filter):
         results: list[EngineResult] = []
         for start in range(0, len(requests), cfg.batch_size):
             results.extend(engine.generate(requests[start : start + cfg.batch_size]))
+        axes = self.axes(template)
+        if axes:
+            return [self._rated(result, axes) for result in results]
         return [self._verdict(result) for result in results]
+
+    def _rated(self, result: EngineResult, axes: list[str]) -> Decision:
+        """The Decision of a per-axis judge: the ratings stored, the mean as its score; in
+        filter mode, a rejection naming the axes under their thresholds."""
+        if result.error:
+            return self._unreadable(f"engine error: {result.error}")
+        try:
+            ratings, reason = parse_judge_ratings(result.text, axes)
+        except JudgeReplyError as exc:
+            return self._unreadable(str(exc))
+        mean = round(sum(ratings.values()) / len(ratings), 3)
+        shown = " ".join(f"{axis}={score:g}" for axis, score in ratings.items())
+        low = [
+            f"{axis} {ratings[axis]:g} < {least:g}"
+            for axis, least in self.min_ratings.items()
+            if axis in ratings and ratings[axis] < least
+        ]
+        if self.min_mean is not None and mean < self.min_mean:
+            low.append(f"mean {mean:g} < {self.min_mean:g}")
+        passed = self.mode == "annotate" or not low
+        note = f"{'; '.join(low)}: " if low and not passed else ""
+        decision = Decision(self.label, passed, mean, f"{note}{shown}; {reason}"[:300])
+        decision.ratings = [{"axis": a, "score": s} for a, s in ratings.items()]
+        return decision
 
     def _verdict(self, result: EngineResult) -> Decision:
         if result.error:
@@ -207,7 +327,7 @@ class JudgeFilter(Filter):
             score, reason = parse_judge_reply(result.text)
         except JudgeReplyError as exc:
             return self._unreadable(str(exc))
-        if score < self.threshold:
+        if score < self.threshold and self.mode == "filter":
             return self.reject(f"judge score {score:g} < {self.threshold:g}: {reason}"[:300], score)
         return self.keep(score)
 

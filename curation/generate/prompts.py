@@ -16,6 +16,14 @@ from curation.seeding import stable_fraction
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 
 
+class Axis(StrictModel):
+    """One axis a judge prompt rates a pair on (1-5)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    images: bool = Field(False, description="Rated only when the page images are sent.")
+
+
 class PromptMeta(StrictModel):
     """The front matter of a prompt template."""
 
@@ -38,6 +46,10 @@ class PromptMeta(StrictModel):
         None, description="Used only for these unit kinds (document, slides, images)."
     )
     images: bool = Field(False, description="Needs the page images (used only when they are sent).")
+    axes: list[Axis] = Field(
+        default_factory=list,
+        description="A judge prompt's rating axes (1-5 each); the template lists them.",
+    )
 
     def fits(self, n_pages: int, kind: str, images: bool) -> bool:
         """Whether this prompt suits a unit of `n_pages` pages of `kind`."""

@@ -126,6 +126,7 @@ class SampleScan:
     answer_chars: Distribution = field(default_factory=Distribution)
     question_chars: Distribution = field(default_factory=Distribution)
     judge_scores: Distribution = field(default_factory=Distribution)
+    ratings: dict[str, Distribution] = field(default_factory=dict)  # per judge axis
     prompts: Counter = field(default_factory=Counter)
     models: Counter = field(default_factory=Counter)
     examples: list[dict] = field(default_factory=list)
@@ -164,6 +165,7 @@ def scan_samples(out_dir: Path) -> SampleScan:
                 names = pc.struct_field(scores, "filter")
                 judged = pc.match_substring(names, "judge", ignore_case=True).fill_null(False)
                 scan.judge_scores.add(pc.struct_field(scores, "score").filter(judged).drop_null())
+            _scan_ratings(scan, meta)
             if len(scan.examples) < EXAMPLE_ROWS:
                 wanted = EXAMPLE_ROWS - len(scan.examples)
                 for row in batch.select(["id", "pages", "texts"]).slice(0, wanted).to_pylist():
@@ -171,6 +173,19 @@ def scan_samples(out_dir: Path) -> SampleScan:
                         {"id": row["id"], "images": len(row["pages"]), "texts": row["texts"]}
                     )
     return scan
+
+
+def _scan_ratings(scan: SampleScan, meta: pa.Array) -> None:
+    """Add a batch's per-axis judge ratings (qa_meta.ratings, in shards that have it)."""
+    if meta.type.get_field_index("ratings") < 0:
+        return
+    ratings = pc.list_flatten(pc.struct_field(meta, "ratings"))
+    if not len(ratings):
+        return
+    axes, scores = pc.struct_field(ratings, "axis"), pc.struct_field(ratings, "score")
+    for axis in pc.unique(axes).to_pylist():
+        chosen = pc.equal(axes, axis).fill_null(False)
+        scan.ratings.setdefault(axis, Distribution()).add(scores.filter(chosen).drop_null())
 
 
 def funnel_rows(stats: dict) -> list[tuple[str, int]]:
@@ -208,6 +223,7 @@ def _stats_from(manifest: dict, scan: SampleScan) -> dict:
         "answer_chars": scan.answer_chars.as_dict(with_counts=False),
         "question_chars": scan.question_chars.as_dict(with_counts=False),
         "judge_scores": scan.judge_scores.as_dict(with_counts=True),
+        "ratings": {axis: d.as_dict(with_counts=True) for axis, d in sorted(scan.ratings.items())},
     }
 
 
@@ -372,6 +388,23 @@ def _summary_row(label: str, entry: dict | None) -> tuple:
     return (label, s["min"], s["mean"], s["median"], s["p90"], s["max"])
 
 
+def ratings_section(stats: dict) -> str:
+    """The per-axis judge ratings as a histogram table (pairs per rating 1-5), or nothing."""
+    ratings = stats.get("ratings") or {}
+    if not ratings:
+        return ""
+    levels = ("1", "2", "3", "4", "5")
+    rows = [
+        (axis, *(found["counts"].get(level, 0) for level in levels), found["summary"]["mean"])
+        for axis, found in ratings.items()
+    ]
+    return (
+        "Judge ratings per axis (pairs kept at each rating, 1-5; every pair's ratings are in "
+        "`qa_meta.ratings`, so a stricter cut can be made later without asking the judge):\n\n"
+        + _table(("axis", *levels, "mean"), rows)
+    )
+
+
 def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str:
     """The Markdown sections below the YAML header."""
     name = stats["name"] or "dataset"
@@ -443,6 +476,7 @@ def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str
         _image(plots, "answer_length", "answer length"),
         _image(plots, "judge_scores", "judge scores")
         or "_No judge scores: no filter of this chain (type `judge`) scored the pairs._",
+        ratings_section(stats),
         "Full numbers: [report/stats.json](report/stats.json).",
         "## Examples",
     ]

@@ -27,6 +27,9 @@ from curation.schema import OUTCOME_SCHEMA
 
 JOURNAL = ".journal"
 # The columns the journal keeps track of (documents done, progress figures).
+# The journal's row format (OUTCOME_SCHEMA); a journal of another format is started over.
+# 2: decisions carry a judge's per-axis ratings.
+JOURNAL_FORMAT = 2
 TRACKED = ["unit_id", "source", "doc_units", "error_code", "pairs", "parse_errors"]
 
 
@@ -82,13 +85,21 @@ class Journal:
                 previous = json.loads(header.read_text())
             except ValueError:
                 previous = {}
-            if previous.get("recipe_hash") != recipe_hash:
+            if previous.get("format", 1) != JOURNAL_FORMAT:
+                self.progress.restarted = (
+                    "the interrupted run was journaled by another version of curation (its row "
+                    "format differs), so its work cannot be mixed into this one"
+                )
+                shutil.rmtree(self.folder)
+            elif previous.get("recipe_hash") != recipe_hash:
                 self.progress.restarted = (
                     "the recipe, its filter chain or its prompts changed since the interrupted run"
                 )
                 shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(header, json.dumps({"recipe_hash": recipe_hash}).encode())
+        write_atomic(
+            header, json.dumps({"recipe_hash": recipe_hash, "format": JOURNAL_FORMAT}).encode()
+        )
         self.chunks = sorted(self.folder.glob("chunk-*.arrow"))
         self.drop_stale(current_id)
         for path in self.chunks:

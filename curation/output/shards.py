@@ -163,9 +163,19 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
                     for d in p["decisions"]
                     if d["score"] is not None or d["reason"]
                 ],
+                **pair_ratings(p["decisions"]),
             }
             for p in kept
         ],
+    }
+
+
+def pair_ratings(decisions: list[dict]) -> dict:
+    """A pair's ratings on named axes (a per-axis judge's), and their minimum."""
+    ratings = [r for d in decisions for r in d.get("ratings") or []]
+    return {
+        "ratings": ratings,
+        "rating_min": min((r["score"] for r in ratings), default=None),
     }
 
 
