@@ -317,7 +317,7 @@ def test_per_axis_thresholds_must_name_the_prompts_axes():
 
 
 @pytest.mark.e2e
-def test_ratings_reach_the_shards_and_the_card(tmp_path):
+def test_ratings_reach_the_shards_and_the_card_and_are_cut_again_without_the_judge(tmp_path):
     """`curation run` with a per-axis judge in annotate mode, both models behind a scripted
     OpenAI-compatible server (a FAKE standing in for vLLM): every pair is kept, its ratings
     and their minimum are in `qa_meta`, and the card shows a table per axis."""
@@ -375,3 +375,40 @@ def test_ratings_reach_the_shards_and_the_card(tmp_path):
     assert [r["axis"] for r in metas[0]["ratings"]] == AXES
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Judge ratings per axis" in card and "| correctness |" in card
+
+    # New thresholds on the rated dataset, through `curation filter`: the judge's engine is a
+    # dead address, so any pair it had to ask about would be rejected as unreadable; the stored
+    # ratings decide instead.
+    dead = {"engine": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "max_retries": 0}
+    for least, kept in ((4, len(metas)), (5, 0)):
+        strict = tmp_path / f"strict-{least}.yaml"
+        strict.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "strict",
+                    "filters": [
+                        {
+                            "type": "judge",
+                            "prompt": "judge/axes",
+                            "mode": "filter",
+                            "min_ratings": {"training_value": least},
+                            "engine": dead,
+                        },
+                    ],
+                }
+            )
+        )
+        filtered = tmp_path / f"filtered-{least}"
+        result = run_curation(
+            "filter", str(tmp_path / "out"), "--chain", str(strict), "--out", str(filtered)
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        funnel = json.loads((filtered / "funnel.json").read_text())
+        assert funnel["pairs_kept"] == kept
+        rejects = [
+            r
+            for f in (filtered / "rejects").glob("*.parquet")
+            for r in pq.read_table(f).to_pylist()
+        ]
+        assert len(rejects) == len(metas) - kept
+        assert all(r["reason"].startswith("training_value 4 < 5") for r in rejects)

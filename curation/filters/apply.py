@@ -235,6 +235,17 @@ def _page_texts(context: object) -> list[str]:
     return ["" if text is None else str(text) for text in context]
 
 
+def stored_ratings(ratings: object) -> dict[str, float]:
+    """A pair's stored judge ratings ([{"axis", "score"}] in qa_meta) as {axis: score}."""
+    if not isinstance(ratings, list):
+        return {}
+    return {
+        str(r["axis"]): float(r["score"])
+        for r in ratings
+        if isinstance(r, dict) and r.get("axis") and isinstance(r.get("score"), int | float)
+    }
+
+
 class RowUnits:
     """Turns input rows into units of pairs (PairContext) and rebuilds rows from kept pairs."""
 
@@ -291,6 +302,7 @@ class RowUnits:
                         pages=pages,
                         texts=texts,
                         pair_id=self._key(f"{own_id}#{i}"),
+                        ratings=stored_ratings(info.get("ratings")),
                     )
                 )
         self.row_number += 1

@@ -287,24 +287,39 @@ class JudgeFilter(Filter):
         if not pairs:
             return []
         engine, template, cfg = self._ready()
-        requests = [self.request(pair, template, cfg) for pair in pairs]
+        axes = self.axes(template)
+        # A pair already rated on these axes (a rated dataset given to `curation filter` with
+        # new thresholds) is decided from its ratings: the judge is not asked again.
+        ask = [i for i, p in enumerate(pairs) if not axes or not set(axes) <= set(p.ratings)]
+        requests = [self.request(pairs[i], template, cfg) for i in ask]
         results: list[EngineResult] = []
         for start in range(0, len(requests), cfg.batch_size):
             results.extend(engine.generate(requests[start : start + cfg.batch_size]))
-        axes = self.axes(template)
-        if axes:
-            return [self._rated(result, axes) for result in results]
-        return [self._verdict(result) for result in results]
+        if not axes:
+            return [self._verdict(result) for result in results]
+        answered = dict(zip(ask, results, strict=True))
+        decisions = []
+        for i, pair in enumerate(pairs):
+            if i in answered:
+                decisions.append(self._rated(answered[i], axes))
+            else:
+                stored = {axis: pair.ratings[axis] for axis in axes}
+                decisions.append(self._cut(stored, "ratings stored with the pair"))
+        return decisions
 
     def _rated(self, result: EngineResult, axes: list[str]) -> Decision:
-        """The Decision of a per-axis judge: the ratings stored, the mean as its score; in
-        filter mode, a rejection naming the axes under their thresholds."""
+        """The Decision of a per-axis judge from its reply."""
         if result.error:
             return self._unreadable(f"engine error: {result.error}")
         try:
             ratings, reason = parse_judge_ratings(result.text, axes)
         except JudgeReplyError as exc:
             return self._unreadable(str(exc))
+        return self._cut(ratings, reason)
+
+    def _cut(self, ratings: dict[str, float], reason: str) -> Decision:
+        """The ratings stored, their mean as the score; in filter mode, a rejection that names
+        the axes under their thresholds."""
         mean = round(sum(ratings.values()) / len(ratings), 3)
         shown = " ".join(f"{axis}={score:g}" for axis, score in ratings.items())
         low = [
