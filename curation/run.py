@@ -12,11 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from curation import __version__
 from curation.config import ConfigError, Recipe
-from curation.filters.chain import load_chain
+from curation.filters.chain import chain_entries, chain_files, load_chain
 from curation.filters.dataset_dedup import dataset_checker, dedup_outcome, outcome_pairs
 from curation.filters.dedup import DEDUP_STAGING
 from curation.generate import QAGenerator
@@ -49,11 +47,11 @@ def run_identity(recipe: Recipe, chain_path: Path, prompt_dir: Path) -> str:
     bytes of the filter chain and of the prompt templates (the generation set and any judge's),
     so that editing a prompt or a filter and rerunning starts over instead of mixing outcomes."""
     folders = [prompt_dir]
-    spec = yaml.safe_load(chain_path.read_text()) or {}
-    for entry in spec.get("filters", []):
+    for _, entry in chain_entries(chain_path):
         if entry.get("type") == "judge":
             folders.append(resolve_prompt_dir(entry.get("prompts", "prompts/judge")))
-    parts: list[object] = [recipe.content_hash(), chain_path.read_bytes()]
+    parts: list[object] = [recipe.content_hash()]
+    parts += [path.read_bytes() for path in chain_files(chain_path)]
     for folder in folders:
         for path in sorted(folder.rglob("*")):
             if path.is_file():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from curation.config import load_recipe
+import pytest
+
+from curation.config import ConfigError, load_recipe
 from curation.output.journal import JOURNAL, Journal
 from curation.run import run_identity
 
@@ -90,3 +92,38 @@ def test_a_resumed_journal_drops_the_units_of_changed_and_removed_inputs(tmp_pat
     assert again.progress.changed == again.progress.removed == []
     assert len(again.chunks) == 3
     assert [o["unit_id"] for o in again.outcomes()] == [new_a[0]["unit_id"], b[0]["unit_id"]]
+
+
+def test_a_chain_that_extends_another_runs_both_and_names_both_in_the_identity(tmp_path):
+    """`extends:` puts the base chain's filters first; an entry of the same type and name
+    replaces the base's in place; editing the base file changes the run's identity."""
+    from curation.filters.chain import FilterChain
+
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        "name: base\nfilters:\n  - type: non_empty\n  - type: judge\n    threshold: 7\n"
+        "  - type: answer_echo\n"
+    )
+    chain = tmp_path / "rated.yaml"
+    chain.write_text(
+        "name: rated\nextends: base.yaml\nfilters:\n"
+        "  - type: judge\n    prompt: judge/axes\n    mode: annotate\n"
+        "    engine: {engine: openai, model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "  - type: repetition\n"
+    )
+    loaded = FilterChain.load(chain)
+    assert [f.label for f in loaded.filters] == ["non_empty", "judge", "answer_echo", "repetition"]
+    assert loaded.filters[1].mode == "annotate" and loaded.inactive == []
+
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(f"name: r\ninputs: ['x/*.pdf']\nfilters: {chain}\n")
+    recipe = load_recipe(recipe_path)
+    first = run_identity(recipe, chain, ROOT / "prompts" / "docmatix")
+    base.write_text(base.read_text().replace("answer_echo", "anomalies"))
+    assert run_identity(recipe, chain, ROOT / "prompts" / "docmatix") != first
+
+    (tmp_path / "loop.yaml").write_text(
+        "name: loop\nextends: loop.yaml\nfilters: [{type: non_empty}]\n"
+    )
+    with pytest.raises(ConfigError, match="extends itself"):
+        FilterChain.load(tmp_path / "loop.yaml")

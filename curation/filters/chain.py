@@ -51,7 +51,40 @@ class ChainSpec(StrictModel):
 
     name: str
     description: str = ""
+    extends: str | None = Field(
+        None,
+        description="Another chain file (relative to this one) whose filters come first; an "
+        "entry here of the same type and name replaces its entry in place, others follow.",
+    )
     filters: list[dict] = Field(min_length=1)
+
+
+def chain_entries(path: Path | str, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
+    """The filter entries of a chain file with those of the chains it extends, in order, each
+    with the file it comes from."""
+    path = Path(path).resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: extends itself (through {', '.join(map(str, seen))})")
+    spec = load_model(path, ChainSpec)
+    entries = chain_entries(path.parent / spec.extends, (*seen, path)) if spec.extends else []
+
+    def key(entry: dict) -> tuple:
+        return entry.get("type"), entry.get("name")
+
+    for entry in spec.filters:
+        where = next((i for i, (_, e) in enumerate(entries) if key(e) == key(entry)), None)
+        if where is None:
+            entries.append((path, entry))
+        else:
+            entries[where] = (path, entry)
+    return entries
+
+
+def chain_files(path: Path | str) -> list[Path]:
+    """The chain file and the files it extends, outermost first."""
+    files = [Path(path).resolve()]
+    spec = load_model(files[0], ChainSpec)
+    return files + (chain_files(files[0].parent / spec.extends) if spec.extends else [])
 
 
 class FilterChain:
@@ -71,18 +104,18 @@ class FilterChain:
         """Read a chain file; errors name the file, the filter's position and the field."""
         spec = load_model(path, ChainSpec)
         filters, inactive = [], []
-        for index, entry in enumerate(spec.filters):
+        for index, (source, entry) in enumerate(chain_entries(path)):
             params = dict(entry)
             kind = params.pop("type", None)
             if kind not in FILTER_TYPES:
                 known = ", ".join(sorted(FILTER_TYPES))
                 raise ConfigError(
-                    f"{path}: field 'filters.{index}.type': '{kind}' is not one of {known}"
+                    f"{source}: field 'filters.{index}.type': '{kind}' is not one of {known}"
                 )
             try:
                 flt = FILTER_TYPES[kind].model_validate(params)
             except ValidationError as exc:
-                message = describe_validation_error(path, exc)
+                message = describe_validation_error(source, exc)
                 raise ConfigError(message.replace("field '", f"field 'filters.{index}.")) from exc
             if flt.active:
                 filters.append(flt)

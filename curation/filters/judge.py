@@ -347,6 +347,6 @@ class JudgeFilter(Filter):
         return self.keep(score)
 
     def _unreadable(self, detail: str) -> Decision:
-        if self.on_unreadable == "keep":
+        if self.on_unreadable == "keep" or self.mode == "annotate":
             return Decision(self.label, True, None, f"judge reply unreadable: {detail}"[:300])
         return self.reject(f"judge reply unreadable: {detail}"[:300])
