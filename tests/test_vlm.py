@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LENIENT_CHAIN, SAMPLES, run_curation
+from conftest import LENIENT_CHAIN, ROOT, SAMPLES, run_curation
 from PIL import Image
 from serve_fixtures import TransformersServer
 
@@ -183,3 +183,48 @@ def test_a_run_with_images_sends_the_page_images_through_transformers_serve(
         server.stop()
     assert server.requests_seen() == len(with_images) + len(without)
     assert_images_arrived(with_images, without)
+
+
+def test_the_leopard_vlm_example_runs_with_a_vlm_in_its_place(vlm_folder, tmp_path) -> None:
+    """recipes/examples/leopard-vlm.yaml as shipped, with the tiny VLM in-process instead of its
+    server (for generation and for its per-axis judge, through a chain that extends its own):
+    the recipe and its chain load, every unit is asked with a Leopard prompt, the run completes
+    (that images arrive is proven by the tests above)."""
+    recipe = yaml.safe_load((ROOT / "recipes" / "examples" / "leopard-vlm.yaml").read_text())
+    local = {"engine": "local", "model": str(vlm_folder), "batch_size": 2}
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(
+        yaml.safe_dump(
+            {
+                "name": "leopard-vlm-test",
+                "extends": str(ROOT / recipe["filters"]),
+                "filters": [
+                    {
+                        "type": "judge",
+                        "prompt": "judge/axes",
+                        "mode": "annotate",
+                        "engine": {**local, "max_tokens": 16, "cache": False},
+                    },
+                ],
+            }
+        )
+    )
+    recipe.update(
+        inputs=[str(SAMPLES / "lighthouse_history.pdf")],
+        ingest={**recipe["ingest"], "dpi": 40},
+        filters=str(chain),
+        output={"dir": str(tmp_path / "out")},
+    )
+    cache = tmp_path / "cache"
+    recipe["generate"].update(local, max_tokens=32, cache_dir=str(cache))
+    for key in ("base_url", "concurrency"):
+        recipe["generate"].pop(key)
+    path = tmp_path / "leopard-vlm.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = run_curation("run", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    replies = [json.loads(f.read_text()) for f in sorted(cache.glob("*/*.json"))]
+    assert len(replies) == manifest["counts"]["units"] > 0
+    for reply in replies:
+        assert reply["request_id"].split("|")[1].startswith("leopard/")
