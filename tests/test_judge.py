@@ -279,7 +279,8 @@ def test_per_axis_judge_annotates_every_pair_by_default_and_filters_when_asked()
     engine = ScriptedEngine(list(replies))
     annotate.use_engine(engine)
     decisions = annotate.decide(pairs(4))
-    assert [d.passed for d in decisions] == [True, True, True, False]  # unreadable: rejected
+    assert [d.passed for d in decisions] == [True, True, True, True]  # annotate drops nothing
+    assert decisions[3].ratings == [] and "unreadable" in decisions[3].reason
     assert decisions[1].ratings == [
         {"axis": "relevance", "score": 4.0},
         {"axis": "correctness", "score": 2.0},
@@ -412,3 +413,42 @@ def test_ratings_reach_the_shards_and_the_card_and_are_cut_again_without_the_jud
         ]
         assert len(rejects) == len(metas) - kept
         assert all(r["reason"].startswith("training_value 4 < 5") for r in rejects)
+
+
+def test_a_judge_sent_images_sees_the_pages_and_rates_the_visual_axes():
+    """With `images: true` in its engine section, the per-axis judge gets each page's image
+    (after its label, before the text) and the two visual axes join the four text ones."""
+    import io
+
+    from PIL import Image
+
+    def png(color: str) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (20, 26), color).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    six = json.dumps(
+        {"ratings": dict.fromkeys([*AXES, "visual_dependency", "image_correspondence"], 4)}
+    )
+    judge = JudgeFilter(
+        engine=GenerateConfig(cache=False, images=True), prompt="judge/axes", mode="annotate"
+    )
+    engine = ScriptedEngine([six])
+    judge.use_engine(engine)
+    pair = PairContext(
+        "u",
+        "What does the chart show?",
+        "Rising sales.",
+        pages=[0, 1],
+        texts=[PAGE, PAGE],
+        images=[png("red"), png("blue")],
+    )
+    (decision,) = judge.decide([pair])
+    request = engine.requests[0]
+    content = request.messages[-1]["content"]
+    labels = [p["text"] for p in content if p["type"] == "text"][:2]
+    assert labels == ["Page 1:", "Page 2:"]
+    assert [p["type"] for p in content].count("image_url") == 2
+    assert "visual_dependency" in request.messages[0]["content"]
+    assert len(request.json_schema["properties"]["ratings"]["required"]) == 6
+    assert len(decision.ratings) == 6 and decision.passed

@@ -23,6 +23,7 @@ class PairContext:
     evidence_pages: list[int] = field(default_factory=list)
     pages: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)  # the unit's page images (for a VLM judge)
     # Ratings a per-axis judge already gave this pair (a rated dataset's qa_meta.ratings):
     # a judge rating the same axes decides from them instead of asking again.
     ratings: dict[str, float] = field(default_factory=dict)

@@ -184,6 +184,7 @@ class FilterChain:
                         evidence_pages=list(pair["evidence_pages"] or []),
                         pages=list(outcome["pages"]),
                         texts=list(outcome["texts"]),
+                        images=list(outcome.get("images") or []),
                     )
                 )
                 owners.append(pair)

@@ -21,6 +21,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import Filter, PairContext
+from curation.generate import image_parts
 from curation.generate.cache import client
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.prompts import (
@@ -261,14 +262,20 @@ class JudgeFilter(Filter):
         the answer fenced as data (the fence depends on them alone, so the request, and its
         cache key, are the same on every run)."""
         pages = page_excerpts(pair.pages, pair.texts, self.max_page_chars) if pair.texts else []
+        images = cfg.images and len(pair.images) == len(pair.pages) > 0
         messages = template.render(
             question=pair.question,
             answer=pair.answer,
             kind=pair.kind,
             pages=pages,
             fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
-            axes=[a for a in template.meta.axes if not a.images],
+            axes=[a for a in template.meta.axes if images or not a.images],
+            images=images,
         )
+        if images:  # the pages' images before the judge's text, each after its label
+            label = "Slide" if pair.kind == "slides" else "Page"
+            text = {"type": "text", "text": messages[-1]["content"]}
+            messages[-1]["content"] = [*image_parts(pair.pages, pair.images, label), text]
         return ChatRequest(
             request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
             messages=messages,
@@ -278,16 +285,18 @@ class JudgeFilter(Filter):
             repetition_penalty=cfg.repetition_penalty,
             seed=cfg.seed,
             prefill=template.meta.prefill,
-            json_schema=judge_schema(self.axes(template))
-            if template.meta.output == "json"
-            else None,
+            json_schema=(
+                judge_schema(self.axes(template, images))
+                if template.meta.output == "json"
+                else None
+            ),
         )
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
         if not pairs:
             return []
         engine, template, cfg = self._ready()
-        axes = self.axes(template)
+        axes = self.axes(template, cfg.images)
         # A pair already rated on these axes (a rated dataset given to `curation filter` with
         # new thresholds) is decided from its ratings: the judge is not asked again.
         ask = [i for i, p in enumerate(pairs) if not axes or not set(axes) <= set(p.ratings)]
