@@ -85,6 +85,8 @@ class Reply:
     raw_reply: str | None = None
     finish_reason: str | None = None
     completion_tokens: int = 0
+    prompt_tokens: int = 0  # as the engine counted them (a VLM's include its image tokens)
+    images_sent: int = 0  # page images sent with the prompt
     pairs: list[Pair] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
 
@@ -143,6 +145,8 @@ OUTCOME_SCHEMA = pa.schema(
         pa.field("raw_reply", pa.string()),
         pa.field("finish_reason", pa.string()),
         pa.field("completion_tokens", pa.int32()),
+        pa.field("prompt_tokens", pa.int32()),
+        pa.field("images_sent", pa.int32()),
         pa.field("pairs", pa.list_(PAIR_TYPE)),
         # Parts of the reply that could not be read as pairs, each with its reason.
         pa.field("parse_errors", pa.list_(pa.string())),

@@ -154,10 +154,15 @@ def assert_images_arrived(with_images: list[dict], without: list[dict]) -> None:
 
 def test_a_run_with_images_sends_the_page_images_to_the_local_vlm(vlm_folder, tmp_path) -> None:
     engine = {"engine": "local", "model": str(vlm_folder)}
-    _, with_images = run_recipe(tmp_path, "local-images", {**engine, "images": True})
-    _, without = run_recipe(tmp_path, "local-text", {**engine, "images": False})
+    sent, with_images = run_recipe(tmp_path, "local-images", {**engine, "images": True})
+    plain, without = run_recipe(tmp_path, "local-text", {**engine, "images": False})
     assert all(r["text"].startswith("Q1:") for r in with_images)  # the prompt's prefill
     assert_images_arrived(with_images, without)
+    # The manifest counts the images sent and the prompt tokens the model read.
+    assert sent["counts"]["images_sent"] == sent["counts"]["pages"] > 0
+    assert plain["counts"]["images_sent"] == 0
+    assert sent["counts"]["prompt_tokens"] == sum(r["prompt_tokens"] for r in with_images)
+    assert sent["counts"]["prompt_tokens"] > plain["counts"]["prompt_tokens"]
 
 
 def test_a_run_with_images_sends_the_page_images_through_transformers_serve(

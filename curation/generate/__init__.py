@@ -111,6 +111,8 @@ class QAGenerator:
             raw_reply=result.text,
             finish_reason=result.finish_reason,
             completion_tokens=result.completion_tokens,
+            prompt_tokens=result.prompt_tokens,
+            images_sent=len(unit["images"]) if self.cfg.images else 0,
         )
         if result.error:
             reply.parse_errors = [f"engine error: {result.error}"]

@@ -113,6 +113,8 @@ class RunCounts:
     pairs_kept: int = 0
     pairs_rejected: int = 0
     completion_tokens: int = 0
+    prompt_tokens: int = 0  # as the engines counted them (a VLM's include image tokens)
+    images_sent: int = 0  # page images sent to the generation model
     pages_by_text_source: Counter = field(default_factory=Counter)
     rejected_by_filter: Counter = field(default_factory=Counter)
     errors_by_code: Counter = field(default_factory=Counter)
@@ -240,6 +242,8 @@ class DatasetWriter:
         record.units += 1
         self.counts.units += 1
         self.counts.completion_tokens += outcome["completion_tokens"] or 0
+        self.counts.prompt_tokens += outcome.get("prompt_tokens") or 0
+        self.counts.images_sent += outcome.get("images_sent") or 0
         self._add_pairs(record, outcome)
 
     def _add_error(
