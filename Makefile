@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding samples publish clean train bench-train
+.PHONY: bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding samples publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -82,6 +82,10 @@ bench-grounding: setup
 # Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
 bench-generate: setup
 	$(BIN)/python benchmarks/bench_generate.py
+
+# The local engine with a tiny random-init VLM, batched vs one at a time; image tokens per page.
+bench-vlm: setup
+	$(BIN)/python benchmarks/bench_vlm.py
 
 # Fine-tune on the datasets `make recipes` built: CONFIG=train/tiny-cpu.yaml (CPU, no download) by
 # default; on GPUs e.g. make train CONFIG=train/smolvlm-256m.yaml.
