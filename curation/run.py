@@ -14,7 +14,7 @@ from typing import Any
 
 from curation import __version__
 from curation.config import ConfigError, Recipe
-from curation.filters.chain import chain_entries, chain_files, load_chain
+from curation.filters.chain import chain_entries, chain_specs, load_chain
 from curation.filters.dataset_dedup import dataset_checker, dedup_outcome, outcome_pairs
 from curation.filters.dedup import DEDUP_STAGING
 from curation.generate import QAGenerator
@@ -46,12 +46,13 @@ def run_identity(recipe: Recipe, chain_path: Path, prompt_dir: Path) -> str:
     """What an interrupted run must share with its resumption: the recipe's settings and the
     bytes of the filter chain and of the prompt templates (the generation set and any judge's),
     so that editing a prompt or a filter and rerunning starts over instead of mixing outcomes."""
+    specs = chain_specs(chain_path)
     folders = [prompt_dir]
-    for _, entry in chain_entries(chain_path):
+    for _, entry in chain_entries(specs):
         if entry.get("type") == "judge":
             folders.append(resolve_prompt_dir(entry.get("prompts", "prompts/judge")))
     parts: list[object] = [recipe.content_hash()]
-    parts += [path.read_bytes() for path in chain_files(chain_path)]
+    parts += [path.read_bytes() for path, _ in specs]
     for folder in folders:
         for path in sorted(folder.rglob("*")):
             if path.is_file():

@@ -59,32 +59,38 @@ class ChainSpec(StrictModel):
     filters: list[dict] = Field(min_length=1)
 
 
-def chain_entries(path: Path | str, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
-    """The filter entries of a chain file with those of the chains it extends, in order, each
-    with the file it comes from."""
+def chain_specs(path: Path | str) -> list[tuple[Path, ChainSpec]]:
+    """The chain file and the files it extends (each relative to the one naming it), read
+    once each, outermost first; a chain that extends itself is an error."""
+    specs: list[tuple[Path, ChainSpec]] = []
     path = Path(path).resolve()
-    if path in seen:
-        raise ConfigError(f"{path}: extends itself (through {', '.join(map(str, seen))})")
-    spec = load_model(path, ChainSpec)
-    entries = chain_entries(path.parent / spec.extends, (*seen, path)) if spec.extends else []
+    while True:
+        if any(path == seen for seen, _ in specs):
+            chain = ", ".join(str(seen) for seen, _ in specs)
+            raise ConfigError(f"{path}: extends itself (through {chain})")
+        spec = load_model(path, ChainSpec)
+        specs.append((path, spec))
+        if not spec.extends:
+            return specs
+        path = (path.parent / spec.extends).resolve()
+
+
+def chain_entries(specs: list[tuple[Path, ChainSpec]]) -> list[tuple[Path, dict]]:
+    """The filter entries of a chain (`chain_specs`), base chain first, each with the file it
+    comes from: an entry of the same type and name as a base entry replaces it in place."""
 
     def key(entry: dict) -> tuple:
         return entry.get("type"), entry.get("name")
 
-    for entry in spec.filters:
-        where = next((i for i, (_, e) in enumerate(entries) if key(e) == key(entry)), None)
-        if where is None:
-            entries.append((path, entry))
-        else:
-            entries[where] = (path, entry)
+    entries: list[tuple[Path, dict]] = []
+    for path, spec in reversed(specs):
+        for entry in spec.filters:
+            where = next((i for i, (_, e) in enumerate(entries) if key(e) == key(entry)), None)
+            if where is None:
+                entries.append((path, entry))
+            else:
+                entries[where] = (path, entry)
     return entries
-
-
-def chain_files(path: Path | str) -> list[Path]:
-    """The chain file and the files it extends, outermost first."""
-    files = [Path(path).resolve()]
-    spec = load_model(files[0], ChainSpec)
-    return files + (chain_files(files[0].parent / spec.extends) if spec.extends else [])
 
 
 class FilterChain:
@@ -102,9 +108,9 @@ class FilterChain:
     @classmethod
     def load(cls, path: Path | str) -> FilterChain:
         """Read a chain file; errors name the file, the filter's position and the field."""
-        spec = load_model(path, ChainSpec)
+        specs = chain_specs(path)
         filters, inactive = [], []
-        for index, (source, entry) in enumerate(chain_entries(path)):
+        for index, (source, entry) in enumerate(chain_entries(specs)):
             params = dict(entry)
             kind = params.pop("type", None)
             if kind not in FILTER_TYPES:
@@ -123,7 +129,7 @@ class FilterChain:
                 inactive.append(flt.label)
         if not filters:
             raise ConfigError(f"{path}: no filter can run (inactive: {', '.join(inactive)})")
-        return cls(spec.name, filters, inactive)
+        return cls(specs[0][1].name, filters, inactive)
 
     def send_again(self) -> None:
         """Turn the response cache off for the chain's LLM filters (the judge): every request is
