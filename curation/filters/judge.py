@@ -241,7 +241,8 @@ class JudgeFilter(Filter):
         response cache when the engine section keeps `cache` on)."""
         self._engine = engine
 
-    def _ready(self) -> tuple[Engine, PromptTemplate, GenerateConfig]:
+    def _ready(self) -> tuple[PromptTemplate, GenerateConfig]:
+        """The template (checked against `min_ratings` once) and the engine section."""
         cfg = self.engine or GenerateConfig()
         if self._template is None:
             library = PromptLibrary(resolve_prompt_dir(self.prompts))
@@ -252,8 +253,7 @@ class JudgeFilter(Filter):
                     f"judge min_ratings: no axis {', '.join(sorted(unknown))} in {self.prompt} "
                     f"(its axes: {', '.join(a.name for a in self._template.meta.axes) or 'none'})"
                 )
-        self._engine = client(cfg, self._engine)
-        return self._engine, self._template, cfg
+        return self._template, cfg
 
     def request(
         self, pair: PairContext, template: PromptTemplate, cfg: GenerateConfig
@@ -295,15 +295,17 @@ class JudgeFilter(Filter):
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
         if not pairs:
             return []
-        engine, template, cfg = self._ready()
+        template, cfg = self._ready()
         axes = self.axes(template, cfg.images)
         # A pair already rated on these axes (a rated dataset given to `curation filter` with
         # new thresholds) is decided from its ratings: the judge is not asked again.
         ask = [i for i, p in enumerate(pairs) if not axes or not set(axes) <= set(p.ratings)]
         requests = [self.request(pairs[i], template, cfg) for i in ask]
         results: list[EngineResult] = []
+        if requests:  # the engine (a model, for `local`) is built only when it is asked
+            self._engine = client(cfg, self._engine)
         for start in range(0, len(requests), cfg.batch_size):
-            results.extend(engine.generate(requests[start : start + cfg.batch_size]))
+            results.extend(self._engine.generate(requests[start : start + cfg.batch_size]))
         if not axes:
             return [self._verdict(result) for result in results]
         answered = dict(zip(ask, results, strict=True))
