@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def test_a_journal_of_another_identity_is_discarded_with_the_reason(tmp_path):
     (tmp_path / JOURNAL / "chunk-000000.arrow").write_bytes(b"left over")
     other = Journal(tmp_path, "b" * 64, ["doc.pdf"], doc_ids)
     assert "changed" in other.progress.restarted
+    assert not (tmp_path / JOURNAL / "chunk-000000.arrow").exists()
+
+    # A journal written by an older curation (no format in its header: rows without the
+    # judge's ratings) is started over too, saying so, even for the same recipe.
+    (tmp_path / JOURNAL / "run.json").write_text(json.dumps({"recipe_hash": "b" * 64}))
+    (tmp_path / JOURNAL / "chunk-000000.arrow").write_bytes(b"old format")
+    older = Journal(tmp_path, "b" * 64, ["doc.pdf"], doc_ids)
+    assert "another version of curation" in older.progress.restarted
     assert not (tmp_path / JOURNAL / "chunk-000000.arrow").exists()
 
 

@@ -26,10 +26,10 @@ from curation.files import write_atomic
 from curation.schema import OUTCOME_SCHEMA
 
 JOURNAL = ".journal"
-# The columns the journal keeps track of (documents done, progress figures).
 # The journal's row format (OUTCOME_SCHEMA); a journal of another format is started over.
 # 2: decisions carry a judge's per-axis ratings.
 JOURNAL_FORMAT = 2
+# The columns the journal keeps track of (documents done, progress figures).
 TRACKED = ["unit_id", "source", "doc_units", "error_code", "pairs", "parse_errors"]
 
 
@@ -90,11 +90,11 @@ class Journal:
                     "the interrupted run was journaled by another version of curation (its row "
                     "format differs), so its work cannot be mixed into this one"
                 )
-                shutil.rmtree(self.folder)
             elif previous.get("recipe_hash") != recipe_hash:
                 self.progress.restarted = (
                     "the recipe, its filter chain or its prompts changed since the interrupted run"
                 )
+            if self.progress.restarted:
                 shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(
