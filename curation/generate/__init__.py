@@ -47,9 +47,14 @@ class QAGenerator:
     def model_name(self) -> str:
         return self._engine.model_name if self._engine is not None else self.cfg.model
 
+    def images_sent(self, unit: dict) -> list[bytes]:
+        """The page images that go with a unit's prompt (none unless `generate.images`)."""
+        return unit["images"] if self.cfg.images else []
+
     def request_for(self, unit: dict) -> ChatRequest:
         """The chat request for one unit (prompt chosen from the seed and the unit id)."""
-        with_images = self.cfg.images and bool(unit["images"])
+        images = self.images_sent(unit)
+        with_images = bool(images)
         template = self.library.choose(
             self.cfg.seed,
             unit["unit_id"],
@@ -65,7 +70,7 @@ class QAGenerator:
         if with_images:
             text = {"type": "text", "text": messages[-1]["content"]}
             label = "Slide" if unit["kind"] == "slides" else "Page"
-            messages[-1]["content"] = [*image_parts(unit["pages"], unit["images"], label), text]
+            messages[-1]["content"] = [*image_parts(unit["pages"], images, label), text]
         return ChatRequest(
             request_id=f"{unit['unit_id']}|{template.id}",
             messages=messages,
@@ -112,7 +117,7 @@ class QAGenerator:
             finish_reason=result.finish_reason,
             completion_tokens=result.completion_tokens,
             prompt_tokens=result.prompt_tokens,
-            images_sent=len(unit["images"]) if self.cfg.images else 0,
+            images_sent=len(self.images_sent(unit)),
         )
         if result.error:
             reply.parse_errors = [f"engine error: {result.error}"]
