@@ -220,6 +220,12 @@ RUNTIME_SETTINGS = {
 }
 
 
+# Settings added after runs were journaled, at the value that reproduces what runs did before
+# them: left out of the recipe hash while they have it, so an interrupted run of an unchanged
+# recipe still resumes (and its manifest's recipe_hash stays what it was).
+NEUTRAL_SETTINGS: dict[str, dict[str, Any]] = {}
+
+
 class Recipe(StrictModel):
     """A dataset recipe: what to build, from which inputs, with which prompts and filters."""
 
@@ -247,6 +253,11 @@ class Recipe(StrictModel):
         for section, keys in RUNTIME_SETTINGS.items():
             for key in keys:
                 settings[section].pop(key, None)
+        for section, neutral in NEUTRAL_SETTINGS.items():
+            for key, value in neutral.items():
+                if settings[section].get(key, value) == value:
+                    settings[section].pop(key, None)
+        for section in {*RUNTIME_SETTINGS, *NEUTRAL_SETTINGS}:
             if not settings[section]:  # a section of run-time knobs only (`run`) shapes nothing
                 del settings[section]
         blob = json.dumps(settings, sort_keys=True).encode()

@@ -55,6 +55,12 @@ class Unit:
     images: list[bytes] = field(default_factory=list)
     error_code: str | None = None
     error: str | None = None
+    layout: str = "window"  # window | page | document (units.layout)
+    # Per page: the earlier page ("doc_id:page", 0-based) whose image and text it repeats (page
+    # dedup across documents), or None.
+    page_dups: list[str | None] = field(default_factory=list)
+    # Why the unit gets no LLM call (e.g. every page repeats an earlier one); None: generate.
+    skipped: str | None = None
 
     def row(self) -> dict:
         return dict(vars(self))
@@ -69,6 +75,8 @@ class Pair:
     answer: str
     rationale: str | None = None
     evidence_pages: list[int] = field(default_factory=list)
+    # What the prompt asked for (extractive, multi_hop, ..., not_answerable); a filter may retype.
+    question_type: str | None = None
     decisions: list[Decision] = field(default_factory=list)
 
     def row(self) -> dict:
@@ -112,6 +120,9 @@ UNIT_FIELDS = [
     pa.field("images", pa.list_(pa.binary())),
     pa.field("error_code", pa.string()),
     pa.field("error", pa.string()),
+    pa.field("layout", pa.string()),  # window | page | document
+    pa.field("page_dups", pa.list_(pa.string())),  # per page: the earlier page it repeats
+    pa.field("skipped", pa.string()),  # why no LLM call is made for the unit
 ]
 UNIT_SCHEMA = pa.schema(UNIT_FIELDS)
 
@@ -132,6 +143,7 @@ PAIR_TYPE = pa.struct(
         pa.field("answer", pa.string()),
         pa.field("rationale", pa.string()),
         pa.field("evidence_pages", pa.list_(pa.int32())),
+        pa.field("question_type", pa.string()),
         pa.field("decisions", pa.list_(DECISION_TYPE)),
     ]
 )
@@ -164,7 +176,13 @@ SAMPLE_FEATURES = Features(
             {"user": Value("string"), "assistant": Value("string"), "source": Value("string")}
         ),
         "page_meta": List(
-            {"page": Value("int32"), "text_source": Value("string"), "ocr_score": Value("float64")}
+            {
+                "page": Value("int32"),
+                "text_source": Value("string"),
+                "ocr_score": Value("float64"),
+                # The earlier page ("doc_id:page", 0-based) this one repeats, or None.
+                "duplicate_of": Value("string"),
+            }
         ),
         "qa_meta": List(
             {
@@ -173,6 +191,7 @@ SAMPLE_FEATURES = Features(
                 "model": Value("string"),
                 "rationale": Value("string"),
                 "evidence_pages": List(Value("int32")),
+                "question_type": Value("string"),
                 # A filter's score, and for a kept pair the note it left (grounding: how each
                 # answer number was supported, "262=diff(1250,988); 1250=page").
                 "scores": List(

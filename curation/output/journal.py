@@ -212,8 +212,13 @@ def _write_chunk(path: Path, table: pa.Table) -> None:
 
 
 def _read_table(path: Path) -> pa.Table:
+    """A chunk as OUTCOME_SCHEMA rows; a chunk written before fields were added to the schema
+    (same format, fewer columns) reads with those fields null, so its work is kept."""
     with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
+        table = pa.ipc.open_file(source).read_all()
+    if table.schema.equals(OUTCOME_SCHEMA):
+        return table
+    return pa.Table.from_pylist(table.to_pylist(), schema=OUTCOME_SCHEMA)
 
 
 def _read_rows(path: Path, columns: list[str] | None = None) -> list[dict]:

@@ -148,9 +148,13 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
             {"user": p["question"], "assistant": p["answer"], "source": source} for p in kept
         ],
         "page_meta": [
-            {"page": page, "text_source": text_source, "ocr_score": score}
-            for page, text_source, score in zip(
-                pages, outcome["text_sources"], outcome["ocr_scores"], strict=True
+            {"page": page, "text_source": text_source, "ocr_score": score, "duplicate_of": dup}
+            for page, text_source, score, dup in zip(
+                pages,
+                outcome["text_sources"],
+                outcome["ocr_scores"],
+                outcome.get("page_dups") or [None] * len(pages),
+                strict=True,
             )
         ],
         "qa_meta": [
@@ -160,6 +164,7 @@ def sample_row(outcome: dict, kept: list[dict]) -> dict:
                 "model": outcome["model"],
                 "rationale": p["rationale"],
                 "evidence_pages": p["evidence_pages"],
+                "question_type": p.get("question_type"),
                 "scores": [
                     {"filter": d["filter"], "score": d["score"], "reason": d["reason"]}
                     for d in p["decisions"]
