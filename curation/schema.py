@@ -66,6 +66,12 @@ class Unit:
         return dict(vars(self))
 
 
+def wants_reply(unit: dict) -> bool:
+    """Whether a Unit row gets an LLM call: not an ingest error row, nor a unit skipped before
+    generation (`skipped` says why: every page repeats an earlier one, ...)."""
+    return unit["error_code"] is None and not unit.get("skipped")
+
+
 @dataclass
 class Pair:
     """A generated question-answer pair and the filter decisions taken on it (PAIR_TYPE)."""

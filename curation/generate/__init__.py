@@ -10,7 +10,7 @@ from curation.generate.cache import client
 from curation.generate.engines import ChatRequest, Engine, EngineResult
 from curation.generate.parse import ReplySchema, parse_reply
 from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
-from curation.schema import Pair, Reply
+from curation.schema import Pair, Reply, wants_reply
 from curation.seeding import content_id, stable_hash
 
 # Field names as prompts ask for them (the parser also accepts the short aliases q / a).
@@ -91,7 +91,7 @@ class QAGenerator:
 
     def __call__(self, units: list[dict]) -> list[dict]:
         """Outcome rows (schema.OUTCOME_SCHEMA) for a batch of Unit rows; error rows pass through."""
-        requests = {u["unit_id"]: self.request_for(u) for u in units if u["error_code"] is None}
+        requests = {u["unit_id"]: self.request_for(u) for u in units if wants_reply(u)}
         replies = self.engine.generate(list(requests.values())) if requests else []
         results = {r.request_id: r for r in replies}
         outcomes = []
@@ -105,7 +105,7 @@ class QAGenerator:
         """The Outcome row of a unit: the unit with the reply to its request (the result's
         request_id names the prompt) and the parsed pairs; an ingest error row, with no
         result, passes through with no pairs."""
-        if unit["error_code"] is not None or result is None:
+        if not wants_reply(unit) or result is None:
             return Reply().outcome_row(unit)
         return self._read_result(unit, result).outcome_row(unit)
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 from curation.config import ConfigError, GenerateConfig
 from curation.generate.cache import ResponseCache, request_key
 from curation.generate.engines.base import ChatRequest, EngineResult
-from curation.schema import OUTCOME_SCHEMA
+from curation.schema import OUTCOME_SCHEMA, wants_reply
 
 # Our columns: Ray's vLLM stage writes its own `request_id` (an int), and it consumes
 # `sampling_params`, so what result_from_row needs travels in columns of our own.
@@ -178,7 +178,7 @@ class VLLMRows:
 
     def request(self, unit: dict) -> dict:
         carried = {self.UNIT: pickle.dumps(unit), self.CACHED: None, self.KEY: None}
-        if unit["error_code"] is not None:  # an ingest error rides along, ignored on the way out
+        if not wants_reply(unit):  # an ingest error or skipped unit rides along, ignored after
             return {**request_row(self.placeholder(unit)), **carried}
         request = self.generator.request_for(unit)
         if self.cache is not None:
@@ -196,7 +196,7 @@ class VLLMRows:
         rows = []
         for row in batch.to_pylist():
             unit = pickle.loads(row[self.UNIT])
-            if unit["error_code"] is not None:
+            if not wants_reply(unit):
                 result = None
             elif row.get(self.CACHED):
                 result = EngineResult(**json.loads(row[self.CACHED]))
