@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding samples publish clean train bench-train
+.PHONY: bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -78,6 +78,11 @@ bench-dedup: setup
 
 bench-grounding: setup
 	$(BIN)/python benchmarks/bench_grounding.py
+
+# Benchmark decontamination: index build and cache load for 100,000 synthetic items, and the
+# text and page-image checks against it.
+bench-decontam: setup
+	$(BIN)/python benchmarks/bench_decontam.py
 
 # Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
 bench-generate: setup

@@ -30,6 +30,27 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PageDedupConfig(StrictModel):
+    """Pages that repeat an earlier page of the run (cover, licence and template pages): a
+    perceptual hash of the page image within max_distance bits, and the same page text."""
+
+    enabled: bool = Field(
+        False,
+        description="Mark pages repeating an earlier page (input order) and skip the units made "
+        "only of such pages before generation.",
+    )
+    max_distance: int = Field(
+        4,
+        ge=0,
+        le=16,
+        description="Most differing bits (of 64) between two pages' perceptual hashes; pages "
+        "without a usable text layer must have identical pixels instead.",
+    )
+    dpi: int = Field(
+        48, ge=18, le=150, description="Resolution of the pre-pass render the hashes are taken of."
+    )
+
+
 class IngestConfig(StrictModel):
     """How source files become Page records."""
 
@@ -76,14 +97,40 @@ class IngestConfig(StrictModel):
         1024, gt=0, description="PPTX/ODP whose uncompressed content exceeds this are refused."
     )
     convert_timeout_s: float = Field(180, gt=0, description="LibreOffice conversion time limit.")
+    page_dedup: PageDedupConfig = Field(
+        default_factory=PageDedupConfig,
+        description="Skip the units whose pages all repeat earlier pages (off by default).",
+    )
+
+
+LayoutName = Literal["window", "page", "document"]
 
 
 class UnitsConfig(StrictModel):
-    """How consecutive pages of one document are grouped into the windows the LLM sees."""
+    """How the pages of one document are grouped into the units the LLM reads together."""
 
+    layout: LayoutName | dict[LayoutName, float] = Field(
+        "window",
+        description="window: consecutive pages_per_unit pages (Docmatix); page: one page each; "
+        "document: the whole document, split into the fewest even parts of at most "
+        "max_pages_per_unit pages and max_chars characters. A mapping of layouts to weights "
+        "draws one layout per document, fixed by its content.",
+    )
     pages_per_unit: int = Field(2, ge=1, le=32, description="Pages per window (Docmatix: up to 4).")
     overlap: int = Field(0, ge=0, description="Pages shared by consecutive windows.")
-    max_chars: int = Field(6000, ge=200, description="Page text per window is cut to this length.")
+    max_chars: int = Field(6000, ge=200, description="Page text per unit is cut to this length.")
+    max_pages_per_unit: int = Field(
+        8, ge=1, le=64, description="Most pages in a `document` unit (longer documents are split)."
+    )
+
+    @field_validator("layout")
+    @classmethod
+    def _weights(cls, value: str | dict[str, float]) -> str | dict[str, float]:
+        if isinstance(value, dict) and (
+            any(w < 0 for w in value.values()) or sum(value.values()) <= 0
+        ):
+            raise ValueError("layout weights must be >= 0 with a positive sum")
+        return value
 
     @model_validator(mode="after")
     def _overlap_below_window(self) -> UnitsConfig:
@@ -92,6 +139,30 @@ class UnitsConfig(StrictModel):
                 f"overlap ({self.overlap}) must be smaller than pages_per_unit ({self.pages_per_unit})"
             )
         return self
+
+
+QUESTION_TYPES = (
+    "extractive",
+    "multi_hop",
+    "comparison",
+    "arithmetic",
+    "summary",
+    "yes_no",
+    "list",
+    "layout",
+    "not_answerable",
+)
+QuestionType = Literal[
+    "extractive",
+    "multi_hop",
+    "comparison",
+    "arithmetic",
+    "summary",
+    "yes_no",
+    "list",
+    "layout",
+    "not_answerable",
+]
 
 
 class GenerateConfig(StrictModel):
@@ -110,7 +181,30 @@ class GenerateConfig(StrictModel):
     prompt_weights: dict[str, float] = Field(
         default_factory=dict, description="Override template weights by prompt id."
     )
+    question_types: dict[QuestionType, float] = Field(
+        default_factory=dict,
+        description="Weights of the question types a unit's prompt is drawn from (each prompt "
+        "declares its type); empty: prompts are drawn by their own weights. not_answerable is "
+        "set by negative_share instead.",
+    )
+    negative_share: float = Field(
+        0.07,
+        ge=0.0,
+        le=0.5,
+        description="Share of units given a not_answerable prompt (a plausible question the "
+        "pages do not answer, answered by a refusal), when the prompt set has one.",
+    )
     pairs_per_unit: int = Field(4, ge=1, le=50)
+
+    @field_validator("question_types")
+    @classmethod
+    def _types(cls, value: dict[str, float]) -> dict[str, float]:
+        if "not_answerable" in value:
+            raise ValueError("not_answerable is weighted by generate.negative_share")
+        if value and (any(w < 0 for w in value.values()) or sum(value.values()) <= 0):
+            raise ValueError("question type weights must be >= 0 with a positive sum")
+        return value
+
     max_tokens: int = Field(256, ge=16, le=32768)
     temperature: float = Field(0.3, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
@@ -223,7 +317,11 @@ RUNTIME_SETTINGS = {
 # Settings added after runs were journaled, at the value that reproduces what runs did before
 # them: left out of the recipe hash while they have it, so an interrupted run of an unchanged
 # recipe still resumes (and its manifest's recipe_hash stays what it was).
-NEUTRAL_SETTINGS: dict[str, dict[str, Any]] = {}
+NEUTRAL_SETTINGS: dict[str, dict[str, Any]] = {
+    "ingest": {"page_dedup": PageDedupConfig().model_dump(mode="json")},
+    "units": {"layout": "window", "max_pages_per_unit": 8},
+    "generate": {"question_types": {}, "negative_share": 0.07},
+}
 
 
 class Recipe(StrictModel):

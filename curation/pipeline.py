@@ -21,6 +21,7 @@ from curation.generate.cache import ResponseCache
 from curation.generate.engines.vllm import RESULT_COLUMNS, VLLMRows, build_vllm_stage
 from curation.ingest import ingest_document
 from curation.ingest.ocr_stage import OCRStage
+from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
 from curation.output.journal import Journal, Progress
 from curation.preflight import stage_asks
 from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
@@ -31,9 +32,11 @@ def ingest_batch(
     batch: pa.Table, ingest: IngestConfig, units: UnitsConfig, skip: frozenset[str] = frozenset()
 ) -> Iterator[pa.Table]:
     """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming).
-    Units in `skip` (finished before an interruption) are left out."""
+    Units in `skip` (finished before an interruption) are left out; an item's `page_dups`
+    (JSON) marks its pages that repeat earlier pages of the run."""
     for item in batch.to_pylist():
-        for row in ingest_document(item["path"], ingest, units, source=item["source"]):
+        dups = dups_from_json(item.get("page_dups"))
+        for row in ingest_document(item["path"], ingest, units, item["source"], dups):
             if row["unit_id"] not in skip:
                 yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
 
@@ -61,12 +64,20 @@ def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Tab
 
 
 def build_units(
-    recipe: Recipe, files: list[Path | str], skip: frozenset[str] = frozenset()
+    recipe: Recipe,
+    files: list[Path | str],
+    skip: frozenset[str] = frozenset(),
+    page_dups: dict[str, dict[int, str]] | None = None,
 ) -> ray.data.Dataset:
-    """Files -> Unit rows: one ingest task per document, then OCR tasks for pages that need it."""
+    """Files -> Unit rows: one ingest task per document, then OCR tasks for pages that need it.
+    `page_dups`: by source, the pages that repeat an earlier page (`page_duplicates`)."""
     asks = stage_asks(recipe)
     items = [
-        {"path": path if isinstance(path, str) else str(path.resolve()), "source": str(path)}
+        {
+            "path": input_path(path),
+            "source": str(path),
+            "page_dups": dups_to_json((page_dups or {}).get(str(path), {})),
+        }
         for path in files
     ]
     units = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -88,6 +99,28 @@ def build_units(
         fn_kwargs={"ingest": recipe.ingest},
         **asks["ocr"].ray_args(),
     )
+
+
+def input_path(path: Path | str) -> str:
+    """An input as a task reads it: a URI as it is, a local path made absolute."""
+    return path if isinstance(path, str) else str(path.resolve())
+
+
+def page_duplicates(recipe: Recipe, files: list[Path | str]) -> dict[str, dict[int, str]]:
+    """The page-dedup pre-pass over every input of the run, in input order: each document's
+    page signatures in a Ray task of its own (cached on disk by content and settings), then
+    the duplicates found in the driver. By source: {page: "doc_id:page" it repeats}."""
+    cache_dir = str(signature_cache_dir(recipe).resolve())
+    sign = ray.remote(signatures_of).options(**stage_asks(recipe)["ingest"].ray_args())
+    refs = [sign.remote(input_path(path), recipe.ingest, cache_dir) for path in files]
+    documents = ray.get(refs)
+    found = find_duplicates(documents, recipe.ingest.page_dedup.max_distance)
+    return {str(path): dups for path, dups in zip(files, found, strict=True) if dups}
+
+
+def signature_cache_dir(recipe: Recipe) -> Path:
+    """Page signatures are kept beside the response cache (.cache/pagedup by default)."""
+    return Path(recipe.generate.cache_dir).parent / "pagedup"
 
 
 def vllm_rows(recipe: Recipe, prompts_root: Path) -> VLLMRows:
@@ -153,10 +186,12 @@ def run_graph(
     chain_path: Path,
     on_progress: Callable[[Progress], None] | None,
     on_wait: Callable[[str], None] | None,
+    page_dups: dict[str, dict[int, str]] | None = None,
 ) -> None:
     """Stream the graph's Outcome rows for `todo` into the journal, under the watchdog: a stall
     is reported through `on_wait` and names the waiting stage in the progress, or (run.on_stall:
-    fail) ends the run with RunBlocked, the journal kept for a rerun."""
+    fail) ends the run with RunBlocked, the journal kept for a rerun. `page_dups`: see
+    `build_units`."""
 
     def report(stage: str | None, message: str | None) -> None:
         journal.progress.waiting = stage
@@ -168,7 +203,7 @@ def run_graph(
     watchdog = Watchdog(recipe.run, STAGE_NAMES, report)
     try:
         with watchdog.watching():
-            units = build_units(recipe, todo, frozenset(journal.units_done()))
+            units = build_units(recipe, todo, frozenset(journal.units_done()), page_dups)
             dataset = generate_and_filter(recipe, units, prompts_root, chain_path)
             # No prefetch: Ray's prefetching iterator holds a finished block back until the
             # next one arrives, so a run stopped behind a hung stage would lose it.

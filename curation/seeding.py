@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def stable_hash(*parts: object) -> int:
@@ -15,6 +18,17 @@ def stable_hash(*parts: object) -> int:
 def stable_fraction(*parts: object) -> float:
     """A number in [0, 1) from the parts, the same on every machine and run."""
     return stable_hash(*parts) / 2**64
+
+
+def weighted_pick(choices: list[tuple[T, float]], *parts: object) -> T:
+    """One of `choices` ((item, weight) pairs, a positive total), drawn in proportion to the
+    weights by the stable fraction of `parts`: the same pick on every machine and run."""
+    point = stable_fraction(*parts) * sum(w for _, w in choices)
+    for item, weight in choices:
+        if point < weight:
+            return item
+        point -= weight
+    return choices[-1][0]
 
 
 def content_id(*parts: object, length: int = 16) -> str:

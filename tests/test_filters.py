@@ -155,7 +155,7 @@ PLANTED = [
         "Run df.groupby('station').sum() on the table.",
         "rule_patterns",
     ),
-    (UNIT_A, "When was the utility founded?", "Unanswerable from the text.", "rule_patterns"),
+    (UNIT_A, "When was the utility founded?", "Unanswerable from the text.", "unanswerable"),
     (
         UNIT_A,
         "What is the budget for 2024?",

@@ -1,6 +1,7 @@
 """Exact resume: `curation run` killed with SIGKILL during ingest, during generation and during
 writing, then run again, ends with the same dataset as an uninterrupted run, and no LLM request
-is sent twice. Real CLI processes, real Ray, the real bundled model."""
+is sent twice. Real CLI processes, real Ray, the real bundled model. The units mix layouts (whole
+documents and single pages, drawn per document), so resume is exact for both."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ RECIPE = """
 name: resume
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72, ocr: never}}
-units: {{pages_per_unit: 1}}
+units: {{layout: {{page: 1, document: 1}}, pages_per_unit: 1, max_pages_per_unit: 4}}
 generate: {{pairs_per_unit: 2, max_tokens: 40, batch_size: 1, seed: 5, cache_dir: "{cache}"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
@@ -173,6 +174,9 @@ def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) ->
     assert len(ids) == len(set(ids)) > 0
     statuses = Counter(record["status"] for record in manifest["inputs"])
     assert statuses == {"ok": 3, "error": 1}
+    # Layouts drawn per document from its content: one whole-document unit, two documents of
+    # single pages, the same draw in every interrupted run.
+    assert manifest["counts"]["units_by_layout"] == {"document": 1, "page": 4}
 
     # Every unit's request was sent, and none was sent twice except one the kill cut off: its
     # reply never arrived, so the resumed run asks again (at most one per generation slot).

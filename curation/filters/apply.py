@@ -280,6 +280,7 @@ class RowUnits:
                     pages=list(row.get("pages") or range(len(texts))),
                     texts=texts,
                     pair_id=self._key(own_id),
+                    question_type=row.get("question_type"),
                 )
             ]
         else:
@@ -303,6 +304,7 @@ class RowUnits:
                         texts=texts,
                         pair_id=self._key(f"{own_id}#{i}"),
                         ratings=stored_ratings(info.get("ratings")),
+                        question_type=info.get("question_type"),
                     )
                 )
         self.row_number += 1
@@ -311,7 +313,11 @@ class RowUnits:
     @staticmethod
     def _rewritten(record: dict, pair: PairContext) -> dict:
         """The rationale and evidence pages of a pair, for the ones of these keys `record` has."""
-        fields = {"rationale": pair.rationale, "evidence_pages": pair.evidence_pages}
+        fields = {
+            "rationale": pair.rationale,
+            "evidence_pages": pair.evidence_pages,
+            "question_type": pair.question_type,
+        }
         return {key: value for key, value in fields.items() if key in record}
 
     def kept_row(self, row: dict, pairs: list[PairContext], kept: list[bool]) -> dict | None:

@@ -6,6 +6,8 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from pydantic import Field
+
 from curation.config import StrictModel
 from curation.schema import Decision
 
@@ -27,6 +29,9 @@ class PairContext:
     # Ratings a per-axis judge already gave this pair (a rated dataset's qa_meta.ratings):
     # a judge rating the same axes decides from them instead of asking again.
     ratings: dict[str, float] = field(default_factory=dict)
+    # The question type its prompt asked for (extractive, multi_hop, ..., not_answerable), or
+    # None (untyped data); a filter may retype the pair (`rewrite`).
+    question_type: str | None = None
 
 
 class Filter(StrictModel):
@@ -34,6 +39,11 @@ class Filter(StrictModel):
 
     type: ClassVar[str]
     name: str | None = None  # the label in decisions and reports; the type when unset
+    skip_types: list[str] = Field(
+        default_factory=list,
+        description="Question types this filter does not judge (their pairs pass it): e.g. a "
+        "pattern that drops the word 'unanswerable' lets intended not_answerable pairs through.",
+    )
 
     @property
     def label(self) -> str:

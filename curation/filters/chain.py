@@ -14,6 +14,8 @@ from pydantic import Field, ValidationError
 from curation.config import ConfigError, StrictModel, describe_validation_error, load_model
 from curation.filters.base import Filter, PairContext
 from curation.filters.citations import CitationFilter
+from curation.filters.cross_page import CrossPageFilter
+from curation.filters.decontam import DecontamFilter
 from curation.filters.dedup import DedupFilter, Deduplicator
 from curation.filters.grounding import GroundingFilter
 from curation.filters.judge import JudgeFilter
@@ -38,10 +40,12 @@ FILTER_TYPES: dict[str, type[Filter]] = {
         AnswerEchoFilter,
         AnomalyFilter,
         GroundingFilter,
+        CrossPageFilter,
         RepetitionFilter,
         UnitDuplicateFilter,
         DedupFilter,
         JudgeFilter,
+        DecontamFilter,
     )
 }
 
@@ -158,7 +162,7 @@ class FilterChain:
         for flt in self.filters:
             if not alive:
                 break
-            verdicts = flt.decide([pairs[i] for i in alive])
+            verdicts = judged_by(flt, [pairs[i] for i in alive])
             for i, verdict in zip(alive, verdicts, strict=True):
                 decisions[i].append(verdict)
             alive = [i for i, verdict in zip(alive, verdicts, strict=True) if verdict.passed]
@@ -191,6 +195,7 @@ class FilterChain:
                         pages=list(outcome["pages"]),
                         texts=list(outcome["texts"]),
                         images=list(outcome.get("images") or []),
+                        question_type=pair.get("question_type"),
                     )
                 )
                 owners.append(pair)
@@ -199,7 +204,20 @@ class FilterChain:
             pair["decisions"] = [vars(d) for d in pair_decisions]
             pair["question"], pair["answer"] = context.question, context.answer
             pair["rationale"], pair["evidence_pages"] = context.rationale, context.evidence_pages
+            pair["question_type"] = context.question_type
         return outcomes
+
+
+def judged_by(flt: Filter, pairs: list[PairContext]) -> list[Decision]:
+    """`flt`'s decisions on `pairs`; a pair of a question type it skips passes it unjudged."""
+    if not flt.skip_types:
+        return flt.decide(pairs)
+    judged = [i for i, pair in enumerate(pairs) if pair.question_type not in flt.skip_types]
+    verdicts = dict(zip(judged, flt.decide([pairs[i] for i in judged]), strict=True))
+    return [
+        verdicts.get(i) or flt.keep(reason=f"not applied to {pair.question_type} pairs")
+        for i, pair in enumerate(pairs)
+    ]
 
 
 @lru_cache(maxsize=4)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from functools import lru_cache
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -95,6 +97,20 @@ ARITHMETIC_WORDS = frozenset(
 )
 # Operands of a written calculation that need not be on the pages: "x 100", "/ 2", "/ 3".
 CONSTANTS = frozenset({*map(float, range(1, 13)), 100.0})
+# What a model writes when the pages do not answer a question ("The slides do not state the
+# 2024 budget.", "Not mentioned in the document.", "This cannot be determined from the pages.").
+REFUSAL_PATTERNS = [
+    r"\b(?:does|do|did|is|are|was|were)(?: not|n't)\b[^.]{0,80}?\b(?:state|mention|say|give|"
+    r"provide|include|show|specify|contain|list|report|disclose|indicate|answer|cover|name|"
+    r"identify|describe|explain|discuss|reveal|record|detail|tell|have)",
+    r"\bnot (?:stated|mentioned|given|provided|specified|shown|included|listed|reported|"
+    r"disclosed|available|indicated|covered|found)\b",
+    r"\b(?:cannot|can't|can not) be (?:determined|answered|found|inferred|known|told)\b",
+    r"\bno (?:information|mention|data|details?|indication)\b",
+    r"\b(?:unanswerable|not answerable)\b",
+]
+YES_NO = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)
+NEGATIVE = "not_answerable"
 LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022+]|\d{1,2}[.)])\s+\S", re.MULTILINE)
 ENUMERATION = re.compile(r":\s*([^.;:\n]+)")
 
@@ -165,6 +181,22 @@ class GroundingFilter(Filter):
     check_arithmetic: bool = Field(
         True, description="Reject answers whose written-out calculation does not hold."
     )
+    refusal_patterns: list[str] = Field(
+        default_factory=lambda: list(REFUSAL_PATTERNS),
+        description="Regexes (case-insensitive) an answer that says the pages do not answer the "
+        "question matches. A not_answerable pair is checked the other way round: its answer "
+        "must be a refusal and its question must ask about a word or number the pages lack. A "
+        "refusal to another type of question is kept as not_answerable when the pages lack what "
+        "it asks about, and rejected when they hold it.",
+    )
+
+    @property
+    def refusal(self) -> re.Pattern[str]:
+        return _refusal_regex(tuple(self.refusal_patterns))
+
+    def refuses(self, pair: PairContext) -> bool:
+        """The answer says the pages do not answer the question (a yes/no answer does not)."""
+        return bool(self.refusal.search(pair.answer)) and not YES_NO.match(pair.answer)
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
         vocabularies: dict[str, PageVocabulary] = {}
@@ -183,7 +215,36 @@ class GroundingFilter(Filter):
             decisions.append(self._decide_one(pair, vocabulary))
         return decisions
 
+    def rewrite(self, pair: PairContext) -> PairContext:
+        """A kept refusal to a question of another type is a not_answerable pair."""
+        if pair.question_type != NEGATIVE and self.refuses(pair):
+            return replace(pair, question_type=NEGATIVE)
+        return pair
+
+    def _decide_negative(self, pair: PairContext, vocabulary: PageVocabulary) -> Decision:
+        """A not_answerable pair (or a refusal): its answer refuses, and the question asks about
+        at least one content word or number the pages do not hold (else it may be answerable)."""
+        if not self.refuses(pair):
+            return self.reject("not_answerable pair whose answer is not a refusal")
+        words = [
+            w
+            for w in content_words(pair.question)
+            if stem(w) not in ARITHMETIC_WORDS and not QUANTITY.fullmatch(w)
+        ]
+        absent = [w for w in words if not vocabulary.supports(w)]
+        absent += [q.label for q in quantities(pair.question) if not vocabulary.on_page(q)]
+        asked = len(words) + len(quantities(pair.question))
+        if not absent:
+            return self.reject(
+                "refuses, but the pages hold every word and number the question asks about", 0.0
+            )
+        return self.keep(
+            len(absent) / max(asked, 1), f"absent from the pages: {', '.join(absent[:5])}"
+        )
+
     def _decide_one(self, pair: PairContext, vocabulary: PageVocabulary) -> Decision:
+        if pair.question_type == NEGATIVE or self.refuses(pair):
+            return self._decide_negative(pair, vocabulary)
         if self.check_evidence_pages and pair.evidence_pages:
             shift = 1 if self.evidence_numbering == "one_based" else 0
             missing = [p for p in pair.evidence_pages if p - shift not in pair.pages]
@@ -263,3 +324,8 @@ class GroundingFilter(Filter):
                     continue
             unsupported.append(number.label)
         return [f"{label}={how}" for label, how in notes.items()], unsupported
+
+
+@lru_cache(maxsize=16)
+def _refusal_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)

@@ -30,7 +30,10 @@ class QAGenerator:
         self.cfg = generate
         self.max_chars = units.max_chars
         self.library = PromptLibrary(
-            resolve_prompt_dir(generate.prompt_set, prompts_root), generate.prompt_weights
+            resolve_prompt_dir(generate.prompt_set, prompts_root),
+            generate.prompt_weights,
+            generate.question_types,
+            generate.negative_share,
         )
         if not generate.images:
             self.library.require_text_prompts()
@@ -61,10 +64,12 @@ class QAGenerator:
             n_pages=len(unit["pages"]),
             kind=unit["kind"],
             images=with_images,
+            layout=unit.get("layout") or "window",
         )
         messages = template.render(
             pages=page_excerpts(unit["pages"], unit["texts"], self.max_chars),
             kind=unit["kind"],
+            layout=unit.get("layout") or "window",
             n_pairs=self.cfg.pairs_per_unit,
         )
         if with_images:
@@ -123,6 +128,8 @@ class QAGenerator:
             reply.parse_errors = [f"engine error: {result.error}"]
             return reply
         parsed = parse_reply(result.text, cut_off=result.finish_reason == "length")
+        template = self.library.by_id.get(reply.prompt_id)
+        question_type = template.meta.question_type if template else None
         reply.pairs = [
             Pair(
                 qa_id=content_id(unit["unit_id"], item.question, item.answer),
@@ -130,6 +137,7 @@ class QAGenerator:
                 answer=item.answer,
                 rationale=item.rationale,
                 evidence_pages=item.evidence_pages,
+                question_type=question_type,
             )
             for item in parsed.pairs
         ]

@@ -10,8 +10,14 @@ import jinja2
 import yaml
 from pydantic import Field, ValidationError
 
-from curation.config import ConfigError, StrictModel, describe_validation_error
-from curation.seeding import stable_fraction
+from curation.config import (
+    ConfigError,
+    LayoutName,
+    QuestionType,
+    StrictModel,
+    describe_validation_error,
+)
+from curation.seeding import stable_fraction, weighted_pick
 
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 
@@ -46,17 +52,26 @@ class PromptMeta(StrictModel):
         None, description="Used only for these unit kinds (document, slides, images)."
     )
     images: bool = Field(False, description="Needs the page images (used only when they are sent).")
+    question_type: QuestionType | None = Field(
+        None,
+        description="The type of question the prompt asks for; recorded on each pair "
+        "(qa_meta.question_type), drawn by generate.question_types / negative_share.",
+    )
+    layouts: list[LayoutName] | None = Field(
+        None, description="Used only for units of these layouts (window, page, document)."
+    )
     axes: list[Axis] = Field(
         default_factory=list,
         description="A judge prompt's rating axes (1-5 each); the template lists them.",
     )
 
-    def fits(self, n_pages: int, kind: str, images: bool) -> bool:
-        """Whether this prompt suits a unit of `n_pages` pages of `kind`."""
+    def fits(self, n_pages: int, kind: str, images: bool, layout: str = "window") -> bool:
+        """Whether this prompt suits a unit of `n_pages` pages of `kind` and `layout`."""
         return (
             self.min_pages <= n_pages <= (self.max_pages or n_pages)
             and (self.kinds is None or kind in self.kinds)
             and (images or not self.images)
+            and (self.layouts is None or layout in self.layouts)
         )
 
 
@@ -121,7 +136,13 @@ def resolve_prompt_dir(prompt_set: str, prompts_root: Path = Path("prompts")) ->
 class PromptLibrary:
     """The templates of one prompt set (files not starting with '_'), with weights."""
 
-    def __init__(self, folder: Path, weights: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        weights: dict[str, float] | None = None,
+        question_types: dict[str, float] | None = None,
+        negative_share: float = 0.0,
+    ) -> None:
         env = jinja2.Environment(
             loader=FrontMatterLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
@@ -149,6 +170,16 @@ class PromptLibrary:
         if sum(self.weights) <= 0:
             raise ConfigError(f"prompt set {folder}: all weights are zero")
         self.folder = folder
+        self.question_types = question_types or {}
+        self.negative_share = negative_share
+        self.by_id = {t.id: t for t in self.templates}
+        declared = {t.meta.question_type for t in self.templates}
+        missing = sorted(set(self.question_types) - declared)
+        if missing:
+            raise ConfigError(
+                f"generate.question_types: no prompt in {folder} asks for {missing} "
+                f"(the set declares {sorted(t for t in declared if t)})"
+            )
 
     def require_text_prompts(self) -> None:
         """Without images, a unit no image prompt fits falls back on the text-only prompts:
@@ -168,20 +199,36 @@ class PromptLibrary:
         n_pages: int = 1,
         kind: str = "document",
         images: bool = False,
+        layout: str = "window",
     ) -> PromptTemplate:
         """The template for a unit: a weighted pick among those that fit it, fixed by the seed
         and the unit id. When none fits (a one-page unit in a cross-page set), all those that
-        need no images are used."""
+        need no images are used.
+
+        With question types: a share of units (`negative_share`) gets a not_answerable prompt
+        when one fits; the others draw a type by `question_types` among the types of the
+        fitting prompts, then a prompt of that type by weight. Without types the pick is over
+        the answerable prompts by weight, as before types existed (so units keep their prompts).
+        """
         weighted = [(t, w) for t, w in zip(self.templates, self.weights, strict=True) if w > 0]
-        pool = [(t, w) for t, w in weighted if t.meta.fits(n_pages, kind, images)] or [
+        pool = [(t, w) for t, w in weighted if t.meta.fits(n_pages, kind, images, layout)] or [
             (t, w) for t, w in weighted if not t.meta.images
         ]
-        point = stable_fraction("prompt", seed, unit_id) * sum(w for _, w in pool)
-        for template, weight in pool:
-            if point < weight:
-                return template
-            point -= weight
-        return pool[-1][0]
+        negatives = [(t, w) for t, w in pool if t.meta.question_type == "not_answerable"]
+        answerable = [(t, w) for t, w in pool if t.meta.question_type != "not_answerable"]
+        if negatives and (
+            not answerable or stable_fraction("negative", seed, unit_id) < self.negative_share
+        ):
+            return weighted_pick(negatives, "prompt", seed, unit_id)
+        types = [  # in name order: the recipe's key order must not change the draw
+            (name, weight)
+            for name, weight in sorted(self.question_types.items())
+            if weight > 0 and any(t.meta.question_type == name for t, _ in answerable)
+        ]
+        if types:
+            chosen = weighted_pick(types, "question_type", seed, unit_id)
+            answerable = [(t, w) for t, w in answerable if t.meta.question_type == chosen]
+        return weighted_pick(answerable, "prompt", seed, unit_id)
 
 
 def page_excerpts(pages: list[int], texts: list[str], max_chars: int) -> list[dict[str, object]]:

@@ -15,12 +15,13 @@ from curation.ingest.images import (
     iter_image_pages,
     page_files,
 )
+from curation.ingest.pagedup import mark_unit
 from curation.ingest.pdf import iter_pdf_pages
 from curation.ingest.remote import expand_uri, is_uri, staged
 from curation.ingest.slides import OFFICE_SUFFIXES, iter_office_pages
 from curation.schema import Page
 from curation.seeding import content_id, file_sha256
-from curation.units import error_row, window_pages
+from curation.units import document_units, error_row
 
 READERS = {
     ".pdf": iter_pdf_pages,
@@ -108,18 +109,24 @@ def iter_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
 
 
 def ingest_document(
-    path: Path | str, ingest: IngestConfig, units: UnitsConfig, source: str | None = None
+    path: Path | str,
+    ingest: IngestConfig,
+    units: UnitsConfig,
+    source: str | None = None,
+    page_dups: dict[int, str] | None = None,
 ) -> Iterator[dict]:
     """Unit rows for one source file (a path, or a URI read through fsspec); a failure ends the
     document with an error row.
 
     `source` is the name recorded for the file (default: the path or URI as given).
+    `page_dups`: its pages that repeat an earlier page of the run ({page: "doc_id:page"}, see
+    `ingest.pagedup`), marked on the units; a unit of such pages only is `skipped`.
     """
     source = source or str(path)
     if is_uri(path):
         try:
             with staged(path, ingest.max_file_mb) as local:
-                yield from ingest_document(local, ingest, units, source)
+                yield from ingest_document(local, ingest, units, source, page_dups)
         except IngestError as exc:
             yield error_row(content_id("unreadable", path), source, exc.code, exc.message, 0)
         return
@@ -134,8 +141,8 @@ def ingest_document(
             yield page
 
     try:
-        for row in window_pages(counted(iter_pages(path, doc_id, ingest)), units):
-            yield {**row, "source": source}
+        for row in document_units(counted(iter_pages(path, doc_id, ingest)), units):
+            yield mark_unit({**row, "source": source}, page_dups)
     except IngestError as exc:
         yield error_row(doc_id, source, exc.code, exc.message, pages_read)
     except Exception as exc:  # a bug or an unforeseen library error: still data, never a crash

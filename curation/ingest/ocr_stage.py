@@ -25,6 +25,8 @@ class OCRStage:
     def __call__(self, units: list[dict]) -> list[dict]:
         """The same Unit rows, with OCR text, text_source 'ocr' and a confidence where needed."""
         for unit in units:
+            if unit.get("skipped"):  # no LLM call is made for it: its text is not needed
+                continue
             for index, source in enumerate(unit["text_sources"]):
                 if source == PENDING_OCR:
                     self._ocr_page(unit, index)

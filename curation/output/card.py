@@ -41,6 +41,10 @@ FUNNEL_STAGES = (
 )
 
 
+# Why a unit got no LLM call (RunCounts.units_skipped keys), as the funnel says it.
+SKIP_LABELS = {"duplicate_pages": "every page repeats an earlier one"}
+
+
 class OutputFolderError(ValueError):
     """A folder that is not a finished output folder (no manifest.json, missing shards)."""
 
@@ -128,6 +132,7 @@ class SampleScan:
     judge_scores: Distribution = field(default_factory=Distribution)
     ratings: dict[str, Distribution] = field(default_factory=dict)  # per judge axis
     prompts: Counter = field(default_factory=Counter)
+    question_types: Counter = field(default_factory=Counter)  # kept pairs by qa_meta.question_type
     models: Counter = field(default_factory=Counter)
     examples: list[dict] = field(default_factory=list)
 
@@ -166,6 +171,9 @@ def scan_samples(out_dir: Path) -> SampleScan:
                 judged = pc.match_substring(names, "judge", ignore_case=True).fill_null(False)
                 scan.judge_scores.add(pc.struct_field(scores, "score").filter(judged).drop_null())
             _scan_ratings(scan, meta)
+            if meta.type.get_field_index("question_type") >= 0:  # shards of older runs lack it
+                types = pc.struct_field(meta, "question_type").drop_null()
+                scan.question_types.update(_value_counts(types))
             if len(scan.examples) < EXAMPLE_ROWS:
                 wanted = EXAMPLE_ROWS - len(scan.examples)
                 for row in batch.select(["id", "pages", "texts"]).slice(0, wanted).to_pylist():
@@ -189,9 +197,14 @@ def _scan_ratings(scan: SampleScan, meta: pa.Array) -> None:
 
 
 def funnel_rows(stats: dict) -> list[tuple[str, int]]:
-    """The funnel as (label, count) rows: stages, then rejections per filter, errors per code."""
+    """The funnel as (label, count) rows: stages, then units skipped before generation (by
+    reason) and repeated pages, rejections per filter, errors per code."""
     funnel = stats["funnel"]
     rows = [(label, funnel[key]) for key, label in FUNNEL_STAGES]
+    for reason, n in funnel.get("units_skipped", {}).items():
+        rows.append((f"units skipped: {SKIP_LABELS.get(reason, reason)}", n))
+    if funnel.get("pages_duplicate"):
+        rows.append(("pages repeating an earlier page", funnel["pages_duplicate"]))
     for name, n in funnel["rejected_by_filter"].items():
         label = "unreadable replies (parse)" if name == "parse" else f"rejected by {name}"
         rows.append((label, n))
@@ -210,7 +223,11 @@ def _stats_from(manifest: dict, scan: SampleScan) -> dict:
             **{key: counts.get(key, 0) for key, _ in FUNNEL_STAGES},
             "rejected_by_filter": counts.get("rejected_by_filter", {}),
             "errors_by_code": counts.get("errors_by_code", {}),
+            "units_skipped": counts.get("units_skipped", {}),
+            "pages_duplicate": counts.get("pages_duplicate", 0),
         },
+        "units_by_layout": counts.get("units_by_layout", {}),
+        "question_types": dict(scan.question_types.most_common()),
         "inputs_by_status": dict(sorted(statuses.items())),
         "shards": scan.shards,
         "rows": scan.rows,
@@ -405,6 +422,23 @@ def ratings_section(stats: dict) -> str:
     )
 
 
+def mix_section(stats: dict) -> str:
+    """How the kept pairs spread over question types, and the units over layouts, or nothing."""
+    parts = []
+    if stats.get("question_types"):
+        parts.append(
+            "Question types (pairs kept, by the type the prompt asked for, "
+            "`qa_meta.question_type`):\n\n"
+            + _table(("question type", "pairs kept"), list(stats["question_types"].items()))
+        )
+    if stats.get("units_by_layout"):
+        parts.append(
+            "Unit layouts (units made, skipped ones included):\n\n"
+            + _table(("layout", "units"), list(stats["units_by_layout"].items()))
+        )
+    return "\n\n".join(parts)
+
+
 def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str:
     """The Markdown sections below the YAML header."""
     name = stats["name"] or "dataset"
@@ -453,11 +487,19 @@ def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str
         "## Prompts",
         _table(("prompt", "pairs kept"), list(stats["prompts"].items())),
         "Models: " + ", ".join(f"`{m}` ({n} pairs)" for m, n in stats["models"].items()),
+        mix_section(stats),
         "## Filters and funnel",
         f"Filter chain `{stats['filter_chain'] or '-'}` (`{recipe.get('filters', '-')}`). "
         "A pair is kept when every filter passes; each rejected pair is in `rejects/` with the "
         "first failing filter and its reason, each failed input in `errors/` with a code. "
-        "`parse` counts model replies that could not be read as pairs.",
+        "`parse` counts model replies that could not be read as pairs."
+        + (
+            " A unit whose pages all repeat earlier pages of the run (page dedup: the same text "
+            "and a near-identical image) was skipped before generation; a kept page that repeats "
+            "one names it in `page_meta.duplicate_of`."
+            if stats["funnel"]["units_skipped"] or stats["funnel"]["pages_duplicate"]
+            else ""
+        ),
         _table(("stage", "count"), funnel_rows(stats)),
         _image(plots, "funnel", "funnel"),
         "## Statistics",

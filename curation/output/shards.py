@@ -115,16 +115,19 @@ class RunCounts:
     completion_tokens: int = 0
     prompt_tokens: int = 0  # as the engines counted them (a VLM's include image tokens)
     images_sent: int = 0  # page images sent to the generation model
+    pages_duplicate: int = 0  # pages repeating an earlier page of the run (page dedup)
     pages_by_text_source: Counter = field(default_factory=Counter)
     rejected_by_filter: Counter = field(default_factory=Counter)
     errors_by_code: Counter = field(default_factory=Counter)
+    # Units given no LLM call, by reason code (the text of `skipped` before ':').
+    units_skipped: Counter = field(default_factory=Counter)
+    units_by_layout: Counter = field(default_factory=Counter)  # window | page | document
 
     def as_dict(self) -> dict:
-        out = dict(vars(self))
-        out["pages_by_text_source"] = dict(sorted(self.pages_by_text_source.items()))
-        out["rejected_by_filter"] = dict(sorted(self.rejected_by_filter.items()))
-        out["errors_by_code"] = dict(sorted(self.errors_by_code.items()))
-        return out
+        return {
+            key: dict(sorted(value.items())) if isinstance(value, Counter) else value
+            for key, value in vars(self).items()
+        }
 
 
 def image_name(doc_id: str, page: int, data: bytes) -> str:
@@ -240,16 +243,27 @@ class DatasetWriter:
                 record.status = "duplicate"
             return
         record.pages = max(record.pages, outcome["doc_pages"])
-        for page, text_source in zip(outcome["pages"], outcome["text_sources"], strict=True):
-            if page > record.last_page:  # overlapping windows share pages: count each once
-                self.counts.pages_by_text_source[text_source] += 1
-        record.last_page = max(record.last_page, *outcome["pages"])
+        self._count_pages(record, outcome)
         record.units += 1
         self.counts.units += 1
+        self.counts.units_by_layout[outcome.get("layout") or "window"] += 1
+        if outcome.get("skipped"):  # no LLM call was made: no pairs, no sample, no error
+            self.counts.units_skipped[outcome["skipped"].split(":", 1)[0].strip()] += 1
         self.counts.completion_tokens += outcome["completion_tokens"] or 0
         self.counts.prompt_tokens += outcome.get("prompt_tokens") or 0
         self.counts.images_sent += outcome.get("images_sent") or 0
         self._add_pairs(record, outcome)
+
+    def _count_pages(self, record: InputRecord, outcome: dict) -> None:
+        """Count the unit's pages by text source, and those repeating an earlier page; pages
+        that overlapping windows share are counted once."""
+        pages = outcome["pages"]
+        dups = outcome.get("page_dups") or [None] * len(pages)
+        for page, text_source, dup in zip(pages, outcome["text_sources"], dups, strict=True):
+            if page > record.last_page:
+                self.counts.pages_by_text_source[text_source] += 1
+                self.counts.pages_duplicate += dup is not None
+        record.last_page = max(record.last_page, *pages)
 
     def _add_error(
         self, record: InputRecord, outcome: dict, stage: str, code: str, message: str
