@@ -156,6 +156,12 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
         table.add_row(key.replace("_", " "), str(counts[key]))
     for source, n in counts["pages_by_text_source"].items():
         table.add_row(f"  pages with text from {source}", str(n))
+    for layout, n in (counts.get("units_by_layout") or {}).items():
+        table.add_row(f"  units of layout {layout}", str(n))
+    for reason, n in (counts.get("units_skipped") or {}).items():
+        table.add_row(f"  units skipped ({reason}): no LLM call", str(n))
+    if counts.get("pages_duplicate"):
+        table.add_row("  pages repeating an earlier page", str(counts["pages_duplicate"]))
     for name, n in counts["rejected_by_filter"].items():
         table.add_row(f"  rejected by {name}", str(n))
     for code, n in counts["errors_by_code"].items():

@@ -230,6 +230,7 @@ REJECT_SCHEMA = pa.schema(
         pa.field("reason", pa.string()),
         pa.field("score", pa.float64()),
         pa.field("raw_reply", pa.string()),
+        pa.field("question_type", pa.string()),
     ]
 )
 
@@ -261,6 +262,7 @@ class Reject:
     reason: str
     score: float | None = None
     raw_reply: str | None = None
+    question_type: str | None = None
 
     def row(self) -> dict:
         return asdict(self)

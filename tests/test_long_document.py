@@ -231,6 +231,7 @@ def test_repeated_pages_are_skipped_before_generation(run: Run) -> None:
 
 def test_benchmark_items_and_images_are_caught(run: Run) -> None:
     rejects = rows(run.out / "rejects")
+    assert all(r["question_type"] for r in rejects if r["question"])  # rejects keep their type
     planted = [r for r in rejects if r["question"] == PLANTED_QUESTION]
     assert planted and all(r["filter"] == "decontaminate" for r in planted)
     assert "planted item 7" in planted[0]["reason"]

@@ -296,7 +296,7 @@ name: pagedup
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 60, ocr: never, page_dedup: {{enabled: true}}}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 1, max_tokens: 64, batch_size: 1, seed: 3, cache_dir: "{tmp}/cache/responses"}}
+generate: {{engine: openai, base_url: "{base_url}", pairs_per_unit: 1, max_tokens: 64, seed: 3, cache_dir: "{tmp}/cache/responses"}}
 filters: {tmp}/lenient.yaml
 output: {{dir: "{tmp}/out"}}
 """
@@ -304,7 +304,10 @@ output: {{dir: "{tmp}/out"}}
 
 @pytest.mark.e2e
 def test_a_run_skips_the_units_of_repeated_pages_without_asking_the_model(tmp_path):
+    """A real run (Ray, ingest, the pre-pass) whose model is a scripted OpenAI-compatible server
+    (a FAKE standing in for vLLM: tests/scripted_server.py) that answers every unit alike."""
     import ray
+    from scripted_server import scripted_server
 
     from curation.run import run_recipe
 
@@ -318,11 +321,15 @@ def test_a_run_skips_the_units_of_repeated_pages_without_asking_the_model(tmp_pa
         [(COVER, LOGO), (content("pipes"), None), (LICENCE, moved), (LICENCE, moved)],
     )
     (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
-    (tmp_path / "recipe.yaml").write_text(RECIPE.format(inputs=inputs, tmp=tmp_path))
-    try:
-        manifest = run_recipe(load_recipe(tmp_path / "recipe.yaml"))
-    finally:
-        ray.shutdown()
+    reply = "Q1: What does this page describe?\nA1: The network and its yearly report."
+    with scripted_server(lambda messages: reply) as server:
+        recipe = RECIPE.format(inputs=inputs, tmp=tmp_path, base_url=server.base_url)
+        (tmp_path / "recipe.yaml").write_text(recipe)
+        try:
+            manifest = run_recipe(load_recipe(tmp_path / "recipe.yaml"))
+        finally:
+            ray.shutdown()
+        assert len(server.requests) == 3  # a:0-1, a:2, b:0-1; nothing for b:2-3
 
     a_id, b_id = (r["doc_id"] for r in manifest["inputs"])
     counts = manifest["counts"]

@@ -363,6 +363,7 @@ class RowUnits:
             filter=failed.filter,
             reason=failed.reason,
             score=failed.score,
+            question_type=pair.question_type,
         ).row()
 
 

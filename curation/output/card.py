@@ -427,8 +427,8 @@ def mix_section(stats: dict) -> str:
     parts = []
     if stats.get("question_types"):
         parts.append(
-            "Question types (pairs kept, by the type the prompt asked for, "
-            "`qa_meta.question_type`):\n\n"
+            "Question types (pairs kept, `qa_meta.question_type`: the type the prompt asked for, "
+            "or the one a filter retyped the pair to; rejects carry theirs in `rejects/`):\n\n"
             + _table(("question type", "pairs kept"), list(stats["question_types"].items()))
         )
     if stats.get("units_by_layout"):

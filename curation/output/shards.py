@@ -204,6 +204,7 @@ def reject_row(outcome: dict, pair: dict | None, filter_name: str, reason: str, 
         reason=reason,
         score=score,
         raw_reply=None if pair else outcome["raw_reply"],
+        question_type=pair.get("question_type") if pair else None,
     ).row()
 
 
