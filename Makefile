@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples publish clean train bench-train
+.PHONY: bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml
 
 # LibreOffice converts PPTX/ODP decks to PDF. Installed with apt-get where we can (root on Debian
 # or Ubuntu); elsewhere decks are recorded as errors with the install hint, and the run goes on.
+# Chromium, the same way, runs the browser tests of `curation view` (headless, through Playwright;
+# CURATION_CHROMIUM names another build); without it those tests are skipped, except in CI.
 system-deps:
 	@if command -v soffice >/dev/null 2>&1; then \
 		echo "LibreOffice: $$(command -v soffice)"; \
@@ -33,6 +35,14 @@ system-deps:
 			--no-install-recommends libreoffice-impress >/dev/null; \
 	else \
 		echo "warning: LibreOffice not found; install libreoffice-impress to read PPTX/ODP decks"; \
+	fi
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$CURATION_CHROMIUM" ]; then \
+		echo "Chromium: $${CURATION_CHROMIUM:-$$(command -v chromium)}"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null; \
+	else \
+		echo "warning: chromium not found; the browser tests of curation view are skipped (CURATION_CHROMIUM names another build)"; \
 	fi
 
 recipes: setup
@@ -101,6 +111,11 @@ train: setup
 # Training throughput (tokens/s, MFU), packing on vs off; on CPU the tiny preset only.
 bench-train: setup
 	$(BIN)/python benchmarks/bench_train.py
+
+# Screenshots of `curation view` for the README (docs/img/view-*.png) from out/docmatix (built by
+# `make recipes`); COMPARE=out/other adds view-compare.png. Needs chromium (make system-deps).
+screenshots: setup
+	$(BIN)/python benchmarks/screenshots.py --out out/docmatix $(if $(COMPARE),--compare $(COMPARE))
 
 samples: setup
 	$(BIN)/python data/samples/make_samples.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
 
@@ -300,6 +301,23 @@ def publish(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan only: no token, no network.")
     ] = False,
+    with_site: Annotated[
+        bool,
+        typer.Option(
+            "--with-site",
+            help="Also build the offline browser (`curation view --static`) into report/site/ "
+            "and push it; the card links it.",
+        ),
+    ] = False,
+    site_max_samples: Annotated[
+        int,
+        typer.Option(
+            "--site-max-samples",
+            min=0,
+            help="With --with-site: the site holds the first N samples and N rejects (the "
+            "Hub's own viewer shows every row).",
+        ),
+    ] = 2000,
 ) -> None:
     """Verify the shards' checksums and push the folder to a Hugging Face Hub dataset repo."""
     from huggingface_hub.errors import HfHubHTTPError
@@ -308,9 +326,10 @@ def publish(
     from curation.output.publish import PublishError, plan_publish
     from curation.output.publish import publish as push
 
+    site = site_builder(site_max_samples) if with_site else None
     try:
-        plan = plan_publish(out_dir, repo, revision=revision, private=private)
-    except OutputFolderError as exc:
+        plan = plan_publish(out_dir, repo, revision=revision, private=private, site=site)
+    except (OutputFolderError, ConfigError) as exc:  # ConfigError: report/site/ not ours
         fail(exc, 2)
     except PublishError as exc:
         fail(exc, 1, "refused")
@@ -324,6 +343,99 @@ def publish(
     except (PublishError, HfHubHTTPError, OSError) as exc:  # OSError: offline, no connection
         fail(exc, 1)
     typer.echo(f"published: {url}")
+
+
+def stop_on_signal(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def site_builder(max_samples: int | None, compare: Path | None = None):
+    """A function building an output folder's site into its report/site/; its overview."""
+    from curation.output.card import SITE_DIR
+    from curation.view.site import build_site
+
+    def build(out_dir: Path) -> dict:
+        return build_site(out_dir, Path(out_dir) / SITE_DIR, compare, max_samples)
+
+    return build
+
+
+def show_static_site(out_dir: Path, overview: dict) -> None:
+    """Where a static site went and how to open it."""
+    from curation.output.card import SITE_DIR
+
+    site = Path(out_dir) / SITE_DIR
+    samples = overview["samples"]
+    whole = samples.get("truncated_from")
+    shown = f"{samples['total']} of {whole}" if whole else str(samples["total"])
+    typer.echo(
+        f"site: {site} ({overview['status']}: {shown} samples, {overview['rejects']['total']} "
+        f"rejects, {overview['errors']['total']} errors)"
+    )
+    typer.echo(f"open {site / 'index.html'} in a browser (no server needed)")
+
+
+@app.command()
+def view(
+    out_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT",
+            help="Output folder of a run (e.g. out/docmatix): finished, or still running.",
+        ),
+    ],
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to serve on (0: a free one).")
+    ] = 0,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to serve on. Anything but 127.0.0.1, localhost or ::1 shows the data "
+            "to the network.",
+        ),
+    ] = "127.0.0.1",
+    static: Annotated[
+        bool,
+        typer.Option(
+            "--static",
+            help="Write the site to OUT/report/site/ (it opens from file://, no server) instead "
+            "of serving it.",
+        ),
+    ] = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            metavar="OTHER",
+            help="Another output folder: list the pairs kept in one and rejected in the other "
+            "(or present in one only), by qa_id.",
+        ),
+    ] = None,
+    max_samples: Annotated[
+        int | None,
+        typer.Option("--max-samples", min=0, help="Put at most N samples (and N rejects) in it."),
+    ] = None,
+) -> None:
+    """Browse a dataset offline: samples with their pages, rejects with their reasons, errors,
+    the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading the page shows a
+    running run's progress. Only --static writes into OUT (OUT/report/site/)."""
+    from curation.output.card import OutputFolderError
+
+    try:
+        if static:
+            show_static_site(out_dir, site_builder(max_samples, compare)(out_dir))
+            return
+        from curation.view.serve import serve
+
+        signal.signal(signal.SIGTERM, stop_on_signal)  # kill: clean up like Ctrl-C
+        serve(out_dir, host=host, port=port, compare=compare, max_samples=max_samples)
+    except (OutputFolderError, ConfigError) as exc:  # ConfigError: a folder refused
+        fail(exc, 2)
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        fail(OSError(f"cannot serve {out_dir} on {host}:{port}: {exc}"), 1)
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @app.command()

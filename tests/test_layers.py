@@ -9,7 +9,8 @@ The layers, from the bottom (a module may import its own layer and the layers be
 4. training, and what a run asks of a cluster (preflight, watchdog)
 5. pipeline: the Ray Data graph
 6. run: a recipe's run around the graph
-7. entry points: the command line
+7. view: the offline browser of output folders (reads them; imports no stage)
+8. entry points: the command line
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("curation.train", "curation.preflight", "curation.watchdog"),
     ("curation.pipeline",),
     ("curation.run",),
+    ("curation.view",),
     ("curation.cli", "curation.__main__", "curation.train.__main__"),
 ]
 
@@ -106,6 +108,29 @@ def test_imports_point_down_the_layers() -> None:
             if target.startswith("curation") and layer_of(target) > own:
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")
     assert upward == []
+
+
+# What the offline browser may read from: output folders and the contracts, no stage.
+VIEW_READS = (
+    "curation.view",
+    "curation.output",
+    "curation.schema",
+    "curation.config",
+    "curation.outdir",
+    "curation.files",
+)
+
+
+def test_the_view_imports_no_stage() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+        for path in SOURCES
+        if module_name(path).startswith("curation.view")
+        for line, target in imports(path)
+        if (target.startswith("curation.") and not target.startswith(VIEW_READS))
+        or target.split(".")[0] == "ray"
+    ]
+    assert found == []
 
 
 def test_only_the_modules_that_wire_ray_import_it() -> None:

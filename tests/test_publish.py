@@ -11,14 +11,18 @@ from typer.testing import CliRunner
 
 import curation.output.publish as publish_module
 from curation.cli import app
+from curation.output.card import SITE_DIR, SITE_LINK
 from curation.output.publish import (
     PUBLISHED,
     REPLACED,
+    SITE_FILES,
+    UNFINISHED,
     human_size,
     plan_publish,
     publish,
     published_files,
 )
+from curation.view.site import SITE_MARKER
 
 SECRET = "hf_FAKE0123456789abcdefSECRETTOKEN"
 
@@ -158,6 +162,7 @@ def test_publish_creates_the_repo_and_uploads_without_showing_the_token(dataset,
     assert upload["folder_path"] == str(dataset)
     assert upload["revision"] == "v1"
     assert upload["allow_patterns"] == PUBLISHED
+    assert upload["ignore_patterns"] == [UNFINISHED, SITE_FILES]  # no --with-site: no site
     assert upload["delete_patterns"] == REPLACED
     assert upload["token"] == SECRET
     assert upload["commit_message"].startswith("Publish tiny: 5 pairs")
@@ -237,3 +242,61 @@ def test_the_plan_names_the_upload_path_huggingface_hub_takes(dataset, monkeypat
     else:
         assert (pipelined, hub.commits) == ([planned], [])
         assert any(line.startswith("upload:    several commits") for line in plan.lines())
+
+
+def test_with_site_the_browser_goes_along_and_the_card_links_it(dataset):
+    result = CliRunner().invoke(
+        app,
+        [
+            *("publish", str(dataset), "--repo", "acme/t", "--dry-run"),
+            *("--with-site", "--site-max-samples", "1"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert f"site: {SITE_DIR}/ (1 of 3 samples; the card links it)" in out
+    planned = {path for path, _ in published_files(dataset, with_site=True)}
+    assert {f"{SITE_DIR}/data/overview.js", f"{SITE_DIR}/data/samples-00000.js"} <= planned
+    for path in planned:
+        assert path in out
+    card = (dataset / "README.md").read_text()
+    assert SITE_LINK in card and "Browse the first 1 of 3 samples" in card
+    assert (dataset / SITE_DIR / SITE_MARKER).is_file()
+
+    # Without --with-site the site stays home, and a card that links it is written again.
+    again = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "acme/t", "--dry-run"])
+    assert again.exit_code == 0, again.output
+    assert f"{SITE_DIR}/" not in flat(again.output)
+    assert "card: wrote README.md" in flat(again.output)
+    assert SITE_LINK not in (dataset / "README.md").read_text()
+
+
+def test_a_folder_at_report_site_that_is_not_a_site_is_refused(dataset):
+    (dataset / SITE_DIR).mkdir(parents=True)
+    (dataset / SITE_DIR / "mine.txt").write_text("my own notes")
+    result = CliRunner().invoke(
+        app, ["publish", str(dataset), "--repo", "acme/t", "--dry-run", "--with-site"]
+    )
+    assert result.exit_code == 2
+    assert f"{dataset / SITE_DIR}: holds files" in flat(result.output)
+    assert [p.name for p in (dataset / SITE_DIR).iterdir()] == ["mine.txt"]
+
+
+def test_huggingface_hub_uploads_exactly_the_planned_site(dataset, monkeypatch):
+    """huggingface_hub's own filter (one commit, HF_HUB_DISABLE_XET) takes the site's files
+    and leaves out a site being built, as the plan says."""
+    from curation.cli import site_builder
+
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    leftover = dataset / "report" / ".site.build.x" / "site"
+    leftover.mkdir(parents=True)
+    (leftover / "index.html").write_text("half-built")
+    plan = plan_publish(dataset, "acme/tiny-docs", site=site_builder(2000))
+    hub = RecordingHub()
+    publish(plan, api=hub)
+    planned = sorted(path for path, _ in plan.files)
+    assert hub.commits == [planned]
+    assert f"{SITE_DIR}/data/overview.js" in planned
+    assert f"{SITE_DIR}/{SITE_MARKER}" in planned
+    assert not any(path.startswith("report/.") for path in planned)

@@ -24,6 +24,8 @@ from curation.schema import SAMPLE_FEATURES
 
 DATA_GLOB = "data/train-*.parquet"
 REPORT_DIR = "report"
+SITE_DIR = f"{REPORT_DIR}/site"  # the offline browser (`curation view`), when built
+SITE_LINK = f"[{SITE_DIR}/index.html]({SITE_DIR}/index.html)"
 CARD_NAME = "README.md"
 SCAN_BATCH_ROWS = 1024
 EXAMPLE_ROWS = 3
@@ -212,6 +214,17 @@ def funnel_rows(stats: dict) -> list[tuple[str, int]]:
     return rows
 
 
+def funnel_counts(counts: dict) -> dict:
+    """The funnel's numbers (what `funnel_rows` shows) from a manifest's `counts`."""
+    return {
+        **{key: counts.get(key, 0) for key, _ in FUNNEL_STAGES},
+        "rejected_by_filter": counts.get("rejected_by_filter", {}),
+        "errors_by_code": counts.get("errors_by_code", {}),
+        "units_skipped": counts.get("units_skipped", {}),
+        "pages_duplicate": counts.get("pages_duplicate", 0),
+    }
+
+
 def _stats_from(manifest: dict, scan: SampleScan) -> dict:
     counts = manifest.get("counts", {})
     statuses = Counter(record["status"] for record in manifest.get("inputs", []))
@@ -219,13 +232,7 @@ def _stats_from(manifest: dict, scan: SampleScan) -> dict:
         "name": manifest.get("recipe_name"),
         "recipe_hash": manifest.get("recipe_hash"),
         "filter_chain": manifest.get("filter_chain"),
-        "funnel": {
-            **{key: counts.get(key, 0) for key, _ in FUNNEL_STAGES},
-            "rejected_by_filter": counts.get("rejected_by_filter", {}),
-            "errors_by_code": counts.get("errors_by_code", {}),
-            "units_skipped": counts.get("units_skipped", {}),
-            "pages_duplicate": counts.get("pages_duplicate", 0),
-        },
+        "funnel": funnel_counts(counts),
         "units_by_layout": counts.get("units_by_layout", {}),
         "question_types": dict(scan.question_types.most_common()),
         "inputs_by_status": dict(sorted(statuses.items())),
@@ -439,7 +446,23 @@ def mix_section(stats: dict) -> str:
     return "\n\n".join(parts)
 
 
-def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str:
+def site_section(site: dict | None) -> str:
+    """The line pointing to the offline browser published beside the data (`site`: its
+    overview, see curation.view), or nothing."""
+    if not site:
+        return ""
+    samples = site.get("samples") or {}
+    shown, whole = samples.get("total", 0), samples.get("truncated_from")
+    part = f"the first {shown} of {whole} samples" if whole else f"all {shown} samples"
+    return (
+        f"Browse {part}, the rejects with their filter and reason, and the errors offline: "
+        f"download `{SITE_DIR}/` and open {SITE_LINK} in a browser (it needs no server)."
+    )
+
+
+def card_body(
+    manifest: dict, stats: dict, scan: SampleScan, plots: dict, site: dict | None = None
+) -> str:
     """The Markdown sections below the YAML header."""
     name = stats["name"] or "dataset"
     recipe = manifest.get("recipe") or {}
@@ -457,6 +480,7 @@ def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str
         "```python\nfrom datasets import load_dataset\n\n"
         'ds = load_dataset("<this repo or folder>", split="train")\n'
         'ds[0]["images"]  # list of PIL images\n```',
+        site_section(site),
         "## Sources",
         f"{len(inputs)} input documents; by status: "
         + ", ".join(f"{status} {n}" for status, n in stats["inputs_by_status"].items())
@@ -534,8 +558,9 @@ def card_body(manifest: dict, stats: dict, scan: SampleScan, plots: dict) -> str
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
-def write_card(out_dir: Path) -> Path:
-    """Write README.md (dataset card), report/stats.json and report/*.png; returns the card path."""
+def write_card(out_dir: Path, site: dict | None = None) -> Path:
+    """Write README.md (dataset card), report/stats.json and report/*.png; returns the card path.
+    With `site` (the overview of a site built into report/site/) the card links it."""
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     scan = scan_samples(out_dir)
@@ -547,6 +572,6 @@ def write_card(out_dir: Path) -> Path:
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     card = out_dir / CARD_NAME
     partial = card.with_suffix(".md.partial")
-    partial.write_text(f"---\n{header}---\n\n{card_body(manifest, stats, scan, plots)}")
+    partial.write_text(f"---\n{header}---\n\n{card_body(manifest, stats, scan, plots, site)}")
     partial.replace(card)
     return card

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_token
 
-from curation.output.card import CARD_NAME, REPORT_DIR, read_manifest, write_card
+from curation.output.card import (
+    CARD_NAME,
+    REPORT_DIR,
+    SITE_DIR,
+    SITE_LINK,
+    read_manifest,
+    write_card,
+)
 from curation.seeding import file_sha256
 
 # What a dataset repo receives: the card, the manifest, the shards, the rejects and errors, the
@@ -33,6 +41,15 @@ PUBLISHED = [
 # Remote files under these folders that this publish does not upload are deleted, so shards of
 # an earlier, larger version never linger next to the new ones (the card's glob would load them).
 REPLACED = ["data/*", "rejects/*", "errors/*", f"{REPORT_DIR}/*"]
+# The offline browser of `curation view` (report/site/) goes only with --with-site; a site being
+# built (report/.site.build.*) never does.
+SITE_FILES = f"{SITE_DIR}/*"
+UNFINISHED = f"{REPORT_DIR}/.*"
+
+
+def ignored(with_site: bool) -> list[str]:
+    """The patterns of files under PUBLISHED that a publish leaves out."""
+    return [UNFINISHED] if with_site else [UNFINISHED, SITE_FILES]
 
 
 def resumable_upload() -> bool:
@@ -76,12 +93,17 @@ def verify_checksums(out_dir: Path, manifest: dict) -> list[str]:
     return verified
 
 
-def published_files(out_dir: Path) -> list[tuple[str, int]]:
+def published_files(out_dir: Path, with_site: bool = False) -> list[tuple[str, int]]:
     """(path relative to the folder, size in bytes) of each file a publish uploads."""
     files = []
+    left_out = ignored(with_site)
     for path in sorted(out_dir.rglob("*")):
         relative = path.relative_to(out_dir).as_posix()
-        if path.is_file() and any(fnmatch.fnmatch(relative, p) for p in PUBLISHED):
+        if (
+            path.is_file()
+            and any(fnmatch.fnmatch(relative, p) for p in PUBLISHED)
+            and not any(fnmatch.fnmatch(relative, p) for p in left_out)
+        ):
             files.append((relative, path.stat().st_size))
     return files
 
@@ -109,6 +131,11 @@ class PublishPlan:
     card_written: bool
     commit_message: str
     resumable: bool
+    site: dict | None = None  # the overview of the site built into report/site/ to go along
+
+    @property
+    def ignored(self) -> list[str]:
+        return ignored(self.site is not None)
 
     @property
     def total_bytes(self) -> int:
@@ -130,6 +157,11 @@ class PublishPlan:
         ]
         if self.card_written:
             lines.append(f"card:      wrote {CARD_NAME} and {REPORT_DIR}/ from the manifest")
+        if self.site is not None:
+            samples = self.site["samples"]
+            whole = samples.get("truncated_from")
+            shown = f"{samples['total']} of {whole}" if whole else f"all {samples['total']}"
+            lines.append(f"site:      {SITE_DIR}/ ({shown} samples; the card links it)")
         if self.resumable:
             lines.append(
                 "upload:    several commits (hf_xet); rerun an interrupted publish to resume"
@@ -144,20 +176,36 @@ class PublishPlan:
         return lines
 
 
+def card_is_current(out_dir: Path, with_site: bool) -> bool:
+    """Whether README.md can go as it is: it exists, is newer than the manifest, and links no
+    site (a card for a site just built is always written again: it gives the site's numbers)."""
+    card = out_dir / CARD_NAME
+    if with_site or not card.exists():
+        return False
+    if card.stat().st_mtime < (out_dir / "manifest.json").stat().st_mtime:
+        return False
+    return SITE_LINK not in card.read_text()
+
+
 def plan_publish(
-    out_dir: Path, repo_id: str, revision: str | None = None, private: bool = False
+    out_dir: Path,
+    repo_id: str,
+    revision: str | None = None,
+    private: bool = False,
+    site: Callable[[Path], dict] | None = None,
 ) -> PublishPlan:
-    """Verify the folder and list what would be pushed; writes the card if missing or stale."""
+    """Verify the folder and list what would be pushed; writes the card if missing or stale.
+    `site` builds the offline browser into report/site/ (curation.view) and returns its
+    overview: then the site goes along and the card links it."""
     out_dir = Path(out_dir)
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise PublishError(f"--repo {repo_id!r}: expected ORG/NAME (or USER/NAME)")
     manifest = read_manifest(out_dir)
     verified = verify_checksums(out_dir, manifest)
-    card = out_dir / CARD_NAME
-    stale = card.exists() and card.stat().st_mtime < (out_dir / "manifest.json").stat().st_mtime
-    card_written = not card.exists() or stale
+    overview = site(out_dir) if site is not None else None
+    card_written = not card_is_current(out_dir, overview is not None)
     if card_written:
-        write_card(out_dir)
+        write_card(out_dir, site=overview)
     counts = manifest.get("counts", {})
     message = (
         f"Publish {manifest.get('recipe_name') or out_dir.name}: "
@@ -168,11 +216,12 @@ def plan_publish(
         repo_id=repo_id,
         revision=revision,
         private=private,
-        files=published_files(out_dir),
+        files=published_files(out_dir, with_site=overview is not None),
         verified=verified,
         card_written=card_written,
         commit_message=message,
         resumable=resumable_upload(),
+        site=overview,
     )
 
 
@@ -207,6 +256,7 @@ def publish(plan: PublishPlan, api: HfApi | None = None) -> str:
         revision=plan.revision,
         commit_message=plan.commit_message,
         allow_patterns=PUBLISHED,
+        ignore_patterns=plan.ignored,
         delete_patterns=REPLACED,
         token=token,
     )

@@ -208,6 +208,18 @@ def reject_row(outcome: dict, pair: dict | None, filter_name: str, reason: str, 
     ).row()
 
 
+def parse_reject_row(outcome: dict) -> dict | None:
+    """The reject row of a reply with parts that could not be read as pairs, or None. One row
+    per reply, carrying the raw text once, however many parts failed to parse."""
+    problems = outcome.get("parse_errors")
+    if not problems:
+        return None
+    shown = "; ".join(problems[:3]) + (
+        f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
+    )
+    return reject_row(outcome, None, "parse", f"{len(problems)} unreadable: {shown}")
+
+
 class DatasetWriter:
     """Streams Outcome rows into an output folder; `close` moves the finished run into place."""
 
@@ -277,16 +289,10 @@ class DatasetWriter:
         )
 
     def _add_pairs(self, record: InputRecord, outcome: dict) -> None:
-        problems = outcome["parse_errors"]
-        if problems:
-            # One row per reply, carrying the raw text once, however many parts failed to parse.
-            shown = "; ".join(problems[:3]) + (
-                f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
-            )
+        unreadable = parse_reject_row(outcome)
+        if unreadable is not None:
             self.counts.rejected_by_filter["parse"] += 1
-            self.rejects.add(
-                reject_row(outcome, None, "parse", f"{len(problems)} unreadable: {shown}")
-            )
+            self.rejects.add(unreadable)
         kept = []
         for pair in outcome["pairs"]:
             self.counts.pairs_generated += 1
