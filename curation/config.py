@@ -141,17 +141,6 @@ class UnitsConfig(StrictModel):
         return self
 
 
-QUESTION_TYPES = (
-    "extractive",
-    "multi_hop",
-    "comparison",
-    "arithmetic",
-    "summary",
-    "yes_no",
-    "list",
-    "layout",
-    "not_answerable",
-)
 QuestionType = Literal[
     "extractive",
     "multi_hop",

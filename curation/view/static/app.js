@@ -495,13 +495,7 @@
     let items;
     let count;
     if (!active) {
-      count = info.total;
-      pageNo = Math.min(pageNo, Math.max(1, Math.ceil(count / PAGE_SIZE)));
-      const start = (pageNo - 1) * PAGE_SIZE;
-      items = await itemRange("samples", info, start, Math.min(count, start + PAGE_SIZE));
-      checkLive(token);
-      parts.status.textContent = plural(count, "sample");
-      prefetch("samples", info, start + PAGE_SIZE);
+      ({ count, pageNo, items } = await unfilteredPage("samples", info, pageNo, token, parts));
     } else {
       const test = pairMatches(f);
       const key = JSON.stringify(f);
@@ -527,6 +521,19 @@
   }
 
   // Starts loading the chunk holding item `index` so that the next page is already there.
+  // One page of the whole list (no search or filter): only its chunks are loaded, the next
+  // page's chunk is fetched ahead.
+  async function unfilteredPage(kind, info, pageNo, token, parts) {
+    const count = info.total;
+    const page = Math.min(pageNo, Math.max(1, Math.ceil(count / PAGE_SIZE)));
+    const start = (page - 1) * PAGE_SIZE;
+    const items = await itemRange(kind, info, start, Math.min(count, start + PAGE_SIZE));
+    checkLive(token);
+    parts.status.textContent = plural(count, kind === "samples" ? "sample" : "reject");
+    prefetch(kind, info, start + PAGE_SIZE);
+    return { count: count, pageNo: page, items: items };
+  }
+
   function prefetch(kind, info, index) {
     const size = info.chunk || 100;
     const c = Math.floor(index / size);
@@ -735,13 +742,7 @@
     let items;
     let count;
     if (!f.q && !f.filter) {
-      count = info.total;
-      pageNo = Math.min(pageNo, Math.max(1, Math.ceil(count / PAGE_SIZE)));
-      const start = (pageNo - 1) * PAGE_SIZE;
-      items = await itemRange("rejects", info, start, Math.min(count, start + PAGE_SIZE));
-      checkLive(token);
-      parts.status.textContent = plural(count, "reject");
-      prefetch("rejects", info, start + PAGE_SIZE);
+      ({ count, pageNo, items } = await unfilteredPage("rejects", info, pageNo, token, parts));
     } else {
       const q = f.q.toLowerCase();
       const matches = await filteredItems("rejects", info, JSON.stringify(f), function (r) {
