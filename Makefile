@@ -124,6 +124,17 @@ train: setup
 bench-train: setup
 	$(BIN)/python benchmarks/bench_train.py
 
+# The GPU check (issue 20): training tokens/s and MFU (SmolVLM-256M- and ~2B-sized Idefics3, bf16,
+# packing off/on) and the local engine's generation tokens/s (a ~1.7B text model; an Idefics3 with
+# page images) on one H100/H200, random-init models, nothing downloaded, no Ray or pydantic, under
+# 5 minutes. JSON after each part and a Markdown table go to $$OUT (else .cache/gpu-check). It does
+# not depend on `setup`: on the device machine it runs that machine's own python3. A session with
+# a device machine: run(command="make gpu-check", timeout_s=420); the figures come back from $$OUT.
+# The plumbing on a CPU: make gpu-check GPU_CHECK_ARGS=--cpu-smoke (tests/test_gpu_check.py).
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:
+	PYTHONUNBUFFERED=1 $(GPU_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
+
 # Screenshots of `curation view` for the README (docs/img/view-*.png) from out/docmatix (built by
 # `make recipes`); COMPARE=out/other adds view-compare.png. Needs chromium (make system-deps).
 screenshots: setup
