@@ -174,9 +174,9 @@ def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) ->
     assert len(ids) == len(set(ids)) > 0
     statuses = Counter(record["status"] for record in manifest["inputs"])
     assert statuses == {"ok": 3, "error": 1}
-    # Layouts drawn per document from its content: one whole-document unit, two documents of
+    # Layouts drawn per document from its content: two whole-document units, one document of
     # single pages, the same draw in every interrupted run.
-    assert manifest["counts"]["units_by_layout"] == {"document": 1, "page": 4}
+    assert manifest["counts"]["units_by_layout"] == {"document": 2, "page": 2}
 
     # Every unit's request was sent, and none was sent twice except one the kill cut off: its
     # reply never arrived, so the resumed run asks again (at most one per generation slot).
