@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
 from curation.schema import SAMPLE_SCHEMA
-from curation.train.collate import Batch, DataReport
+from curation.train.collate import DataReport
 from curation.train.config import RandomInitConfig, TrainConfig
 from curation.train.loop import Trainer, rank_batches
+from curation.train.model import training_flops
 
 PRESETS = {
     "tiny": RandomInitConfig(),
@@ -130,37 +131,6 @@ def write_synthetic(folder: Path, rows: int, seed: int = 0) -> Path:
     return folder
 
 
-def model_flops(trainer: Trainer, batches: list[Batch]) -> float:
-    """Useful training FLOPs of the batches (see the module docstring)."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    config = model.config
-    text = vision = connector = 0
-    for name, parameter in model.named_parameters():
-        if "embed_tokens" in name:
-            continue
-        if "vision_model" in name:
-            vision += parameter.numel()
-        elif "connector" in name:
-            connector += parameter.numel()
-        else:  # text layers, final norm, lm_head
-            text += parameter.numel()
-    vc, tc = config.vision_config, config.text_config
-    patches = (vc.image_size // vc.patch_size) ** 2
-    tokens_per_tile = patches // config.scale_factor**2
-    per_tile = (
-        6 * vision * patches
-        + 12 * vc.num_hidden_layers * vc.hidden_size * patches**2
-        + 6 * connector * tokens_per_tile
-    )
-    total = 0.0
-    for batch in batches:
-        for length in batch.lengths:
-            total += 6 * text * length + 6 * tc.num_hidden_layers * tc.hidden_size * length**2
-        image_tokens = int((batch.inputs["input_ids"] == config.image_token_id).sum())
-        total += per_tile * image_tokens / tokens_per_tile
-    return total
-
-
 def peak_tflops(given: float | None) -> float | None:
     import torch
 
@@ -220,7 +190,7 @@ def measure(args, preset: str, packing: bool, data: Path, out: Path) -> dict:
     tokens = sum(b.tokens for b in timed)
     slots = sum(b.inputs["input_ids"].numel() for b in timed)
     peak = peak_tflops(args.peak_tflops)
-    flops = model_flops(trainer, timed)
+    flops = training_flops(trainer.accelerator.unwrap_model(trainer.model), timed)
     result = {
         "preset": preset,
         "packing": "on" if packing else "off",

@@ -431,36 +431,6 @@ def train_batches(P, tokenizer, spec: VisionLM, settings: Settings, packing: boo
     return list(islice(stream, settings.warmup + settings.steps))
 
 
-def model_flops(model, batch_list: list) -> float:
-    """Useful training FLOPs of the batches (the formula in the module docstring)."""
-    config = model.config
-    text = vision = connector = 0
-    for name, parameter in model.named_parameters():
-        if "embed_tokens" in name:
-            continue
-        if "vision_model" in name:
-            vision += parameter.numel()
-        elif "connector" in name:
-            connector += parameter.numel()
-        else:  # text layers, final norm, lm_head
-            text += parameter.numel()
-    vc, tc = config.vision_config, config.text_config
-    patches = (vc.image_size // vc.patch_size) ** 2
-    tokens_per_tile = patches // config.scale_factor**2
-    per_tile = (
-        6 * vision * patches
-        + 12 * vc.num_hidden_layers * vc.hidden_size * patches**2
-        + 6 * connector * tokens_per_tile
-    )
-    total = 0.0
-    for batch in batch_list:
-        for length in batch.lengths:
-            total += 6 * text * length + 6 * tc.num_hidden_layers * tc.hidden_size * length**2
-        image_tokens = int((batch.inputs["input_ids"] == config.image_token_id).sum())
-        total += per_tile * image_tokens / tokens_per_tile
-    return total
-
-
 def train_case(
     P,
     accelerator,
@@ -515,7 +485,7 @@ def train_case(
         seconds = time.perf_counter() - start
         tokens = sum(b.tokens for b in timed)
         slots = sum(b.inputs["input_ids"].numel() for b in timed)
-        flops = model_flops(accelerator.unwrap_model(step_holder.model), timed)
+        flops = P.model.training_flops(accelerator.unwrap_model(step_holder.model), timed)
         achieved = flops / seconds / 1e12
         nominal, measured = peaks["nominal_tflops"], peaks["measured_tflops"]
         return {

@@ -204,3 +204,37 @@ def parameter_counts(model: Any) -> tuple[int, int]:
     """(trainable, total) parameters."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
+
+
+def training_flops(model, batches: list) -> float:
+    """Useful training FLOPs of collated batches (`collate.Batch`) on an Idefics3-family model:
+    per sample of s tokens 6 x N_text x s + 6 x L x h x s^2 (causal attention), per image tile
+    of P patches 6 x N_vision x P + 12 x L_v x h_v x P^2 plus the connector's 6 x N_conn x P /
+    scale^2; the input embedding, padding and attention across packed samples are not counted.
+    The MFU of benchmarks/bench_train.py and benchmarks/gpu_check.py."""
+    config = model.config
+    text = vision = connector = 0
+    for name, parameter in model.named_parameters():
+        if "embed_tokens" in name:
+            continue
+        if "vision_model" in name:
+            vision += parameter.numel()
+        elif "connector" in name:
+            connector += parameter.numel()
+        else:  # text layers, final norm, lm_head
+            text += parameter.numel()
+    vc, tc = config.vision_config, config.text_config
+    patches = (vc.image_size // vc.patch_size) ** 2
+    tokens_per_tile = patches // config.scale_factor**2
+    per_tile = (
+        6 * vision * patches
+        + 12 * vc.num_hidden_layers * vc.hidden_size * patches**2
+        + 6 * connector * tokens_per_tile
+    )
+    total = 0.0
+    for batch in batches:
+        for length in batch.lengths:
+            total += 6 * text * length + 6 * tc.num_hidden_layers * tc.hidden_size * length**2
+        image_tokens = int((batch.inputs["input_ids"] == config.image_token_id).sum())
+        total += per_tile * image_tokens / tokens_per_tile
+    return total
