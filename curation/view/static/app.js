@@ -499,17 +499,10 @@
     } else {
       const test = pairMatches(f);
       const key = JSON.stringify(f);
-      const matches = await filteredItems("samples", info, key, function (sample) {
+      ({ count, pageNo, items } = await filteredPage("samples", info, key, function (sample) {
         if (f.doc && sample.doc_id !== f.doc) return false;
         return (sample.pairs || []).some(test);
-      }, function (k, n) {
-        if (isLive(token) && k < n) parts.status.textContent = "searching " + k + "/" + n + " chunks";
-      });
-      checkLive(token);
-      count = matches.length;
-      pageNo = Math.min(pageNo, Math.max(1, Math.ceil(count / PAGE_SIZE)));
-      items = matches.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
-      parts.status.textContent = number(count) + " of " + plural(info.total, "sample") + " match";
+      }, pageNo, token, parts));
     }
     const match = active ? pairMatches(f) : null;
     parts.list.replaceChildren.apply(parts.list, items.length ? items.map(function (s) { return sampleCard(s, match); })
@@ -531,6 +524,21 @@
     checkLive(token);
     parts.status.textContent = plural(count, kind === "samples" ? "sample" : "reject");
     prefetch(kind, info, start + PAGE_SIZE);
+    return { count: count, pageNo: page, items: items };
+  }
+
+  // One page of the items that pass `test` (a search or a filter): every chunk is loaded, the
+  // progress shown as it goes; the matches are kept by `key`, so paging through them is instant.
+  async function filteredPage(kind, info, key, test, pageNo, token, parts) {
+    const matches = await filteredItems(kind, info, key, test, function (k, n) {
+      if (isLive(token) && k < n) parts.status.textContent = "searching " + k + "/" + n + " chunks";
+    });
+    checkLive(token);
+    const count = matches.length;
+    const page = Math.min(pageNo, Math.max(1, Math.ceil(count / PAGE_SIZE)));
+    const items = matches.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+    const noun = kind === "samples" ? "sample" : "reject";
+    parts.status.textContent = number(count) + " of " + plural(info.total, noun) + " match";
     return { count: count, pageNo: page, items: items };
   }
 
@@ -745,17 +753,10 @@
       ({ count, pageNo, items } = await unfilteredPage("rejects", info, pageNo, token, parts));
     } else {
       const q = f.q.toLowerCase();
-      const matches = await filteredItems("rejects", info, JSON.stringify(f), function (r) {
+      ({ count, pageNo, items } = await filteredPage("rejects", info, JSON.stringify(f), function (r) {
         if (f.filter && r.filter !== f.filter) return false;
         return !q || contains(r.question, q) || contains(r.answer, q) || (r.question === null && contains(r.raw_reply, q));
-      }, function (k, n) {
-        if (isLive(token) && k < n) parts.status.textContent = "searching " + k + "/" + n + " chunks";
-      });
-      checkLive(token);
-      count = matches.length;
-      pageNo = Math.min(pageNo, Math.max(1, Math.ceil(count / PAGE_SIZE)));
-      items = matches.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE);
-      parts.status.textContent = number(count) + " of " + plural(info.total, "reject") + " match";
+      }, pageNo, token, parts));
     }
     parts.list.replaceChildren.apply(parts.list, items.length ? items.map(rejectCard)
       : [el("p", { class: "empty" }, f.q || f.filter ? "No reject matches." : "No rejects.")]);
