@@ -22,6 +22,18 @@ RECIPE = {
 }
 
 
+# What a run's manifest says besides its counts and files (DatasetWriter.close), for RECIPE.
+TINY_MANIFEST = {
+    "recipe_name": RECIPE["name"],
+    "recipe_path": "recipes/tiny.yaml",
+    "recipe_hash": "0" * 64,
+    "recipe": RECIPE,
+    "filter_chain": "docmatix",
+    "versions": {"curation": "0.1.0"},
+    "wall_seconds": 1.5,
+}
+
+
 def page_png(label: str, size: tuple[int, int] = (60, 80)) -> bytes:
     """A small real PNG page with its label drawn on it."""
     image = Image.new("RGB", size, "white")
@@ -130,14 +142,4 @@ def build_output(out_dir: Path, judge: bool = True, rows_per_shard: int = 2) -> 
         )
     )
     writer.add(outcome(error_row("cccc3333", "docs/broken.pdf", "corrupt", "cannot open"), []))
-    return writer.close(
-        {
-            "recipe_name": RECIPE["name"],
-            "recipe_path": "recipes/tiny.yaml",
-            "recipe_hash": "0" * 64,
-            "recipe": RECIPE,
-            "filter_chain": "docmatix",
-            "versions": {"curation": "0.1.0"},
-            "wall_seconds": 1.5,
-        }
-    )
+    return writer.close(dict(TINY_MANIFEST))

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from output_fixtures import RECIPE, document_units, outcome
+from output_fixtures import TINY_MANIFEST, document_units, outcome
 from PIL import Image
 
 from curation.output.card import write_card
@@ -193,17 +193,7 @@ def write_output(out_dir: Path, variant: str) -> None:
     )
     writer.add(judged(third, {"relevance": 3.0}, [1, 2], ["extractive", "multi_hop"]))
     writer.add(outcome(error_row("cccc3333", "docs/broken.pdf", "corrupt", "cannot open"), []))
-    writer.close(
-        {
-            "recipe_name": RECIPE["name"],
-            "recipe_path": "recipes/tiny.yaml",
-            "recipe_hash": "0" * 64,
-            "recipe": RECIPE,
-            "filter_chain": "docmatix",
-            "versions": {"curation": "0.1.0"},
-            "wall_seconds": 1.5,
-        }
-    )
+    writer.close(dict(TINY_MANIFEST))
 
 
 @pytest.fixture(scope="module")
