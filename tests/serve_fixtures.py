@@ -1,14 +1,12 @@
 """A real OpenAI-compatible server for tests: `transformers serve` on the bundled SmolLM2.
 
-The bundled model is a GGUF file; it is converted once into a plain HF folder (cached across
-runs) because `transformers serve` is simplest to pin to a folder, and `save_pretrained`
-refuses a GGUF-loaded model.
+The bundled model is a GGUF file; the server loads the plain HF folder the product converts it
+into once (`curation.models.loadable`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,38 +17,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-CONVERTED = "smollm2-hf"
 
 
-def cache_root() -> Path:
-    """Where test artefacts that are slow to build are kept (env CURATION_TEST_CACHE)."""
-    return Path(os.environ.get("CURATION_TEST_CACHE") or ROOT / ".cache")
+def bundled_model_folder() -> Path:
+    """The bundled GGUF SmolLM2 as an HF model folder: the product's converted copy."""
+    from curation.models import loadable, resolve_model
 
-
-def bundled_model_folder(cache: Path | None = None) -> Path:
-    """The bundled GGUF SmolLM2 as an HF model folder, converted on first use."""
-    folder = (cache or cache_root()) / CONVERTED
-    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
-        return folder
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
-
-    from curation.models import resolve_model
-
-    location = resolve_model("bundled")
-    kwargs = {"gguf_file": location.gguf_file}
-    tokenizer = AutoTokenizer.from_pretrained(location.path, **kwargs)
-    loaded = AutoModelForCausalLM.from_pretrained(location.path, **kwargs)
-    # Rebuilt from the config so that save_pretrained accepts it (GGUF-loaded models are refused).
-    config = loaded.config
-    config.architectures = ["LlamaForCausalLM"]
-    model = LlamaForCausalLM(config)
-    model.load_state_dict(loaded.state_dict())
-    partial = folder.with_name(folder.name + ".partial")
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.replace(folder)  # a half-written folder never passes for a converted model
-    return folder
+    return Path(loadable(resolve_model("bundled")).path)
 
 
 def free_port() -> int:

@@ -162,3 +162,42 @@ def test_json_prompts_send_the_reply_schema(engine) -> None:
     assert [again.request_for(unit([i], kind="slides")).seed for i in range(30)] == [
         r.seed for r in requests
     ]
+
+
+def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GGUF file is converted once into an HF folder under the model cache; the copy has the
+    very weights and tokenizer of the GGUF file, and a leftover half-written copy is ignored."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from curation.models import loadable, resolve_model
+
+    monkeypatch.setenv("CURATION_MODEL_CACHE", str(tmp_path / "models"))
+    gguf = resolve_model("bundled")
+    converted = loadable(gguf)
+    folder = Path(converted.path)
+    assert converted.gguf_file is None and folder.parent == tmp_path / "models"
+    assert (folder / "config.json").is_file() and list(folder.glob("*.safetensors"))
+    assert not list(folder.parent.glob("*.partial-*"))  # nothing half-written left behind
+    assert loadable(gguf) == converted  # converted once, then found
+
+    direct = AutoModelForCausalLM.from_pretrained(gguf.path, gguf_file=gguf.gguf_file)
+    copy = AutoModelForCausalLM.from_pretrained(converted.path)
+    weights, copied = direct.state_dict(), copy.state_dict()
+    assert weights.keys() == copied.keys()
+    assert all(torch.equal(weights[name], copied[name]) for name in weights)
+    tokenizers = [
+        AutoTokenizer.from_pretrained(gguf.path, gguf_file=gguf.gguf_file),
+        AutoTokenizer.from_pretrained(converted.path),
+    ]
+    chat = [{"role": "user", "content": "Ünïcödé: what rose 1.5% in Q3?"}]
+    prompts = [
+        t.apply_chat_template(chat, tokenize=True, add_generation_prompt=True) for t in tokenizers
+    ]
+    assert prompts[0] == prompts[1]
+    assert tokenizers[0].eos_token_id == tokenizers[1].eos_token_id
+
+    # An engine reports the GGUF file's name (the response cache's key), not the copy's folder.
+    assert LocalEngine("bundled").model_name == gguf.gguf_file

@@ -10,7 +10,7 @@ import importlib.util
 from typing import Any
 
 from curation.config import ConfigError
-from curation.models import resolve_model
+from curation.models import loadable, resolve_model
 from curation.train.config import TINY_RANDOM, RandomInitConfig, TrainConfig
 from curation.train.images import IDEFICS3_TYPES, QWEN2VL_TYPES
 
@@ -47,7 +47,7 @@ VISION_PREFIXES = ("model.vision_model.", "model.connector.", "model.visual.")
 def _bundled_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    location = resolve_model("bundled")
+    location = loadable(resolve_model("bundled"))
     return AutoTokenizer.from_pretrained(location.path, gguf_file=location.gguf_file)
 
 

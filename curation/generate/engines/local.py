@@ -11,7 +11,7 @@ from typing import Any
 
 from curation.config import ConfigError
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult, cut_at_stop
-from curation.models import resolve_model
+from curation.models import loadable, resolve_model
 from curation.seeding import stable_hash
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ class LocalEngine(Engine):
 
         torch.set_num_threads(threads or os.cpu_count() or 1)
         location = resolve_model(model)
-        self.model_name = location.name
+        self.model_name = location.name  # the GGUF file's name for a GGUF model (cache keys)
+        location = loadable(location)
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
