@@ -206,6 +206,12 @@ class GenerateConfig(StrictModel):
     threads: int | None = Field(
         None, ge=1, description="Torch threads per replica (default: all cores)."
     )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Weights of the local engine: auto is bfloat16 on a GPU and float32 on the "
+        "CPU (the same replies on every CPU); bfloat16 on a CPU with AMX or AVX512-BF16 makes "
+        "the prompt pass about 3x faster and each new token about 1.8x, with other replies.",
+    )
     memory_gb: float = Field(
         4.0, gt=0, description="Memory Ray reserves per replica, so it never over-packs models."
     )
@@ -309,7 +315,7 @@ RUNTIME_SETTINGS = {
 NEUTRAL_SETTINGS: dict[str, dict[str, Any]] = {
     "ingest": {"page_dedup": PageDedupConfig().model_dump(mode="json")},
     "units": {"layout": "window", "max_pages_per_unit": 8},
-    "generate": {"question_types": {}, "negative_share": 0.07},
+    "generate": {"question_types": {}, "negative_share": 0.07, "dtype": "auto"},
 }
 
 

@@ -201,3 +201,18 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
 
     # An engine reports the GGUF file's name (the response cache's key), not the copy's folder.
     assert LocalEngine("bundled").model_name == gguf.gguf_file
+
+
+def test_bfloat16_weights_write_replies_cached_apart_from_float32(engine: LocalEngine) -> None:
+    import torch
+
+    half = LocalEngine("bundled", batch_size=2, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert next(engine.model.parameters()).dtype == torch.float32  # auto on the CPU
+    assert half.model_name == f"{engine.model_name}:bfloat16"
+    asked = request(0, QUESTIONS[1], max_tokens=12)
+    [reply] = half.generate([asked])
+    assert reply.text.strip() and reply.completion_tokens > 0
+    # Its replies are kept under other cache keys than float32's, never served for them.
+    assert request_key(half.model_name, asked) != request_key(engine.model_name, asked)
+    assert LocalEngine("bundled", dtype="float32").model_name == engine.model_name

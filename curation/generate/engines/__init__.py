@@ -13,7 +13,9 @@ def build_engine(cfg: GenerateConfig) -> Engine:
     if cfg.engine == "local":
         from curation.generate.engines.local import LocalEngine
 
-        return LocalEngine(cfg.model, batch_size=cfg.batch_size, threads=cfg.threads)
+        return LocalEngine(
+            cfg.model, batch_size=cfg.batch_size, threads=cfg.threads, dtype=cfg.dtype
+        )
     if cfg.engine == "openai":
         from curation.generate.engines.openai import OpenAIEngine
 
