@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/cpu.lock
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: lock bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
+.PHONY: lock bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -81,6 +81,13 @@ bench: setup
 bench-ingest: setup
 	$(BIN)/python -m pip install --quiet rapidfuzz
 	$(BIN)/python benchmarks/bench_ingest.py
+
+# OCR recognition (characters, bag of words) and reading order apart, against the text layer
+# of 200 born-digital pages of Debian documentation packages (LaTeX and R manuals, Beamer decks,
+# two-column papers), at several OCR dpis; the pipeline's OCR path vs a plain RapidOCR loop.
+# Packages and OCR results are cached in .cache/ocr-quality (not committed). One OCR thread.
+bench-ocr: setup
+	nice -n 10 $(BIN)/python benchmarks/bench_ocr_quality.py
 
 # 1 vs 2 nodes and a 10,000-page memory run on a real Ray cluster started on this host
 # (two `ray start` raylets of 1 CPU each); the same cached PDFs as bench-ingest. Not in CI.

@@ -77,6 +77,13 @@ class IngestConfig(StrictModel):
     ocr: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: OCR pages whose text layer is missing or garbled."
     )
+    ocr_dpi: int | None = Field(
+        None,
+        ge=36,
+        le=600,
+        description="Resolution of the render OCR reads, PDFs and decks (image inputs are read as "
+        "they are); the page image stays at `dpi`. None: OCR reads the page image.",
+    )
     ocr_backend: Literal["rapidocr", "paddleocr"] = "rapidocr"
     ocr_workers: int = Field(1, ge=1, description="OCR actors, each with its own model.")
     ocr_model_dir: str | None = Field(None, description="Local model folder (paddleocr).")
@@ -313,7 +320,7 @@ RUNTIME_SETTINGS = {
 # them: left out of the recipe hash while they have it, so an interrupted run of an unchanged
 # recipe still resumes (and its manifest's recipe_hash stays what it was).
 NEUTRAL_SETTINGS: dict[str, dict[str, Any]] = {
-    "ingest": {"page_dedup": PageDedupConfig().model_dump(mode="json")},
+    "ingest": {"page_dedup": PageDedupConfig().model_dump(mode="json"), "ocr_dpi": None},
     "units": {"layout": "window", "max_pages_per_unit": 8},
     "generate": {"question_types": {}, "negative_share": 0.07, "dtype": "auto"},
 }

@@ -24,21 +24,27 @@ from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
 from curation.output.journal import Journal, Progress
 from curation.preflight import stage_asks
-from curation.schema import OUTCOME_SCHEMA, UNIT_SCHEMA
+from curation.schema import OCR_UNIT_SCHEMA, OUTCOME_SCHEMA, UNIT_SCHEMA
 from curation.watchdog import Watchdog
 
 
 def ingest_batch(
-    batch: pa.Table, ingest: IngestConfig, units: UnitsConfig, skip: frozenset[str] = frozenset()
+    batch: pa.Table,
+    ingest: IngestConfig,
+    units: UnitsConfig,
+    skip: frozenset[str] = frozenset(),
+    to_ocr: bool = False,
 ) -> Iterator[pa.Table]:
     """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming).
     Units in `skip` (finished before an interruption) are left out; an item's `page_dups`
-    (JSON) marks its pages that repeat earlier pages of the run."""
+    (JSON) marks its pages that repeat earlier pages of the run. `to_ocr`: the OCR stage
+    follows, so the rows carry the pages rendered for it (OCR_UNIT_SCHEMA)."""
+    schema = OCR_UNIT_SCHEMA if to_ocr else UNIT_SCHEMA
     for item in batch.to_pylist():
         dups = dups_from_json(item.get("page_dups"))
         for row in ingest_document(item["path"], ingest, units, item["source"], dups):
             if row["unit_id"] not in skip:
-                yield pa.Table.from_pylist([row], schema=UNIT_SCHEMA)
+                yield pa.Table.from_pylist([row], schema=schema)
 
 
 def ocr_batch(batch: pa.Table, ingest: IngestConfig) -> pa.Table:
@@ -84,7 +90,12 @@ def build_units(
         ingest_batch,
         batch_size=1,
         batch_format="pyarrow",
-        fn_kwargs={"ingest": recipe.ingest, "units": recipe.units, "skip": skip},
+        fn_kwargs={
+            "ingest": recipe.ingest,
+            "units": recipe.units,
+            "skip": skip,
+            "to_ocr": "ocr" in asks,
+        },
         **asks["ingest"].ray_args(),
     )
     if "ocr" not in asks:

@@ -23,6 +23,9 @@ class Page:
     width: int
     height: int
     ocr_score: float | None = None
+    # The page rendered for OCR at ingest.ocr_dpi, when that differs from dpi and the page needs
+    # OCR; None: OCR reads `image`. Carried to the OCR stage only (OCR_UNIT_SCHEMA).
+    ocr_image: bytes | None = None
 
 
 @dataclass
@@ -131,6 +134,9 @@ UNIT_FIELDS = [
     pa.field("skipped", pa.string()),  # why no LLM call is made for the unit
 ]
 UNIT_SCHEMA = pa.schema(UNIT_FIELDS)
+# A Unit row on its way from ingest to the OCR stage: per page, the image rendered for OCR at
+# ingest.ocr_dpi (None: OCR reads `images`). The OCR stage drops it; it is never journaled.
+OCR_UNIT_SCHEMA = pa.schema([*UNIT_FIELDS, pa.field("ocr_images", pa.list_(pa.binary()))])
 
 RATING_TYPE = pa.struct([pa.field("axis", pa.string()), pa.field("score", pa.float64())])
 DECISION_TYPE = pa.struct(

@@ -1,12 +1,19 @@
 """The OCR stage on Unit rows, with the real RapidOCR backend."""
 
+import io
+
+import pyarrow as pa
 import pymupdf
 import pytest
+from PIL import Image
 
-from curation.config import IngestConfig, UnitsConfig
+from curation.config import IngestConfig, Recipe, UnitsConfig
 from curation.ingest import expand_inputs, ingest_document
+from curation.ingest.ocr import OCRBackend, OCRResult
 from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.slides import NOTES_HEADING
+from curation.pipeline import ingest_batch
+from curation.schema import OCR_UNIT_SCHEMA, UNIT_SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +61,82 @@ def test_a_folder_of_page_images_is_one_input(tmp_path):
     (tmp_path / "report.pdf").write_bytes(b"%PDF-")
     found = expand_inputs([str(tmp_path / "*"), str(pages / "*.png")])
     assert found == [tmp_path / "report.pdf", pages]
+
+
+SMALL_PRINT = "Reservoir levels recovered quickly after the spring floods"
+
+
+def small_print_pdf(path) -> object:
+    """A page whose 5 pt line is a few pixels high at 40 dpi but easy to read at 200 dpi."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=300, height=60)
+    page.insert_text((10, 30), SMALL_PRINT, fontsize=5)
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+class Recording(OCRBackend):
+    """A real backend, noting the size of every image it reads."""
+
+    name = "recording"
+
+    def __init__(self, backend: OCRBackend) -> None:
+        self.backend = backend
+        self.sizes: list[tuple[int, int]] = []
+
+    def recognize(self, image: bytes) -> OCRResult:
+        self.sizes.append(png_size(image))
+        return self.backend.recognize(image)
+
+
+def test_ocr_reads_a_render_at_ocr_dpi_and_the_page_image_stays_at_dpi(stage, tmp_path):
+    pdf = small_print_pdf(tmp_path / "small.pdf")
+    batch = pa.table({"path": [str(pdf)], "source": [str(pdf)], "page_dups": [None]})
+    coarse = IngestConfig(dpi=40, ocr="always")
+    sharp = coarse.model_copy(update={"ocr_dpi": 200})
+    [plain] = list(ingest_batch(batch, coarse, UnitsConfig(), to_ocr=True))
+    [table] = list(ingest_batch(batch, sharp, UnitsConfig(), to_ocr=True))
+    assert table.schema.equals(OCR_UNIT_SCHEMA)
+    [unit] = table.to_pylist()
+    # The page image is the 40 dpi render either way; OCR gets a 200 dpi one of its own.
+    assert unit["images"] == plain.to_pylist()[0]["images"]
+    assert png_size(unit["images"][0]) == (167, 34)  # 300 x 60 pt at 40 dpi, rounded up
+    assert png_size(unit["ocr_images"][0]) == (834, 167)  # at 200 dpi
+    assert plain.to_pylist()[0]["ocr_images"] is None
+    backend = Recording(stage.backend)  # RapidOCR
+    [row] = OCRStage(sharp, backend=backend)([unit])
+    assert backend.sizes == [(834, 167)]  # OCR read the 200 dpi render
+    assert "ocr_images" not in row  # dropped by the OCR stage, never journaled
+    assert pa.Table.from_pylist([row], schema=UNIT_SCHEMA).num_rows == 1
+    assert row["text_sources"] == ["ocr"] and row["images"] == unit["images"]
+    found = set(row["texts"][0].lower().split())
+    assert found >= {"reservoir", "levels", "recovered", "quickly", "spring", "floods"}
+    OCRStage(coarse, backend=backend)(plain.to_pylist())
+    assert backend.sizes[-1] == (167, 34)  # without ocr_dpi: the page image, as before
+
+
+def test_ocr_dpi_renders_only_pages_that_need_ocr_and_not_at_dpi(tmp_path, report_pdf):
+    layer = next(ingest_document(report_pdf, IngestConfig(ocr_dpi=300), UnitsConfig()))
+    assert "ocr_images" not in layer  # a good text layer: nothing to OCR, nothing rendered
+    same = next(ingest_document(report_pdf, IngestConfig(ocr="always", ocr_dpi=150), UnitsConfig()))
+    assert "ocr_images" not in same  # ocr_dpi == dpi: OCR reads the page image
+    image = tmp_path / "scan.png"
+    Image.new("RGB", (200, 100), "white").save(image)
+    [row] = ingest_document(image, IngestConfig(ocr="always", ocr_dpi=300), UnitsConfig())
+    assert "ocr_images" not in row  # an image input is OCR'd as it is
+
+
+def test_ocr_dpi_at_its_default_leaves_the_recipe_hash_alone():
+    base = Recipe(name="r", inputs=["*.pdf"])
+    assert Recipe(name="r", inputs=["*.pdf"], ingest={"ocr_dpi": None}).content_hash() == (
+        base.content_hash()
+    )
+    assert IngestConfig().ocr_dpi is None
+    changed = Recipe(name="r", inputs=["*.pdf"], ingest={"ocr_dpi": 200})
+    assert changed.content_hash() != base.content_hash()

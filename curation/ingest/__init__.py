@@ -133,17 +133,31 @@ def ingest_document(
     path = Path(path)
     doc_id = document_id(path)
     pages_read = 0
+    ocr_images: dict[int, bytes] = {}  # pages rendered for OCR (ingest.ocr_dpi), until used
 
     def counted(pages: Iterator[Page]) -> Iterator[Page]:
         nonlocal pages_read
         for page in pages:
             pages_read += 1
+            if page.ocr_image is not None:
+                ocr_images[page.page] = page.ocr_image
             yield page
 
     try:
         for row in document_units(counted(iter_pages(path, doc_id, ingest)), units):
-            yield mark_unit({**row, "source": source}, page_dups)
+            yield mark_unit({**with_ocr_images(row, ocr_images), "source": source}, page_dups)
     except IngestError as exc:
         yield error_row(doc_id, source, exc.code, exc.message, pages_read)
     except Exception as exc:  # a bug or an unforeseen library error: still data, never a crash
         yield error_row(doc_id, source, "internal", f"{type(exc).__name__}: {exc}", pages_read)
+
+
+def with_ocr_images(row: dict, ocr_images: dict[int, bytes]) -> dict:
+    """The row with `ocr_images` (schema.OCR_UNIT_SCHEMA) when some of its pages were rendered
+    for OCR; those of earlier pages are let go (units come in page order)."""
+    if not row["pages"]:
+        return row
+    for page in [page for page in ocr_images if page < row["pages"][0]]:
+        del ocr_images[page]
+    images = [ocr_images.get(page) for page in row["pages"]]
+    return {**row, "ocr_images": images} if any(images) else row

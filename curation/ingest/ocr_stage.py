@@ -25,16 +25,19 @@ class OCRStage:
     def __call__(self, units: list[dict]) -> list[dict]:
         """The same Unit rows, with OCR text, text_source 'ocr' and a confidence where needed."""
         for unit in units:
+            # Pages rendered for OCR at ingest.ocr_dpi (schema.OCR_UNIT_SCHEMA); None: the image.
+            ocr_images = unit.pop("ocr_images", None) or []
             if unit.get("skipped"):  # no LLM call is made for it: its text is not needed
                 continue
             for index, source in enumerate(unit["text_sources"]):
                 if source == PENDING_OCR:
-                    self._ocr_page(unit, index)
+                    image = ocr_images[index] if index < len(ocr_images) else None
+                    self._ocr_page(unit, index, image or unit["images"][index])
         return units
 
-    def _ocr_page(self, unit: dict, index: int) -> None:
+    def _ocr_page(self, unit: dict, index: int, image: bytes) -> None:
         try:
-            result = self.backend.recognize(unit["images"][index])
+            result = self.backend.recognize(image)
         except IngestError:
             # The page stays, with its image and whatever text layer it had; the source says why.
             unit["text_sources"][index] = OCR_FAILED

@@ -9,7 +9,7 @@ import pymupdf
 
 from curation.config import IngestConfig
 from curation.ingest.errors import IngestError
-from curation.ingest.quality import choose_text_source
+from curation.ingest.quality import PENDING_OCR, choose_text_source
 from curation.ingest.render import fit_scale
 from curation.schema import Page
 
@@ -75,6 +75,21 @@ def render_page(page: pymupdf.Page, cfg: IngestConfig) -> tuple[bytes, int, int]
     return data, pix.width, pix.height
 
 
+def ocr_render_dpi(cfg: IngestConfig) -> int | None:
+    """The dpi of a render for OCR alone (ingest.ocr_dpi), or None: OCR reads the page image."""
+    return None if cfg.ocr_dpi is None or cfg.ocr_dpi == cfg.dpi else cfg.ocr_dpi
+
+
+def render_ocr_image(page: pymupdf.Page, cfg: IngestConfig) -> bytes:
+    """The page as OCR reads it: RGB PNG at cfg.ocr_dpi (cfg.dpi when None), under max_pixels
+    only (max_image_side, grayscale and the image format are for the page image)."""
+    zoom = (cfg.ocr_dpi or cfg.dpi) / 72.0
+    uncapped = cfg.model_copy(update={"max_image_side": 20000})
+    zoom *= fit_scale(page.rect.width * zoom, page.rect.height * zoom, uncapped)
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
+    return pix.tobytes("png")
+
+
 def image_coverage(page: pymupdf.Page) -> float:
     """The share of the page covered by its largest image (a scan is one page-sized image)."""
     area = abs(page.rect) or 1.0
@@ -109,6 +124,11 @@ def iter_pdf_pages(
                 text = page_text(page)
                 source = choose_text_source(text, cfg, image_coverage(page))
                 image, width, height = render_page(page, cfg)
+                ocr_image = (
+                    render_ocr_image(page, cfg)
+                    if source == PENDING_OCR and ocr_render_dpi(cfg) is not None
+                    else None
+                )
             except Exception as exc:
                 raise IngestError("page_failed", f"page {index}: {exc}") from exc
             yield Page(
@@ -122,6 +142,7 @@ def iter_pdf_pages(
                 image=image,
                 width=width,
                 height=height,
+                ocr_image=ocr_image,
             )
         if doc.page_count > n_pages:
             raise IngestError(
