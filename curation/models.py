@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.config import ConfigError
+from curation.seeding import content_id
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def loadable(location: ModelLocation) -> ModelLocation:
     """Where transformers loads a model fastest: a GGUF model as an HF folder (safetensors and
     tokenizer.json), converted on first use and kept in `model_cache_dir()`; any other location
     as it is. Loading the bundled GGUF builds its tokenizer and dequantizes every tensor (about
-    20 s on 2 cores); the converted folder loads in about 1 s, with the same weights and
+    20 s on 2 cores); the converted folder loads in under a second, with the same weights and
     tokenizer. The folder is named by the GGUF file's name, size and mtime and the transformers
     version, and appears whole or not at all (written beside it, then renamed), so concurrent
     workers and an interrupted conversion are safe."""
@@ -74,7 +75,7 @@ def loadable(location: ModelLocation) -> ModelLocation:
 
     gguf = Path(location.path) / location.gguf_file
     stat = gguf.stat()
-    key = content_key(gguf.name, stat.st_size, stat.st_mtime_ns, transformers.__version__)
+    key = content_id(gguf.name, stat.st_size, stat.st_mtime_ns, transformers.__version__)
     folder = model_cache_dir() / f"{gguf.stem}-{key}"
     if not (folder / "config.json").is_file():
         try:
@@ -83,12 +84,6 @@ def loadable(location: ModelLocation) -> ModelLocation:
             logger.warning("cannot keep a converted copy of %s in %s: %s", gguf, folder, exc)
             return location
     return ModelLocation(str(folder))
-
-
-def content_key(*parts: object) -> str:
-    import hashlib
-
-    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
 def convert_gguf(location: ModelLocation, folder: Path) -> None:
