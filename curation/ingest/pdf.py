@@ -83,11 +83,8 @@ def ocr_render_dpi(cfg: IngestConfig) -> int | None:
 def render_ocr_image(page: pymupdf.Page, cfg: IngestConfig) -> bytes:
     """The page as OCR reads it: RGB PNG at cfg.ocr_dpi (cfg.dpi when None), under max_pixels
     only (max_image_side, grayscale and the image format are for the page image)."""
-    zoom = (cfg.ocr_dpi or cfg.dpi) / 72.0
-    uncapped = cfg.model_copy(update={"max_image_side": 20000})
-    zoom *= fit_scale(page.rect.width * zoom, page.rect.height * zoom, uncapped)
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False)
-    return pix.tobytes("png")
+    settings = {"max_image_side": 20000, "grayscale": False, "image_format": "png"}
+    return render_page(page, cfg.model_copy(update={"dpi": cfg.ocr_dpi or cfg.dpi, **settings}))[0]
 
 
 def image_coverage(page: pymupdf.Page) -> float:
