@@ -17,7 +17,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import psutil
 import pymupdf
 import ray
+from debian_docs import fetch
 
 from curation.config import IngestConfig, Recipe, UnitsConfig
 from curation.ingest.ocr import RapidOCRBackend
@@ -37,12 +37,7 @@ PACKAGE = "texlive-latex-base-doc"
 
 def fetch_corpus() -> list[Path]:
     """Real documentation PDFs, downloaded once into the cache."""
-    extracted = CACHE / "extracted"
-    if not extracted.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", PACKAGE], cwd=CACHE, check=True)
-        deb = next(CACHE.glob(f"{PACKAGE}_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(extracted)], check=True)
+    extracted = fetch(PACKAGE, CACHE)
     pdfs = []
     for path in sorted(extracted.rglob("*.pdf")):
         try:

@@ -41,7 +41,6 @@ import os
 import platform
 import random
 import re
-import subprocess
 import time
 import unicodedata
 from collections import Counter
@@ -50,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pymupdf
+from debian_docs import fetch
 
 from curation.config import IngestConfig, UnitsConfig
 from curation.ingest import ingest_document
@@ -210,24 +210,11 @@ def page_scores(ref: Reference, ocr_text: str, ordered: list[str], raw: list[str
 # ---------------------------------------------------------------- corpus
 
 
-def fetch(package: str) -> Path:
-    """The package's files, downloaded and unpacked once into the cache."""
-    target = CACHE / "extracted" / package
-    if not target.exists():
-        debs = CACHE / "debs"
-        debs.mkdir(parents=True, exist_ok=True)
-        if not list(debs.glob(f"{package}_*.deb")):
-            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-        deb = next(debs.glob(f"{package}_*.deb"))
-        tmp = target.with_suffix(".tmp")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
-        tmp.rename(target)
-    return target
-
-
 def package_pdfs(package: str) -> list[Path]:
     return sorted(
-        p for p in fetch(package).rglob("*.pdf") if not p.is_symlink() and p.stat().st_size > 0
+        p
+        for p in fetch(package, CACHE).rglob("*.pdf")
+        if not p.is_symlink() and p.stat().st_size > 0
     )
 
 
@@ -271,7 +258,7 @@ def pick_pages(per_kind: int, seed: int = 0) -> list[dict]:
     check = IngestConfig()
     candidates: dict[str, dict[str, list[int]]] = {kind: {} for kind in KINDS}
     for package in PACKAGES:
-        root = fetch(package)
+        root = fetch(package, CACHE)
         for path in package_pdfs(package):
             try:
                 doc = pymupdf.open(path)

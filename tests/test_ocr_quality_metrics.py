@@ -13,12 +13,14 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ocr_quality.
 
 @pytest.fixture(scope="module")
 def bench():
+    sys.path.insert(0, str(BENCH.parent))  # its sibling debian_docs, as when run as a script
     spec = importlib.util.spec_from_file_location("bench_ocr_quality", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclass looks itself up there
     spec.loader.exec_module(module)
     yield module
     del sys.modules[spec.name]
+    sys.path.remove(str(BENCH.parent))
 
 
 def test_normalise_spells_out_ligatures_quotes_case_and_joins_hyphenation(bench):
