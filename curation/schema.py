@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from datasets import Features, Image, List, Value
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 
 @dataclass
@@ -177,50 +181,65 @@ OUTCOME_SCHEMA = pa.schema(
     ]
 )
 
-# The published Sample row, Docmatix / The Cauldron layout plus provenance.
-SAMPLE_FEATURES = Features(
-    {
-        "id": Value("string"),
-        "doc_id": Value("string"),
-        "pages": List(Value("int32")),
-        "images": List(Image()),
-        "texts": List(
-            {"user": Value("string"), "assistant": Value("string"), "source": Value("string")}
-        ),
-        "page_meta": List(
-            {
-                "page": Value("int32"),
-                "text_source": Value("string"),
-                "ocr_score": Value("float64"),
-                # The earlier page ("doc_id:page", 0-based) this one repeats, or None.
-                "duplicate_of": Value("string"),
-            }
-        ),
-        "qa_meta": List(
-            {
-                "qa_id": Value("string"),
-                "prompt_id": Value("string"),
-                "model": Value("string"),
-                "rationale": Value("string"),
-                "evidence_pages": List(Value("int32")),
-                "question_type": Value("string"),
-                # A filter's score, and for a kept pair the note it left (grounding: how each
-                # answer number was supported, "262=diff(1250,988); 1250=page").
-                "scores": List(
-                    {
-                        "filter": Value("string"),
-                        "score": Value("float64"),
-                        "reason": Value("string"),
-                    }
-                ),
-                # A per-axis judge's ratings (1-5), and their minimum (None when not rated).
-                "ratings": List({"axis": Value("string"), "score": Value("float64")}),
-                "rating_min": Value("float64"),
-            }
-        ),
-    }
-)
-SAMPLE_SCHEMA = SAMPLE_FEATURES.arrow_schema
+
+# The published Sample row, Docmatix / The Cauldron layout plus provenance: SAMPLE_FEATURES
+# (HF Features) and SAMPLE_SCHEMA (its Arrow schema), built on first use (PEP 562), so the
+# stages that never write a Sample (every Ray worker) do not import `datasets` (0.5 s).
+@cache
+def sample_features() -> Features:
+    from datasets import Features, Image, List, Value
+
+    return Features(
+        {
+            "id": Value("string"),
+            "doc_id": Value("string"),
+            "pages": List(Value("int32")),
+            "images": List(Image()),
+            "texts": List(
+                {"user": Value("string"), "assistant": Value("string"), "source": Value("string")}
+            ),
+            "page_meta": List(
+                {
+                    "page": Value("int32"),
+                    "text_source": Value("string"),
+                    "ocr_score": Value("float64"),
+                    # The earlier page ("doc_id:page", 0-based) this one repeats, or None.
+                    "duplicate_of": Value("string"),
+                }
+            ),
+            "qa_meta": List(
+                {
+                    "qa_id": Value("string"),
+                    "prompt_id": Value("string"),
+                    "model": Value("string"),
+                    "rationale": Value("string"),
+                    "evidence_pages": List(Value("int32")),
+                    "question_type": Value("string"),
+                    # A filter's score, and for a kept pair the note it left (grounding: how each
+                    # answer number was supported, "262=diff(1250,988); 1250=page").
+                    "scores": List(
+                        {
+                            "filter": Value("string"),
+                            "score": Value("float64"),
+                            "reason": Value("string"),
+                        }
+                    ),
+                    # A per-axis judge's ratings (1-5), and their minimum (None when not rated).
+                    "ratings": List({"axis": Value("string"), "score": Value("float64")}),
+                    "rating_min": Value("float64"),
+                }
+            ),
+        }
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name == "SAMPLE_FEATURES":
+        return sample_features()
+    if name == "SAMPLE_SCHEMA":
+        return sample_features().arrow_schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 REJECT_SCHEMA = pa.schema(
     [
