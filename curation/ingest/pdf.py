@@ -50,16 +50,21 @@ def open_pdf(path: Path) -> pymupdf.Document:
     return doc
 
 
-def page_text(page: pymupdf.Page) -> str:
+def page_text(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> str:
     """The page's text layer, text blocks in reading order (top to bottom, left to right).
 
     Ligature glyphs are spelled out ("ﬀ" -> "ff"): a model, the filters' word matching and the
-    dedup all read "staff", not "staﬀ".
+    dedup all read "staff", not "staﬀ". `textpage`: one made by `text_page` (else one is made).
     """
-    flags = pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES
-    blocks = page.get_text("blocks", sort=True, flags=flags)
+    blocks = page.get_text("blocks", sort=True, textpage=textpage or text_page(page))
     parts = [block[4].strip() for block in blocks if block[6] == 0 and block[4].strip()]
     return "\n".join(parts)
+
+
+def text_page(page: pymupdf.Page) -> pymupdf.TextPage:
+    """The page's text and images, read once for `page_text` and `image_coverage`."""
+    flags = pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES
+    return page.get_textpage(flags=flags | pymupdf.TEXT_PRESERVE_IMAGES)
 
 
 def render_page(page: pymupdf.Page, cfg: IngestConfig) -> tuple[bytes, int, int]:
@@ -87,11 +92,12 @@ def render_ocr_image(page: pymupdf.Page, cfg: IngestConfig) -> bytes:
     return render_page(page, cfg.model_copy(update={"dpi": cfg.ocr_dpi or cfg.dpi, **settings}))[0]
 
 
-def image_coverage(page: pymupdf.Page) -> float:
-    """The share of the page covered by its largest image (a scan is one page-sized image)."""
+def image_coverage(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> float:
+    """The share of the page covered by its largest image (a scan is one page-sized image).
+    `textpage`: one made by `text_page` (else one is made)."""
     area = abs(page.rect) or 1.0
     largest = 0.0
-    for info in page.get_image_info():
+    for info in (textpage or text_page(page)).extractIMGINFO():
         box = pymupdf.Rect(info["bbox"]) & page.rect
         largest = max(largest, abs(box))
     return min(1.0, largest / area)
@@ -118,8 +124,9 @@ def iter_pdf_pages(
         for index in range(n_pages):
             try:
                 page = doc[index]
-                text = page_text(page)
-                source = choose_text_source(text, cfg, image_coverage(page))
+                textpage = text_page(page)
+                text = page_text(page, textpage)
+                source = choose_text_source(text, cfg, image_coverage(page, textpage))
                 image, width, height = render_page(page, cfg)
                 ocr_image = (
                     render_ocr_image(page, cfg)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 from curation.config import IngestConfig
 
 LAYER, OCR, NONE, PENDING_OCR = "layer", "ocr", "none", "pending_ocr"
 OCR_FAILED = "ocr_failed"  # OCR was needed but the backend could not read the image
+# U+FFFD and the private-use area: what a font without a usable ToUnicode map extracts as.
+BAD_CHARS = re.compile("[\ufffd\ue000-\uf8ff]")
 
 
 def bad_char_share(text: str) -> float:
-    """Share of U+FFFD replacement and private-use characters (signs of a broken font mapping)."""
-    chars = [c for c in text if not c.isspace()]
-    if not chars:
+    """Share of U+FFFD replacement and private-use characters (signs of a broken font mapping)
+    among the non-space characters."""
+    visible = sum(map(len, text.split()))  # str.split() splits where str.isspace()
+    if not visible:
         return 0.0
-    bad = sum(1 for c in chars if c == "\ufffd" or 0xE000 <= ord(c) <= 0xF8FF)
-    return bad / len(chars)
+    return len(BAD_CHARS.findall(text)) / visible
 
 
 def text_problem(text: str, cfg: IngestConfig, image_coverage: float = 0.0) -> str | None:
