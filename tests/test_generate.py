@@ -56,6 +56,53 @@ def test_sampled_replies_do_not_depend_on_the_batch(engine: LocalEngine) -> None
     assert reseeded != alone[1]  # the seed is what fixes a reply
 
 
+LONG_QUESTION = (
+    "Here is a harbour log. "
+    + "The harbour master wrote down the ships, the tides and the weather every hour. " * 12
+    + "What did the harbour master write down?"
+)
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        {"temperature": 0.0},
+        {"temperature": 0.0, "repetition_penalty": 1.3, "stop": ["."]},
+        {"temperature": 0.8},
+    ],
+    ids=["greedy", "greedy-penalty-stop", "sampled"],
+)
+def test_batched_replies_are_those_of_each_request_alone(engine, sampling) -> None:
+    """Each prompt of a batch is run alone, without padding, then decoded with the others:
+    a reply is the one its request gets alone, whatever the prompt lengths around it."""
+    asked = [QUESTIONS[2], QUESTIONS[1], LONG_QUESTION, QUESTIONS[0]]
+    requests = [request(i, q, max_tokens=8 + 2 * i, **sampling) for i, q in enumerate(asked)]
+    requests[1] = dataclasses.replace(requests[1], prefill="A lighthouse")
+    alone = [engine.generate([r])[0] for r in requests]
+    batched = engine.generate(requests)
+    assert batched == alone
+    lengths = sorted(r.prompt_tokens for r in alone)
+    assert lengths[-1] > 3 * lengths[0]  # much padding in the batch
+    assert all(r.completion_tokens <= q.max_tokens for r, q in zip(alone, requests, strict=True))
+    assert alone[1].text.startswith("A lighthouse")
+    if sampling == {"temperature": 0.0}:
+        # The very tokens transformers' own greedy search gives each prompt on its own.
+        for reply, req in zip(alone, requests, strict=True):
+            encoded = engine.encode([req])
+            tokens = engine.model.generate(
+                **encoded,
+                max_new_tokens=req.max_tokens,
+                do_sample=False,
+                pad_token_id=engine.tokenizer.pad_token_id,
+            )[0, encoded["input_ids"].shape[1] :].tolist()
+            if engine.tokenizer.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(engine.tokenizer.eos_token_id)]
+            assert reply.completion_tokens == len(tokens)
+            assert reply.text == req.prefill + engine.tokenizer.decode(
+                tokens, skip_special_tokens=True
+            )
+
+
 def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "cache")
     cached = CachedEngine(engine, cache)

@@ -128,20 +128,27 @@ class LocalEngine(Engine):
             if first.temperature > 0
             else []
         )
+        max_new_tokens = max(r.max_tokens for r in batch)
         with torch.inference_mode():
+            # A text model's prompts are run one by one, without padding, into a static cache:
+            # preallocated key/value tensors (the default cache grows by concatenation, which
+            # copies it whole at every new token: half of a CPU decode step at 1,500 tokens of
+            # context). Other models get generate's own static cache, or its default one.
+            cache = None if self.processor else self._prefilled_cache(encoded, max_new_tokens)
+            if cache is not None:
+                extra = {"cache": cache}
+            else:
+                extra = {} if self.processor else {"cache_implementation": "static"}
             output = self.model.generate(
                 **encoded,
-                max_new_tokens=max(r.max_tokens for r in batch),
+                max_new_tokens=max_new_tokens,
                 repetition_penalty=first.repetition_penalty,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=first.stop or None,
                 tokenizer=self.tokenizer,
                 do_sample=False,
                 logits_processor=processors,
-                # Preallocated key/value tensors: the default cache grows by concatenation,
-                # which copies it whole at every new token (half of a CPU decode step at
-                # 1,500 tokens of context); the replies are the same.
-                **({} if self.processor else {"cache_implementation": "static"}),
+                **extra,
             )
         prompt_len = encoded["input_ids"].shape[1]
         stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
@@ -164,6 +171,41 @@ class LocalEngine(Engine):
                 )
             )
         return results
+
+    def _prefilled_cache(self, encoded: Any, max_new_tokens: int) -> Any:
+        """A static cache that holds the keys and values of every prompt but its last token,
+        each prompt run alone (no work on padding), laid out as the left-padded batch has them:
+        a prompt's tokens right-aligned, the pad slots zero (masked by the attention mask).
+        `generate` then runs the last prompt column and decodes the batch together. None for a
+        model whose cache is not plain full-attention layers (sliding window, linear...)."""
+        from transformers import DynamicCache, StaticCache
+        from transformers.cache_utils import StaticLayer
+
+        ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        width = ids.shape[1]
+        config = self.model.config.get_text_config(decoder=True)
+        cache = StaticCache(config=config, max_cache_len=width + max_new_tokens)
+        if self.model.generation_config.cache_implementation is not None or any(
+            type(layer) is not StaticLayer for layer in cache.layers
+        ):
+            return None
+        for row in range(ids.shape[0]):
+            length = int(mask[row].sum())
+            if length < 2:
+                continue
+            alone = DynamicCache(config=config)
+            # Position ids 0..length-2, as the attention mask gives them in the batch.
+            prompt = ids[row : row + 1, width - length : width - 1]
+            self.model.base_model(input_ids=prompt, cache=alone, use_cache=True)
+            for layer, own in zip(cache.layers, alone.layers, strict=True):
+                if not layer.is_initialized:  # allocates the zeroed batch tensors
+                    batched = [t.expand(ids.shape[0], -1, -1, -1) for t in (own.keys, own.values)]
+                    layer.lazy_initialization(*batched)
+                layer.keys[row, :, width - length : width - 1] = own.keys[0]
+                layer.values[row, :, width - length : width - 1] = own.values[0]
+        for layer in cache.layers:
+            layer.cumulative_length.fill_(width - 1)  # where the last prompt column goes
+        return cache
 
 
 class RequestSampler:
