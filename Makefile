@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/cpu.lock
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: lock bench-vlm setup system-deps recipes test lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
+.PHONY: lock bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
 
 setup: $(STAMP)
 
@@ -53,8 +53,14 @@ recipes: setup
 		$(BIN)/curation run $$recipe || exit 1; \
 	done
 
+# Every test (the README's and CI's test command). The slowest 25 are listed at the end.
 test: setup
 	$(BIN)/python -m pytest -q --durations=25
+
+# The everyday loop: every test that starts no Ray, no model process and no server (those carry
+# the e2e marker; tests/conftest.py fails an unmarked test that starts one).
+test-fast: setup
+	$(BIN)/python -m pytest -q --durations=25 -m "not e2e"
 
 # Re-resolve the pinned versions (newest that fit pyproject), torch held at TORCH_SPEC and left out.
 lock: setup

@@ -7,6 +7,7 @@ shards) is `curation.run`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -221,10 +222,13 @@ def run_graph(
             batches = dataset.iter_batches(
                 batch_format="pyarrow", batch_size=None, prefetch_batches=0
             )
-            for batch in batches:
-                journal.append(batch)
-                if on_progress:
-                    on_progress(journal.progress)
+            # Closed on any exit: an error in this loop (or an interrupt) stops the executor,
+            # its tasks and actors now, not when the traceback that holds them is collected.
+            with contextlib.closing(iter(batches)) as stream:
+                for batch in stream:
+                    journal.append(batch)
+                    if on_progress:
+                        on_progress(journal.progress)
     except Exception as exc:
         if watchdog.blocked:  # raised in Ray's executor thread, and re-raised here by Ray
             raise watchdog.blocked from exc

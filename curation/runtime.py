@@ -14,23 +14,11 @@ from curation.config import ConfigError
 
 
 def init_ray(address: str | None = None) -> None:
-    """Start (or join) Ray, quietly, with the data settings every run relies on."""
+    """Start (or join) Ray, quietly, with the data settings every run relies on. A process that
+    already runs Ray (a notebook, a test session) keeps it."""
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress display replaces its log
     if not ray.is_initialized():
-        target = address or os.environ.get("RAY_ADDRESS") or ""
-        if target.startswith("ray://"):
-            # Ray Data's streaming executor does not run over Ray Client (it fails mid-run).
-            raise ConfigError(
-                f"address {target}: Ray Client (ray://) cannot run the pipeline; pass the "
-                "cluster's HOST:PORT from a node of the cluster, or use `ray job submit`"
-            )
-        host, _, port = target.rpartition(":")
-        if host and port.isdigit():
-            # Ray itself keeps retrying an address where nothing listens, for many minutes.
-            try:
-                socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
-            except OSError as exc:
-                raise ConfigError(f"cannot join the Ray cluster at {target}: {exc}") from exc
+        target = checked_address(address)
         try:
             ray.init(
                 address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
@@ -44,3 +32,23 @@ def init_ray(address: str | None = None) -> None:
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # same inputs, same row order, same shards
     context.enable_progress_bars = False
+
+
+def checked_address(address: str | None) -> str:
+    """The cluster a run joins (`address`, else RAY_ADDRESS; empty: a local Ray), refused with
+    the way out when Ray could not run the pipeline there or nothing listens at it."""
+    target = address or os.environ.get("RAY_ADDRESS") or ""
+    if target.startswith("ray://"):
+        # Ray Data's streaming executor does not run over Ray Client (it fails mid-run).
+        raise ConfigError(
+            f"address {target}: Ray Client (ray://) cannot run the pipeline; pass the "
+            "cluster's HOST:PORT from a node of the cluster, or use `ray job submit`"
+        )
+    host, _, port = target.rpartition(":")
+    if host and port.isdigit():
+        # Ray itself keeps retrying an address where nothing listens, for many minutes.
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except OSError as exc:
+            raise ConfigError(f"cannot join the Ray cluster at {target}: {exc}") from exc
+    return target

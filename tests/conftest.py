@@ -1,9 +1,12 @@
-"""Shared fixtures: real sample PDFs and real broken inputs built on the fly."""
+"""Shared fixtures: real sample PDFs and real broken inputs built on the fly, the session's one
+local Ray, and the guard that keeps `make test-fast` (`-m "not e2e"`) free of Ray, model
+processes and servers."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +115,17 @@ def run_curation(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess
     )
 
 
+def curation_cli(*args: str):
+    """The real command line in this process (typer's CliRunner): a run shares the session's
+    Ray (ray_local) instead of paying a process and a Ray start-up of its own. The result has
+    exit_code and output (stdout and stderr)."""
+    from typer.testing import CliRunner
+
+    from curation.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
 @pytest.fixture(scope="session")
 def serve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransformersServer]:
     """A real `transformers serve` on the bundled SmolLM2 (CPU), shared by the session's tests.
@@ -122,3 +136,90 @@ def serve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transform
     server.start()
     yield server
     server.stop()
+
+
+# --- One local Ray per pytest session -------------------------------------------------------
+# Every test that runs the pipeline in this process (run_recipe, `curation run` or `filter`
+# through typer's CliRunner, Ray dedup, Ray Train) shares one local Ray, started once through the
+# product's own init_ray and shut down at the end of the session: no test pays Ray's start-up,
+# and none finds what an earlier one left running (`ray_local` waits for every CPU to be free
+# again after each test, and fails the test that holds one). Tests of a cluster of their own
+# start `ray start` nodes in other processes (cluster_fixtures.py) and are not affected.
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    from curation.runtime import init_ray
+
+    assert not ray.is_initialized(), "Ray was started outside the ray_local fixture"
+    init_ray()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def ray_local(ray_session: None) -> Iterator[None]:
+    """The session's local Ray, every CPU free before the test and checked free after it (an
+    actor or task the test left running would change what the next test can schedule)."""
+    import ray
+
+    yield
+    total = ray.cluster_resources().get("CPU", 0)
+    deadline = time.monotonic() + 120
+    while ray.available_resources().get("CPU", 0) < total:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test left Ray CPUs in use: {ray.available_resources()} of {total}")
+        time.sleep(0.2)
+
+
+# --- The e2e guard ---------------------------------------------------------------------------
+# A test that starts Ray, a `curation` process, a model server or a Ray node must carry the e2e
+# marker, so that `make test-fast` (-m "not e2e") stays the quick loop. Python's audit hook sees
+# every process a test starts (Ray's own daemons included); a test without the marker that
+# starts one of these fails, naming the command.
+HEAVY_COMMANDS = {
+    "gcs_server": "Ray (its GCS)",
+    "raylet": "Ray (a raylet)",
+    "-m curation": "a `curation` process",
+    "transformers.cli": "a `transformers serve` server",
+    "vllm": "a vLLM server",
+}
+_started: list[str] | None = None  # commands started by the current non-e2e test
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "subprocess.Popen" and _started is not None:
+        command = args[1]
+        if isinstance(command, str | bytes):
+            command = [command]
+        line = " ".join(str(part) for part in command or [])
+        _started.extend(what for key, what in HEAVY_COMMANDS.items() if key in line)
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    global _started
+    _started = None if item.get_closest_marker("e2e") else []
+    try:
+        return (yield)
+    finally:
+        _started = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    if _started:  # set up or called by this test
+        pytest.fail(
+            f"{item.nodeid} starts {', '.join(sorted(set(_started)))} but is not marked e2e "
+            "(`make test-fast` runs -m 'not e2e')",
+            pytrace=False,
+        )
+    return result

@@ -232,10 +232,9 @@ def test_replay_rewrites_as_decide_did():
     ]
 
 
-def test_dedup_in_ray_writes_the_same_cleaned_pairs(tmp_path):
+@pytest.mark.e2e
+def test_dedup_in_ray_writes_the_same_cleaned_pairs(tmp_path, ray_local):
     """The two-pass filter (dedup in Ray) replays the cleaning in its second pass."""
-    import ray
-
     source = citing_shards(tmp_path / "shards")
     text = DEFAULT_CHAIN.read_text()
     outs = {}
@@ -243,10 +242,7 @@ def test_dedup_in_ray_writes_the_same_cleaned_pairs(tmp_path):
         chain = tmp_path / f"{name}.yaml"
         chain.write_text(text.replace("  - type: dedup\n", f"  - type: dedup\n    {settings}\n"))
         outs[name] = tmp_path / f"out-{name}"
-        try:
-            filter_dataset(source, chain, outs[name])
-        finally:
-            ray.shutdown()
+        filter_dataset(source, chain, outs[name])
     for folder in ("data", "rejects"):
         assert read_folder(outs["ray"] / folder) == read_folder(outs["memory"] / folder), folder
     row = read_folder(outs["ray"] / "data").to_pylist()[0]

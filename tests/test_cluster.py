@@ -1,16 +1,15 @@
 """`curation run` on a real two-node Ray cluster (two raylets on this host, `ray start`, one CPU
 each): the run joins it by RAY_ADDRESS or --address and spreads over both nodes, the shipped
 recipe (OCR auto) gives the same dataset there as on a local Ray, a run whose worker node is
-SIGKILLed mid-generation still ends with the same dataset as the undisturbed run, a model that
-fits no node is refused before the first block, and a generation stage that stops answering is
-caught by the watchdog (exit 3) and resumed by a rerun. Real CLI processes, real Ray, the real
-bundled model."""
+SIGKILLed mid-generation still ends with the same dataset as the undisturbed run. Real CLI
+processes, real Ray, the real bundled model. A model that fits no node is refused before the
+first block (on the session's local Ray). A generation stage that stops answering needs no
+cluster: test_watchdog.py."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,11 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from cluster_fixtures import LocalCluster, free_ports
-from conftest import LENIENT_CHAIN, ROOT, make_pdf, run_curation
+from conftest import LENIENT_CHAIN, ROOT, curation_cli, make_pdf
 from test_resume import dataset_fingerprint
 
 from curation.config import ConfigError
-from curation.runtime import init_ray
+from curation.runtime import checked_address
 
 RECIPE = """
 name: cluster
@@ -140,7 +139,7 @@ def test_run_joins_the_cluster_and_uses_both_nodes(cluster: LocalCluster, refere
 
 @pytest.mark.e2e
 def test_shipped_recipe_on_two_one_cpu_nodes_matches_a_local_run(
-    cluster: LocalCluster, tmp_path: Path
+    cluster: LocalCluster, ray_local, tmp_path: Path
 ) -> None:
     # OCR auto and a model actor on one of the two 1-CPU nodes: every stage still finds room.
     # Only the reply cache moves (a run-time setting): the cluster generates every reply, and
@@ -164,8 +163,8 @@ def test_shipped_recipe_on_two_one_cpu_nodes_matches_a_local_run(
     work = {node.name: node.work_done() for node in cluster.nodes}
     # The model sits on node1 (the head has too little memory), and node1 still ingests.
     assert work["node1"]["MapBatches(ingest_batch)"] >= 1, work
-    result = run_curation("run", *common, "--out", str(local))
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = curation_cli("run", *common, "--out", str(local))  # in this process, local Ray
+    assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads((on_cluster / "manifest.json").read_text())
     assert Counter(record["status"] for record in manifest["inputs"]) == {"ok": 2}
     assert manifest["counts"]["pairs_generated"] > 0
@@ -174,70 +173,19 @@ def test_shipped_recipe_on_two_one_cpu_nodes_matches_a_local_run(
 
 @pytest.mark.e2e
 def test_a_model_that_fits_no_node_is_refused_before_the_first_block(
-    cluster: LocalCluster, inputs: Path, tmp_path: Path
+    ray_local, inputs: Path, tmp_path: Path
 ) -> None:
+    """On the session's local Ray (one node is enough to fit nothing)."""
     recipe, out = write_recipe(tmp_path, inputs, "too-big")
     spec = yaml.safe_load(recipe.read_text())
     spec["generate"]["memory_gb"] = 1000
     recipe.write_text(yaml.safe_dump(spec))
-    run = start_run(recipe, cluster.client_env(), "--address", cluster.address)
-    output, _ = run.communicate(timeout=300)
-    assert run.returncode == 3, output[-3000:]
-    said = " ".join(output.split())  # the terminal wraps long lines
+    result = curation_cli("run", str(recipe))
+    assert result.exit_code == 3, result.output[-3000:]
+    said = " ".join(result.output.split())  # the terminal wraps long lines
     assert "stage generate asks 0 CPU, 1000.0 GiB memory" in said
     assert "change generate.memory_gb" in said
     assert not list((out / ".journal").glob("*.arrow"))  # refused before any block was done
-
-
-@pytest.fixture
-def never_replying_server() -> Iterator[str]:
-    """A fake of a hung LLM server (a real one cannot be made to hang on demand): a socket that
-    listens, so the kernel accepts connections and takes requests, and that never answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-
-
-@pytest.mark.e2e
-def test_a_generation_stage_that_stops_answering_is_caught_and_the_rerun_resumes(
-    cluster: LocalCluster, inputs: Path, tmp_path: Path, never_replying_server: str, serve_server
-) -> None:
-    # A broken file sorts first: its error row needs no request, so it is journaled before the
-    # first real unit's request hangs.
-    folder = tmp_path / "inputs"
-    shutil.copytree(inputs, folder)
-    (folder / "a-broken.pdf").write_bytes(b"%PDF-1.7 truncated")
-    recipe, out = write_recipe(tmp_path, folder, "hung")
-    spec = yaml.safe_load(recipe.read_text())
-    spec["generate"].update(
-        engine="openai",
-        model=serve_server.model_id,
-        base_url=never_replying_server,
-        timeout_s=3600,
-        max_retries=0,
-    )
-    # The hung generate stage never finishes a block: startup_timeout_s ends the run. The stall
-    # limit, for stages that have moved, is wide enough for a busy machine's slow ingest.
-    spec["run"] = {"startup_timeout_s": 120, "stall_timeout_s": 90, "on_stall": "fail"}
-    recipe.write_text(yaml.safe_dump(spec))
-    run = start_run(recipe, cluster.client_env(), "--address", cluster.address)
-    output, _ = run.communicate(timeout=600)
-    assert run.returncode == 3, output[-3000:]
-    assert "waiting for stage generate" in " ".join(output.split())
-    assert list((out / ".journal").glob("*.arrow")), "the broken file's row was journaled"
-
-    spec["generate"]["base_url"] = serve_server.base_url  # the same model, answering now
-    # The rerun only reports stalls: a busy machine's CPU server may take minutes per request.
-    spec["run"]["on_stall"] = "report"
-    recipe.write_text(yaml.safe_dump(spec))
-    answered = serve_server.requests_seen()
-    wait_ok(start_run(recipe, cluster.client_env(), "--address", cluster.address), timeout=900)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["resumed"]
-    assert Counter(record["status"] for record in manifest["inputs"]) == {"error": 1, "ok": 2}
-    assert manifest["counts"]["units"] == 4
-    assert serve_server.requests_seen() - answered >= 4  # every unit's request was answered
 
 
 @pytest.mark.e2e
@@ -276,12 +224,12 @@ def test_ray_client_address_is_refused_with_the_way_out(
     if not flag:
         monkeypatch.setenv("RAY_ADDRESS", address)
     with pytest.raises(ConfigError, match="ray job submit"):
-        init_ray(address if flag else None)
+        checked_address(address if flag else None)
 
 
 def test_an_address_where_nothing_listens_fails_fast() -> None:
     port = free_ports(1)[0]
     started = time.monotonic()
     with pytest.raises(ConfigError, match=f"cannot join the Ray cluster at 127.0.0.1:{port}"):
-        init_ray(f"127.0.0.1:{port}")
+        checked_address(f"127.0.0.1:{port}")
     assert time.monotonic() - started < 15

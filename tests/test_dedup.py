@@ -110,15 +110,8 @@ def test_dedup_filter_in_a_batch():
     assert rejected["p21"].startswith("near duplicate of p03 (similarity 0.")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    ray.shutdown()
-
-
-def test_ray_near_duplicates_agree_with_the_deduplicator(local_ray):
+@pytest.mark.e2e
+def test_ray_near_duplicates_agree_with_the_deduplicator(ray_local):
     import ray.data
 
     keys, texts, expected = planted_texts()
@@ -135,7 +128,8 @@ def test_ray_near_duplicates_agree_with_the_deduplicator(local_ray):
     assert ray_near_duplicates(ray.data.from_items(distinct), "text", "qa_id").take_all() == []
 
 
-def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray, tmp_path):
+@pytest.mark.e2e
+def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(ray_local, tmp_path):
     """The whole-dataset dedup of a run, from a real journal: Ray groups by LSH band
     (`backend: ray`) and the in-memory Deduplicator reject the same pairs for the same reasons."""
     import copy
@@ -183,7 +177,8 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(local_ray,
     assert not (tmp_path / ".dedup").exists()
 
 
-def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(local_ray, tmp_path):
+@pytest.mark.e2e
+def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(ray_local, tmp_path):
     """Two identical pairs of one unit share their id (the generator's content hash of unit,
     question and answer): the second is an exact duplicate of the first, not the first fed
     again, in the run's in-memory and Ray dedup and in a chain's batch."""

@@ -1,4 +1,7 @@
-"""End to end: the real CLI, real Ray, the real bundled SmolLM2 model, real PDFs and bad inputs."""
+"""End to end: the real CLI, real Ray, the real bundled SmolLM2 model, real PDFs and bad inputs.
+The first run is a `curation run` process of its own; the second, and the other CLI checks, run
+the same command line in this process (CliRunner, the session's Ray): the same shards from a
+fresh process and from a warm one."""
 
 from __future__ import annotations
 
@@ -9,11 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from conftest import LENIENT_CHAIN, SAMPLES, make_bad_inputs, run_curation
+from conftest import LENIENT_CHAIN, SAMPLES, curation_cli, make_bad_inputs, run_curation
 from datasets import load_dataset
 from PIL import Image
-
-pytestmark = pytest.mark.e2e
 
 # One unit per engine call: a left-padded batch of several units computes in other shapes, and a
 # near-tie in the bundled model's sampling can then go the other way, so which units share a batch
@@ -43,8 +44,9 @@ def write_recipe(tmp_path: Path, inputs: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mixed_run(tmp_path_factory):
-    """Two real PDFs and the four bad inputs, run twice into two output folders."""
+def mixed_run(tmp_path_factory, ray_session):
+    """Two real PDFs and the four bad inputs, run twice into two output folders: first as a
+    process of its own, then in this process. Each: (out, exit code, what it printed)."""
     tmp = tmp_path_factory.mktemp("e2e")
     inputs = tmp / "inputs"
     inputs.mkdir()
@@ -53,15 +55,15 @@ def mixed_run(tmp_path_factory):
             doc.select([0, 1])
             doc.save(inputs / name, no_new_id=True)
     bad = make_bad_inputs(inputs)
-    runs = []
-    for attempt in ("first", "second"):
-        out = tmp / attempt
-        result = run_cli(write_recipe(tmp, inputs, out))
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs.append((out, result))
+    first = run_cli(write_recipe(tmp, inputs, tmp / "first"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = curation_cli("run", str(write_recipe(tmp, inputs, tmp / "second")))
+    assert second.exit_code == 0, second.output[-3000:]
+    runs = [(tmp / "first", first.stderr), (tmp / "second", second.output)]
     return inputs, bad, runs
 
 
+@pytest.mark.e2e
 def test_output_loads_with_datasets_as_images_and_texts(mixed_run):
     _, _, [(out, _), _] = mixed_run
     ds = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
@@ -75,8 +77,9 @@ def test_output_loads_with_datasets_as_images_and_texts(mixed_run):
             assert turn["source"].split("#")[0].endswith(".pdf")
 
 
+@pytest.mark.e2e
 def test_bad_inputs_are_errors_with_reasons_and_the_run_goes_on(mixed_run):
-    _, bad, [(out, result), _] = mixed_run
+    _, bad, [(out, said), _] = mixed_run
     errors = pq.read_table(list((out / "errors").glob("*.parquet"))).to_pylist()
     assert {Path(e["source"]).name: e["code"] for e in errors} == {
         path.name: code for code, path in bad.items()
@@ -92,9 +95,10 @@ def test_bad_inputs_are_errors_with_reasons_and_the_run_goes_on(mixed_run):
     assert counts["units"] == 2 and counts["pages"] == 4
     assert counts["pairs_kept"] + counts["pairs_rejected"] == counts["pairs_generated"]
     assert sum(counts["errors_by_code"].values()) == 4
-    assert "errors: encrypted" in result.stderr  # the summary counts them
+    assert "errors: encrypted" in said  # the summary counts them
 
 
+@pytest.mark.e2e
 def test_rerun_gives_identical_shards(mixed_run):
     _, _, [(first, _), (second, _)] = mixed_run
     checksums = [
@@ -104,17 +108,19 @@ def test_rerun_gives_identical_shards(mixed_run):
     assert checksums[0] and checksums[0] == checksums[1]
 
 
-def test_nothing_processable_exits_non_zero(tmp_path):
+@pytest.mark.e2e
+def test_nothing_processable_exits_non_zero(tmp_path, ray_local):
     inputs = tmp_path / "inputs"
     make_bad_inputs(inputs)
-    result = run_cli(write_recipe(tmp_path, inputs, tmp_path / "out"))
-    assert result.returncode == 1
-    assert "nothing could be processed" in result.stderr
+    result = curation_cli("run", str(write_recipe(tmp_path, inputs, tmp_path / "out")))
+    assert result.exit_code == 1
+    assert "nothing could be processed" in result.output
 
 
 def test_invalid_recipe_exits_2_naming_the_field(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("name: x\ninputs: ['*.pdf']\ningest: {dpi: 5}\n")
-    result = run_cli(recipe)
-    assert result.returncode == 2
-    assert "ingest.dpi" in result.stderr and str(recipe) in result.stderr
+    result = curation_cli("run", str(recipe))
+    said = "".join(result.output.split())  # the terminal wraps long lines
+    assert result.exit_code == 2
+    assert "ingest.dpi" in said and "".join(str(recipe).split()) in said

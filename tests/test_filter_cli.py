@@ -242,17 +242,9 @@ def test_rows_that_repeat_an_id_stay_separate_units():
     )
 
 
-@pytest.fixture
-def ray_after():
-    """Ray started by the command in this process is shut down after the test."""
-    import ray
-
-    yield ray
-    ray.shutdown()
-
-
+@pytest.mark.e2e
 @pytest.mark.parametrize("layout", ["shards", "hf_folder", "flat_jsonl"])
-def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, ray_after):
+def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, ray_local):
     """A dedup whose backend resolves to Ray (`auto` above `ray_above_pairs` input rows) runs in
     two passes with a real local Ray; the kept rows, rejects and funnel match one pass with the
     in-memory index."""
@@ -269,7 +261,6 @@ def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, r
     for name, chain in chains.items():
         result = run_filter(str(source), "--chain", str(chain), "--out", str(outs[name]))
         assert result.exit_code == 0, result.output
-        assert ray_after.is_initialized() == (name == "ray")
 
     for folder in ("data", "rejects"):
         assert read_folder(outs["ray"] / folder) == read_folder(outs["memory"] / folder), folder

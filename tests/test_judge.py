@@ -318,12 +318,14 @@ def test_per_axis_thresholds_must_name_the_prompts_axes():
 
 
 @pytest.mark.e2e
-def test_ratings_reach_the_shards_and_the_card_and_are_cut_again_without_the_judge(tmp_path):
+def test_ratings_reach_the_shards_and_the_card_and_are_cut_again_without_the_judge(
+    tmp_path, ray_local
+):
     """`curation run` with a per-axis judge in annotate mode, both models behind a scripted
     OpenAI-compatible server (a FAKE standing in for vLLM): every pair is kept, its ratings
     and their minimum are in `qa_meta`, and the card shows a table per axis."""
     import pyarrow.parquet as pq
-    from conftest import SAMPLES, run_curation
+    from conftest import SAMPLES, curation_cli
 
     def reply(messages: list[dict]) -> str:
         text = message_text(messages)
@@ -364,8 +366,8 @@ def test_ratings_reach_the_shards_and_the_card_and_are_cut_again_without_the_jud
                 }
             )
         )
-        result = run_curation("run", str(recipe))
-    assert result.returncode == 0, result.stderr[-3000:]
+        result = curation_cli("run", str(recipe))
+    assert result.exit_code == 0, result.output[-3000:]
     rows = [
         r
         for f in (tmp_path / "out" / "data").glob("*.parquet")
@@ -400,10 +402,10 @@ def test_ratings_reach_the_shards_and_the_card_and_are_cut_again_without_the_jud
             )
         )
         filtered = tmp_path / f"filtered-{least}"
-        result = run_curation(
+        result = curation_cli(
             "filter", str(tmp_path / "out"), "--chain", str(strict), "--out", str(filtered)
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.exit_code == 0, result.output[-3000:]
         funnel = json.loads((filtered / "funnel.json").read_text())
         assert funnel["pairs_kept"] == kept
         rejects = [

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pymupdf
 import pytest
 import yaml
-from conftest import ROOT, run_curation
+from conftest import ROOT, curation_cli
 from realistic_run import write_documents
 from scripted_server import message_text, scripted_server
 
@@ -141,7 +141,7 @@ def write_benchmark(folder: Path, library: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Run:
+def run(tmp_path_factory, ray_session) -> Run:
     tmp = tmp_path_factory.mktemp("long-document")
     ferries, library = write_documents(tmp / "inputs")
     duplicate = write_duplicate_document(tmp / "inputs", ferries)
@@ -182,8 +182,8 @@ def run(tmp_path_factory) -> Run:
         recipe["generate"].update(base_url=server.base_url, cache_dir=str(tmp / "cache"))
         path = tmp / "recipe.yaml"
         path.write_text(yaml.safe_dump(recipe))
-        result = run_curation("run", str(path))
-        assert result.returncode == 0, result.stderr[-3000:]
+        result = curation_cli("run", str(path))
+        assert result.exit_code == 0, result.output[-3000:]
         requests = list(server.requests)
     units = load_recipe(path).units
     layouts = {

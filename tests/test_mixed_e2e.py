@@ -1,19 +1,27 @@
-"""End to end over every kind of source: born-digital PDF, scanned PDF, PPTX, folder of PNG pages.
+"""Every kind of source: born-digital PDF, scanned PDF, PPTX, folder of PNG pages; read by the
+ingest and OCR stages in this process, then once through a whole run.
 
-Real LibreOffice, real RapidOCR, real Ray and the real bundled model.
+Real LibreOffice, real RapidOCR; the run adds real Ray and the real bundled model.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pymupdf
 import pytest
-from conftest import LENIENT_CHAIN, SAMPLES, make_deck, run_curation
+from conftest import LENIENT_CHAIN, SAMPLES, curation_cli, make_deck
 from datasets import load_dataset
+from output_fixtures import TINY_MANIFEST
+from PIL import Image
 
-pytestmark = pytest.mark.e2e
+from curation.config import IngestConfig, UnitsConfig
+from curation.ingest import expand_inputs, ingest_document
+from curation.ingest.ocr_stage import OCRStage
+from curation.output.shards import DatasetWriter
+from curation.schema import Reply
 
 RECIPE = """
 name: mixed
@@ -50,9 +58,9 @@ def make_scanned_pdf(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def mixed_output(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("mixed")
-    inputs = tmp / "inputs"
+def inputs(tmp_path_factory) -> Path:
+    """One input of each kind: born-digital PDF, scanned PDF, PPTX deck, folder of PNG pages."""
+    inputs = tmp_path_factory.mktemp("mixed") / "inputs"
     (inputs / "scan_pages").mkdir(parents=True)
     with pymupdf.open(SAMPLES / "water_utility_annual_report.pdf") as doc:
         doc.select([0])
@@ -66,36 +74,67 @@ def mixed_output(tmp_path_factory) -> Path:
     for page in (0, 1):
         png = render_png(SAMPLES / "city_council_minutes.pdf", page)
         (inputs / "scan_pages" / f"page{page + 1}.png").write_bytes(png)
-    chain = tmp / "lenient.yaml"
+    return inputs
+
+
+EXPECTED_SOURCES = {
+    "born_digital.pdf": "layer",
+    "scanned.pdf": "ocr",
+    "deck.pptx": "layer",
+    "scan_pages": "ocr",
+}
+
+
+def test_every_kind_of_source_is_read_with_the_right_text_source(inputs: Path) -> None:
+    """The run's ingest and OCR stages in this process (no Ray, no model), real LibreOffice and
+    real RapidOCR; the page counts by text source as the run's writer makes them."""
+    ingest, units = IngestConfig(dpi=100), UnitsConfig(pages_per_unit=2)
+    ocr = OCRStage(ingest)
+    files = expand_inputs([f"{inputs}/*"])
+    rows = [row for path in files for row in ocr(list(ingest_document(path, ingest, units)))]
+    assert all(row["error_code"] is None for row in rows)
+    by_source = {Path(row["source"]).name: row for row in rows}
+    assert set(by_source) == set(EXPECTED_SOURCES) and len(rows) == 4
+    for name, source in EXPECTED_SOURCES.items():
+        row = by_source[name]
+        assert row["text_sources"] == [source] * len(row["pages"]), name
+        if source == "ocr":
+            assert all(0 < score <= 1 for score in row["ocr_scores"]), name
+        assert all(text.strip() for text in row["texts"]), name
+    assert len(by_source["scan_pages"]["images"]) == 2
+    deck = [Image.open(io.BytesIO(page)) for page in by_source["deck.pptx"]["images"]]
+    assert len(deck) == 2 and deck[0].width > deck[0].height  # 16:9 slides
+    assert "Speaker notes for Harbor Ferry Ridership." in by_source["deck.pptx"]["texts"][0]
+
+    writer = DatasetWriter(inputs.parent / "out", 10, [str(path) for path in files])
+    for row in rows:
+        writer.add(Reply().outcome_row(row))  # no reply: the pages are counted all the same
+    counts = writer.close(TINY_MANIFEST)["counts"]
+    assert counts["pages_by_text_source"] == {"layer": 3, "ocr": 3}
+
+
+@pytest.mark.e2e
+def test_a_run_over_every_kind_of_source_gives_samples_of_each(
+    ray_local, inputs: Path, tmp_path: Path
+) -> None:
+    """The one real run over mixed sources: `curation run` (in this process, the session's
+    Ray), real LibreOffice, real RapidOCR and the real bundled model; the shards load with
+    `datasets` and every kind of source gives samples that say how their text was read."""
+    chain = tmp_path / "lenient.yaml"
     chain.write_text(LENIENT_CHAIN)
-    recipe = tmp / "recipe.yaml"
-    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=tmp / "out"))
-    result = run_curation("run", str(recipe))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "out"
+    out = tmp_path / "out"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out))
+    result = curation_cli("run", str(recipe))
+    assert result.exit_code == 0, result.output[-3000:]
 
-
-def test_every_kind_of_source_gives_samples_with_the_right_text_source(mixed_output):
-    ds = load_dataset("parquet", data_files=str(mixed_output / "data" / "*.parquet"), split="train")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {r["status"] for r in manifest["inputs"]} == {"ok"}
+    assert manifest["counts"]["pages_by_text_source"] == {"layer": 3, "ocr": 3}
+    ds = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     by_source = {Path(row["texts"][0]["source"].split("#")[0]).name: row for row in ds}
-    assert set(by_source) == {"born_digital.pdf", "scanned.pdf", "deck.pptx", "scan_pages"}
-    expected = {
-        "born_digital.pdf": "layer",
-        "scanned.pdf": "ocr",
-        "deck.pptx": "layer",
-        "scan_pages": "ocr",
-    }
-    for name, source in expected.items():
+    assert set(by_source) == set(EXPECTED_SOURCES)
+    for name, source in EXPECTED_SOURCES.items():
         meta = by_source[name]["page_meta"]
         assert [m["text_source"] for m in meta] == [source] * len(meta), name
-        if source == "ocr":
-            assert all(0 < m["ocr_score"] <= 1 for m in meta)
-    assert len(by_source["scan_pages"]["images"]) == 2
-    assert len(by_source["deck.pptx"]["images"]) == 2
-    assert by_source["deck.pptx"]["images"][0].width > by_source["deck.pptx"]["images"][0].height
-
-
-def test_manifest_counts_pages_by_text_source(mixed_output):
-    manifest = json.loads((mixed_output / "manifest.json").read_text())
-    assert manifest["counts"]["pages_by_text_source"] == {"layer": 3, "ocr": 3}
-    assert {r["status"] for r in manifest["inputs"]} == {"ok"}
+        assert len(by_source[name]["images"]) == len(meta)

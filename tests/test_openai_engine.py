@@ -264,6 +264,7 @@ def test_a_fleet_from_the_environment_is_comma_separated(monkeypatch):
 # --- against a real `transformers serve` (the bundled SmolLM2 on CPU) ---
 
 
+@pytest.mark.e2e
 def test_real_server_returns_text_usage_and_finish_reason(serve_server: TransformersServer):
     engine = OpenAIEngine("bundled", base_url=serve_server.base_url, concurrency=3)
     seen = serve_server.requests_seen()
@@ -284,6 +285,7 @@ def test_real_server_returns_text_usage_and_finish_reason(serve_server: Transfor
     assert serve_server.requests_seen() - seen == 4  # four requests, none sent twice
 
 
+@pytest.mark.e2e
 def test_an_extension_field_the_server_refuses_is_dropped(serve_server: TransformersServer):
     """transformers serve answers 422 to vLLM's repetition_penalty: sent again without it."""
     engine = OpenAIEngine(serve_server.model_id, base_url=serve_server.base_url, max_retries=0)
@@ -299,6 +301,7 @@ def test_an_extension_field_the_server_refuses_is_dropped(serve_server: Transfor
     assert "repetition_penalty" not in later
 
 
+@pytest.mark.e2e
 def test_real_server_accepts_a_json_schema_request(serve_server: TransformersServer):
     engine = OpenAIEngine(serve_server.model_id, base_url=serve_server.base_url)
     prompt = 'Write one question and answer about water as JSON: {"pairs": [{"question": ...}]}'
@@ -309,6 +312,7 @@ def test_real_server_accepts_a_json_schema_request(serve_server: TransformersSer
     assert engine.unsupported == set()
 
 
+@pytest.mark.e2e
 def test_server_killed_mid_run_every_request_ends_once(serve_server: TransformersServer):
     engine = OpenAIEngine(
         serve_server.model_id,
@@ -351,6 +355,7 @@ def test_server_killed_mid_run_every_request_ends_once(serve_server: Transformer
     assert second_life >= 1, f"no request reached the restarted server: {errors}"
 
 
+@pytest.mark.e2e
 def test_a_dead_replica_in_the_fleet_costs_retries_not_replies(serve_server: TransformersServer):
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     engine = OpenAIEngine(

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pymupdf
 import pytest
 import yaml
-from conftest import LENIENT_CHAIN, ROOT, SAMPLES, run_curation
+from conftest import LENIENT_CHAIN, ROOT, SAMPLES, curation_cli
 
 pytestmark = pytest.mark.e2e
 
 
-def test_leopard_recipe_on_an_openai_server(serve_server, tmp_path: Path) -> None:
+def test_leopard_recipe_on_an_openai_server(serve_server, ray_local, tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     with pymupdf.open(SAMPLES / "water_utility_annual_report.pdf") as doc:
@@ -40,8 +40,8 @@ def test_leopard_recipe_on_an_openai_server(serve_server, tmp_path: Path) -> Non
     path = tmp_path / "leopard-openai.yaml"
     path.write_text(yaml.safe_dump(recipe))
 
-    result = run_curation("run", str(path), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = curation_cli("run", str(path))
+    assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["counts"]["units"] == 1
     rejects = [

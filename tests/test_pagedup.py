@@ -303,10 +303,9 @@ output: {{dir: "{tmp}/out"}}
 
 
 @pytest.mark.e2e
-def test_a_run_skips_the_units_of_repeated_pages_without_asking_the_model(tmp_path):
+def test_a_run_skips_the_units_of_repeated_pages_without_asking_the_model(tmp_path, ray_local):
     """A real run (Ray, ingest, the pre-pass) whose model is a scripted OpenAI-compatible server
     (a FAKE standing in for vLLM: tests/scripted_server.py) that answers every unit alike."""
-    import ray
     from scripted_server import scripted_server
 
     from curation.run import run_recipe
@@ -325,10 +324,7 @@ def test_a_run_skips_the_units_of_repeated_pages_without_asking_the_model(tmp_pa
     with scripted_server(lambda messages: reply) as server:
         recipe = RECIPE.format(inputs=inputs, tmp=tmp_path, base_url=server.base_url)
         (tmp_path / "recipe.yaml").write_text(recipe)
-        try:
-            manifest = run_recipe(load_recipe(tmp_path / "recipe.yaml"))
-        finally:
-            ray.shutdown()
+        manifest = run_recipe(load_recipe(tmp_path / "recipe.yaml"))
         assert len(server.requests) == 3  # a:0-1, a:2, b:0-1; nothing for b:2-3
 
     a_id, b_id = (r["doc_id"] for r in manifest["inputs"])

@@ -21,7 +21,6 @@ from curation.preflight import (
     pending_demands,
     stage_asks,
 )
-from curation.runtime import init_ray
 
 
 def recipe(**generate: object) -> Recipe:
@@ -61,8 +60,10 @@ def test_an_autoscaler_node_type_that_fits_turns_the_refusal_into_a_warning() ->
         check_plan(stage_asks(recipe(memory_gb=100)), nodes, groups)
 
 
-def test_gcs_cluster_status_lists_nodes_and_pending_demands_without_the_dashboard() -> None:
-    init_ray()
+@pytest.mark.e2e
+def test_gcs_cluster_status_lists_nodes_and_pending_demands_without_the_dashboard(
+    ray_local,
+) -> None:
     rooms = node_rooms(cluster_status())
     assert rooms and all(room.total["CPU"] >= 1 for room in rooms)
     assert autoscaler_groups() == {}  # a local Ray has no autoscaler to add nodes

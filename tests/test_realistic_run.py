@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pymupdf
 import pytest
 import yaml
-from conftest import ROOT, run_curation
+from conftest import ROOT, curation_cli
 from realistic_run import (
     EXPECTED,
     LIBRARY_UNIT_2,
@@ -32,8 +32,6 @@ from scripted_server import message_text, scripted_server
 
 from curation.generate.parse import parse_reply
 from curation.ingest.pdf import page_text
-
-pytestmark = pytest.mark.e2e
 
 
 def read_rows(folder: Path) -> list[dict]:
@@ -118,7 +116,7 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Runs:
+def runs(tmp_path_factory, ray_session) -> Runs:
     """The Docmatix recipe with `engine: openai` on the two reports (and one corrupt PDF) with
     each shipped chain; the second run reads every reply from the response cache."""
     tmp_path = tmp_path_factory.mktemp("realistic")
@@ -127,18 +125,19 @@ def runs(tmp_path_factory) -> Runs:
     (inputs / "broken.pdf").write_bytes(b"%PDF-1.7\nnot a PDF after all\n")
     with scripted_server(lambda messages: reply_for(message_text(messages))) as server:
         out = tmp_path / "out-default"
-        result = run_curation(
+        result = curation_cli(
             "run", str(write_recipe(tmp_path, inputs, server, "filters/default.yaml", out))
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.exit_code == 0, result.output[-3000:]
         sent = len(server.requests)
         out_docmatix = tmp_path / "out-docmatix"
         recipe = write_recipe(tmp_path, inputs, server, "filters/docmatix.yaml", out_docmatix)
-        result = run_curation("run", str(recipe))
-        assert result.returncode == 0, result.stderr[-3000:]
+        result = curation_cli("run", str(recipe))
+        assert result.exit_code == 0, result.output[-3000:]
         return Runs(out, out_docmatix, sent, len(server.requests) - sent)
 
 
+@pytest.mark.e2e
 def test_shipped_chains_on_realistic_replies(runs: Runs) -> None:
     out = runs.default
     assert runs.requests == 4  # four units of two pages, one request each
@@ -183,6 +182,7 @@ def test_shipped_chains_on_realistic_replies(runs: Runs) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_the_docmatix_chain_stays_faithful(runs: Runs) -> None:
     """The Docmatix chain, as shipped: brackets and decimals drop a pair. Same recipe otherwise:
     every reply comes from the response cache."""
@@ -196,6 +196,7 @@ def test_the_docmatix_chain_stays_faithful(runs: Runs) -> None:
     assert "word_dot_word" in rejected_d["How much did revenue grow from 2024 to 2025?"]["reason"]
 
 
+@pytest.mark.e2e
 def test_the_run_writes_the_golden_rows(runs: Runs) -> None:
     """Behaviour kept through refactors: the default run's rows, normalized (ids, texts, qa_meta,
     rejects with reasons, error codes, manifest counts, page-image sha256s), equal the golden
@@ -228,10 +229,10 @@ def test_curation_filter_with_the_default_chain_on_realistic_pairs(tmp_path: Pat
     source = tmp_path / "pairs.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "filtered"
-    result = run_curation(
+    result = curation_cli(
         "filter", str(source), "--chain", "filters/default.yaml", "--out", str(out)
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.exit_code == 0, result.output[-3000:]
     kept = {r["question"] for r in read_rows(out / "data")}
     rejected = {r["question"]: r for r in read_rows(out / "rejects")}
     figures = score(dict.fromkeys(kept), rejected)

@@ -13,7 +13,7 @@ from pathlib import Path
 import fsspec
 import pymupdf
 import pytest
-from conftest import LENIENT_CHAIN, SAMPLES, run_curation
+from conftest import LENIENT_CHAIN, SAMPLES, curation_cli
 from fsspec.implementations.memory import MemoryFileSystem
 from pydantic import ValidationError
 
@@ -154,7 +154,7 @@ def test_an_output_uri_is_refused_with_the_reason():
 
 
 @pytest.mark.e2e
-def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path):
+def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path, ray_local):
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(SAMPLES / "lighthouse_history.pdf", inputs)
@@ -166,8 +166,8 @@ def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path):
         f"generate: {{pairs_per_unit: 1, max_tokens: 48, cache_dir: '{tmp_path}/cache'}}\n"
         f"filters: {tmp_path}/chain.yaml\noutput: {{dir: '{tmp_path}/out'}}\n"
     )
-    result = run_curation("run", str(recipe))
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = curation_cli("run", str(recipe))
+    assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads(Path(tmp_path / "out" / "manifest.json").read_text())
     uri = f"file://{inputs}/lighthouse_history.pdf"
     assert [(r["path"], r["status"]) for r in manifest["inputs"]] == [(uri, "ok")]

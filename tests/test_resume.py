@@ -1,7 +1,9 @@
 """Exact resume: `curation run` killed with SIGKILL during ingest, during generation and during
 writing, then run again, ends with the same dataset as an uninterrupted run, and no LLM request
-is sent twice. Real CLI processes, real Ray, the real bundled model. The units mix layouts (whole
-documents and single pages, drawn per document), so resume is exact for both."""
+is sent twice. The killed runs are real CLI processes (with their own Ray); the runs that finish
+run the same command line in this process (the session's Ray). The real bundled model. The
+units mix layouts (whole documents and single pages, drawn per document), so resume is exact
+for both."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from conftest import LENIENT_CHAIN, ROOT, SAMPLES, make_bad_inputs
+from conftest import LENIENT_CHAIN, ROOT, SAMPLES, curation_cli, make_bad_inputs
 
+from curation.config import load_recipe
 from curation.outdir import LOCK, MARKER
+from curation.run import run_recipe
 from curation.seeding import file_sha256
 
 pytestmark = pytest.mark.e2e
@@ -100,15 +104,11 @@ def in_flight(cache: Path) -> set[str]:
     return sent - {path.stem for path in cache.glob("*/*.json")}
 
 
-def finish(recipe: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "curation", "run", str(recipe)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+def finish(recipe: Path):
+    """`curation run` to the end, in this process (the session's Ray): resuming needs no
+    process of its own, only the killed run's folder."""
+    result = curation_cli("run", str(recipe))
+    assert result.exit_code == 0, result.output[-3000:]
     return result
 
 
@@ -132,7 +132,7 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
-def test_killed_runs_resume_to_the_same_dataset(inputs: Path, tmp_path: Path) -> None:
+def test_killed_runs_resume_to_the_same_dataset(ray_local, inputs: Path, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     finish(write_recipe(tmp_path, inputs, reference, tmp_path / "reference-cache"))
 
@@ -201,18 +201,31 @@ def journaled_documents(journal: Path) -> set[str]:
     return found
 
 
-def test_a_file_changed_after_a_kill_is_ingested_again(inputs: Path, tmp_path: Path) -> None:
+class Interrupted(Exception):
+    """Stands for a user's Ctrl-C: raised in the driver at a chosen point of a run."""
+
+
+def test_a_file_changed_after_an_interruption_is_ingested_again(
+    ray_local, inputs: Path, tmp_path: Path
+) -> None:
+    """In this process (the session's Ray, `curation run` through CliRunner): a run stopped once
+    a readable document's units are journaled, one of those documents edited, and the rerun
+    ingests it again and drops its old units (the journal's own rules: test_journal.py)."""
     folder = tmp_path / "inputs"
     folder.mkdir()
     for path in inputs.glob("*.pdf"):
         shutil.copy(path, folder / path.name)
-    out, cache = tmp_path / "changed", tmp_path / "changed-cache"
+    out, cache = tmp_path / "changed", tmp_path / "cache"
     recipe = write_recipe(tmp_path, folder, out, cache)
     journal = out / ".journal"
 
-    # Killed once a readable document's units are in the journal (the others are still to come).
-    run = start(recipe)
-    kill_when(run, lambda: bool(journaled_documents(journal)))
+    def interrupt_once_a_document_is_journaled(progress) -> None:
+        if journaled_documents(journal):
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_recipe(load_recipe(recipe), on_progress=interrupt_once_a_document_is_journaled)
+    assert not (out / "manifest.json").exists()
     changed = Path(sorted(journaled_documents(journal))[0])
     old_id = file_sha256(changed)[:16]
     with pymupdf.open(changed) as doc:  # the user edits it: one page left, new bytes
@@ -221,10 +234,12 @@ def test_a_file_changed_after_a_kill_is_ingested_again(inputs: Path, tmp_path: P
     changed.with_suffix(".tmp").replace(changed)
     new_id = file_sha256(changed)[:16]
 
-    result = finish(recipe)
+    result = curation_cli("run", str(recipe))
+    assert result.exit_code == 0, result.output[-3000:]
+    said = " ".join(result.output.split())  # the terminal wraps long lines
     assert (
-        f"inputs changed since the interrupted run: ingested again, old units dropped: {changed}\n"
-        in result.stderr
+        f"inputs changed since the interrupted run: ingested again, old units dropped: {changed}"
+        in said
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["resumed"] is True
@@ -241,7 +256,8 @@ def test_a_file_changed_after_a_kill_is_ingested_again(inputs: Path, tmp_path: P
     ]
     assert new_id in doc_ids and old_id not in doc_ids
 
-    # The same dataset as an uninterrupted run over the inputs as they are now.
+    # The same dataset as an uninterrupted run over the inputs as they are now (its replies
+    # from the same reply cache: the same requests must have been asked).
     reference = tmp_path / "reference"
-    finish(write_recipe(tmp_path, folder, reference, tmp_path / "reference-cache"))
+    run_recipe(load_recipe(write_recipe(tmp_path, folder, reference, cache)))
     assert dataset_fingerprint(out) == dataset_fingerprint(reference)

@@ -349,18 +349,14 @@ def test_shipped_train_configs_load():
 
 
 @pytest.mark.e2e
-def test_ray_train_with_one_cpu_worker_trains_and_checkpoints(datasets, tmp_path):
-    import ray
-
+def test_ray_train_with_one_cpu_worker_trains_and_checkpoints(datasets, tmp_path, ray_local):
+    """Ray Train on the session's Ray (train_on_ray joins the Ray it finds running)."""
     from curation.train.launch import train_on_ray
 
     config = tiny_config(
         datasets, tmp_path / "ray", schedule={"max_steps": 2, "save_every": 2, "batch_size": 1}
     )
-    try:
-        info = train_on_ray(config, workers=1, use_gpu=False)
-    finally:
-        ray.shutdown()
+    info = train_on_ray(config, workers=1, use_gpu=False)
     assert info["steps"] == 2 and math.isfinite(info["loss"]) and info["loss"] > 0
     assert (tmp_path / "ray" / "checkpoints" / "step-000002" / "trainer_state.json").exists()
     assert (tmp_path / "ray" / "final" / "model.safetensors").exists()

@@ -8,19 +8,23 @@ every page image reaches the model's input, in order, after its label.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LENIENT_CHAIN, ROOT, SAMPLES, run_curation
+from conftest import ROOT, SAMPLES
+from output_fixtures import TINY_MANIFEST
 from PIL import Image
 from serve_fixtures import TransformersServer
 
-from curation.generate import image_parts
+from curation.config import GenerateConfig, IngestConfig, UnitsConfig, load_recipe
+from curation.filters.chain import load_chain
+from curation.generate import QAGenerator, image_parts
 from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.local import LocalEngine
+from curation.ingest import ingest_document
+from curation.output.shards import DatasetWriter
 
 TOKENS_PER_TILE = 4  # RandomInitConfig: 32 px tiles, 8 px patches, pixel shuffle 2
 
@@ -113,50 +117,45 @@ output: json
 """
 
 
-def run_recipe(tmp_path: Path, name: str, generate: dict) -> tuple[dict, list[dict]]:
-    """`curation run` on a 2-page sample PDF with the lenient chain; the manifest and the
-    replies the response cache stored (each with the prompt tokens the model read)."""
-    chain = tmp_path / "lenient.yaml"
-    chain.write_text(LENIENT_CHAIN)
-    out, cache = tmp_path / f"out-{name}", tmp_path / f"cache-{name}"
-    recipe = {
-        "name": name,
-        "inputs": [str(SAMPLES / "lighthouse_history.pdf")],
-        "ingest": {"dpi": 40},
-        "units": {"pages_per_unit": 2},
-        "generate": {
-            "prompt_set": "docmatix",
-            "max_tokens": 16,
-            "batch_size": 2,
-            "cache_dir": str(cache),
-            **generate,
-        },
-        "filters": str(chain),
-        "output": {"dir": str(out)},
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    result = run_curation("run", str(path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((out / "manifest.json").read_text())
-    replies = [json.loads(f.read_text()) for f in sorted(cache.glob("*/*.json"))]
-    assert len(replies) == manifest["counts"]["units"] > 0  # one request per unit
-    return manifest, sorted(replies, key=lambda r: r["request_id"])
+def lighthouse_units() -> list[dict]:
+    """The Unit rows of a 2-page sample PDF, ingested as a run ingests it (one 2-page unit)."""
+    ingest, units = IngestConfig(dpi=40), UnitsConfig(pages_per_unit=2)
+    rows = list(ingest_document(SAMPLES / "lighthouse_history.pdf", ingest, units))
+    assert rows and all(row["error_code"] is None for row in rows)
+    return rows
+
+
+def generate_and_count(
+    tmp_path: Path, name: str, generate: dict, prompts_root: Path = ROOT / "prompts"
+) -> tuple[dict, list[dict]]:
+    """The sample's units through QAGenerator (the run's generate stage, in this process) and
+    DatasetWriter (its assembly): the manifest's counts and the Outcome rows."""
+    config = GenerateConfig(
+        prompt_set="docmatix", max_tokens=16, batch_size=2, cache=False, **generate
+    )
+    outcomes = QAGenerator(config, UnitsConfig(pages_per_unit=2), prompts_root)(lighthouse_units())
+    writer = DatasetWriter(tmp_path / f"out-{name}", 10, [str(SAMPLES / "lighthouse_history.pdf")])
+    for outcome in outcomes:
+        writer.add(outcome)
+    manifest = writer.close(TINY_MANIFEST)
+    assert manifest["counts"]["units"] == len(outcomes) > 0
+    return manifest, outcomes
 
 
 def assert_images_arrived(with_images: list[dict], without: list[dict]) -> None:
     """The same requests (same units, same prompt text), the first with the pages' images:
     each read at least the image tokens of its two pages more."""
-    assert [r["request_id"] for r in with_images] == [r["request_id"] for r in without]
+    assert [r["prompt_id"] for r in with_images] == [r["prompt_id"] for r in without]
     for seen, text_only in zip(with_images, without, strict=True):
+        assert seen["images_sent"] == len(seen["pages"]) == 2 and text_only["images_sent"] == 0
         assert seen["prompt_tokens"] - text_only["prompt_tokens"] >= 2 * TOKENS_PER_TILE
 
 
 def test_a_run_with_images_sends_the_page_images_to_the_local_vlm(vlm_folder, tmp_path) -> None:
     engine = {"engine": "local", "model": str(vlm_folder)}
-    sent, with_images = run_recipe(tmp_path, "local-images", {**engine, "images": True})
-    plain, without = run_recipe(tmp_path, "local-text", {**engine, "images": False})
-    assert all(r["text"].startswith("Q1:") for r in with_images)  # the prompt's prefill
+    sent, with_images = generate_and_count(tmp_path, "images", {**engine, "images": True})
+    plain, without = generate_and_count(tmp_path, "text", {**engine, "images": False})
+    assert all(r["raw_reply"].startswith("Q1:") for r in with_images)  # the prompt's prefill
     assert_images_arrived(with_images, without)
     # The manifest counts the images sent and the prompt tokens the model read.
     assert sent["counts"]["images_sent"] == sent["counts"]["pages"] > 0
@@ -165,6 +164,7 @@ def test_a_run_with_images_sends_the_page_images_to_the_local_vlm(vlm_folder, tm
     assert sent["counts"]["prompt_tokens"] > plain["counts"]["prompt_tokens"]
 
 
+@pytest.mark.e2e
 def test_a_run_with_images_sends_the_page_images_through_transformers_serve(
     vlm_folder, tmp_path
 ) -> None:
@@ -182,19 +182,21 @@ def test_a_run_with_images_sends_the_page_images_through_transformers_serve(
         "prompt_set": str(prompts),
     }
     try:
-        _, with_images = run_recipe(tmp_path, "served-images", {**engine, "images": True})
-        _, without = run_recipe(tmp_path, "served-text", {**engine, "images": False})
+        _, with_images = generate_and_count(tmp_path, "served", {**engine, "images": True})
+        _, without = generate_and_count(tmp_path, "served-text", {**engine, "images": False})
     finally:
         server.stop()
     assert server.requests_seen() == len(with_images) + len(without)
+    errors = [e for r in with_images + without for e in r["parse_errors"] if "engine error" in e]
+    assert not errors
     assert_images_arrived(with_images, without)
 
 
 def test_the_leopard_vlm_example_runs_with_a_vlm_in_its_place(vlm_folder, tmp_path) -> None:
     """recipes/examples/leopard-vlm.yaml as shipped, with the tiny VLM in-process instead of its
     server (for generation and for its per-axis judge, through a chain that extends its own):
-    the recipe and its chain load, every unit is asked with a Leopard prompt, the run completes
-    (that images arrive is proven by the tests above)."""
+    the recipe and its chain load, every unit is asked with a Leopard prompt, and the chain,
+    judge included, decides every pair (that images arrive is proven by the tests above)."""
     recipe = yaml.safe_load((ROOT / "recipes" / "examples" / "leopard-vlm.yaml").read_text())
     local = {"engine": "local", "model": str(vlm_folder), "batch_size": 2}
     chain = tmp_path / "chain.yaml"
@@ -220,16 +222,15 @@ def test_the_leopard_vlm_example_runs_with_a_vlm_in_its_place(vlm_folder, tmp_pa
         filters=str(chain),
         output={"dir": str(tmp_path / "out")},
     )
-    cache = tmp_path / "cache"
-    recipe["generate"].update(local, max_tokens=32, cache_dir=str(cache))
+    recipe["generate"].update(local, max_tokens=32, cache=False)
     for key in ("base_url", "concurrency"):
         recipe["generate"].pop(key)
     path = tmp_path / "leopard-vlm.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    result = run_curation("run", str(path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    replies = [json.loads(f.read_text()) for f in sorted(cache.glob("*/*.json"))]
-    assert len(replies) == manifest["counts"]["units"] > 0
-    for reply in replies:
-        assert reply["request_id"].split("|")[1].startswith("leopard/")
+    loaded = load_recipe(path)
+    units = list(ingest_document(SAMPLES / "lighthouse_history.pdf", loaded.ingest, loaded.units))
+    outcomes = QAGenerator(loaded.generate, loaded.units, ROOT / "prompts")(units)
+    assert outcomes and all(o["prompt_id"].startswith("leopard/") for o in outcomes)
+    assert all(o["images_sent"] == len(o["pages"]) for o in outcomes)
+    decided = load_chain(str(chain))[0](outcomes)  # its chain, the judge on the VLM
+    assert all(pair["decisions"] for outcome in decided for pair in outcome["pairs"])

@@ -128,7 +128,9 @@ class Journal:
             return
         for path in self.chunks:
             table = _read_table(path)
-            keep = pa.array([source not in stale for source in table["source"].to_pylist()])
+            keep = pa.array(
+                [source not in stale for source in table["source"].to_pylist()], pa.bool_()
+            )
             if keep.true_count < table.num_rows:
                 _write_chunk(path, table.filter(keep))
 

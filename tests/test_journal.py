@@ -1,0 +1,92 @@
+"""The run journal on its own: what a resumed run skips, and how the work of inputs that changed
+or left since they were journaled is dropped (`Journal.drop_stale`). Real Arrow chunks written by
+`Journal.append`; the run that uses it is tested in test_resume.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from output_fixtures import document_units, outcome
+
+from curation.output.journal import JOURNAL, Journal
+from curation.schema import OUTCOME_SCHEMA
+from curation.units import error_row
+
+PAIR = [("What grew?", "The budget grew by 10 percent.", True)]
+IDENTITY = "f" * 64
+
+
+def rows(doc_id: str, source: str, n_pages: int = 2) -> list[dict]:
+    """The Outcome rows of one whole document: one unit per page."""
+    return [outcome(unit, PAIR) for unit in document_units(doc_id, source, n_pages, 1)]
+
+
+def append(journal: Journal, *batches: list[dict]) -> None:
+    for batch in batches:
+        journal.append(pa.Table.from_pylist(batch, schema=OUTCOME_SCHEMA))
+
+
+def journaled(out: Path) -> dict[str, set[str]]:
+    """source -> doc_ids, over every chunk on disk."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((out / JOURNAL).glob("chunk-*.arrow")):
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        for row in table.select(["source", "doc_id"]).to_pylist():
+            found.setdefault(row["source"], set()).add(row["doc_id"])
+    return found
+
+
+def test_a_reopened_journal_knows_the_documents_and_units_done(tmp_path: Path) -> None:
+    inputs = ["a.pdf", "b.pdf", "c.pdf", "bad.pdf"]
+    ids = {"a.pdf": "aaaa", "b.pdf": "bbbb", "c.pdf": "cccc", "bad.pdf": "dddd"}.get
+    journal = Journal(tmp_path, IDENTITY, inputs, ids)
+    assert not journal.resumed
+    b_rows = rows("bbbb", "b.pdf", n_pages=3)
+    append(journal, rows("aaaa", "a.pdf"), b_rows[:1])  # b stopped after its first unit
+    append(journal, [error_row("dddd", "bad.pdf", "corrupt", "cannot open")])
+    assert journal.progress.documents_done == 2
+
+    again = Journal(tmp_path, IDENTITY, inputs, ids)
+    assert again.resumed and again.progress.resumed_units == 3
+    assert again.documents_done() == {"a.pdf", "bad.pdf"}  # an error row ends its document
+    assert again.units_done() == {b_rows[0]["unit_id"]}  # only partly done documents' units
+    assert (again.progress.units, again.progress.errors, again.progress.pairs_kept) == (3, 1, 3)
+    assert again.progress.changed == again.progress.removed == []
+
+
+def test_inputs_that_changed_or_left_lose_their_rows_and_the_rest_is_kept(tmp_path: Path) -> None:
+    inputs = ["a.pdf", "b.pdf", "c.pdf"]
+    journal = Journal(tmp_path, IDENTITY, inputs, {"a.pdf": "a1", "b.pdf": "b1", "c.pdf": "c1"}.get)
+    append(journal, rows("b1", "b.pdf"), rows("a1", "a.pdf") + rows("c1", "c.pdf"))
+    chunks = sorted((tmp_path / JOURNAL).glob("chunk-*.arrow"))
+
+    # a.pdf was edited (new bytes, a new doc_id); c.pdf is no longer an input.
+    resumed = Journal(tmp_path, IDENTITY, ["a.pdf", "b.pdf"], {"a.pdf": "a2", "b.pdf": "b1"}.get)
+    assert resumed.progress.changed == ["a.pdf"] and resumed.progress.removed == ["c.pdf"]
+    assert journaled(tmp_path) == {"b.pdf": {"b1"}}  # removed from the chunks on disk
+    assert resumed.documents_done() == {"b.pdf"}  # a.pdf is ingested again
+    assert resumed.progress.resumed_units == 2
+    # The chunk left without rows stays, so a new chunk never takes an old name.
+    assert sorted((tmp_path / JOURNAL).glob("chunk-*.arrow")) == chunks
+    append(resumed, rows("a2", "a.pdf", n_pages=1))
+    assert len(list((tmp_path / JOURNAL).glob("chunk-*.arrow"))) == 3
+    assert [row["doc_id"] for row in resumed.outcomes()] == ["a2", "b1", "b1"]  # input order
+
+    # Nothing changed since: nothing is dropped.
+    same = Journal(tmp_path, IDENTITY, ["a.pdf", "b.pdf"], {"a.pdf": "a2", "b.pdf": "b1"}.get)
+    assert same.progress.changed == same.progress.removed == []
+    assert same.documents_done() == {"a.pdf", "b.pdf"}
+
+
+def test_a_file_edited_between_two_interruptions_keeps_no_rows_of_older_bytes(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path, IDENTITY, ["a.pdf"], {"a.pdf": "a1"}.get)
+    append(journal, rows("a1", "a.pdf", n_pages=3)[:1])
+    later = Journal(tmp_path, IDENTITY, ["a.pdf"], {"a.pdf": "a2"}.get)
+    append(later, rows("a2", "a.pdf", n_pages=3)[:1])
+    assert journaled(tmp_path) == {"a.pdf": {"a2"}}
+    final = Journal(tmp_path, IDENTITY, ["a.pdf"], {"a.pdf": "a3"}.get)
+    assert final.progress.changed == ["a.pdf"] and journaled(tmp_path) == {}
