@@ -131,7 +131,7 @@ def generate_and_count(
     """The sample's units through QAGenerator (the run's generate stage, in this process) and
     DatasetWriter (its assembly): the manifest's counts and the Outcome rows."""
     config = GenerateConfig(
-        prompt_set="docmatix", max_tokens=16, batch_size=2, cache=False, **generate
+        **{"prompt_set": "docmatix", "max_tokens": 16, "batch_size": 2, "cache": False, **generate}
     )
     outcomes = QAGenerator(config, UnitsConfig(pages_per_unit=2), prompts_root)(lighthouse_units())
     writer = DatasetWriter(tmp_path / f"out-{name}", 10, [str(SAMPLES / "lighthouse_history.pdf")])
@@ -144,10 +144,10 @@ def generate_and_count(
 
 def assert_images_arrived(with_images: list[dict], without: list[dict]) -> None:
     """The same requests (same units, same prompt text), the first with the pages' images:
-    each read at least the image tokens of its two pages more."""
+    each read at least the image tokens of two tiles more."""
     assert [r["prompt_id"] for r in with_images] == [r["prompt_id"] for r in without]
     for seen, text_only in zip(with_images, without, strict=True):
-        assert seen["images_sent"] == len(seen["pages"]) == 2 and text_only["images_sent"] == 0
+        assert seen["images_sent"] == len(seen["pages"]) > 0 and text_only["images_sent"] == 0
         assert seen["prompt_tokens"] - text_only["prompt_tokens"] >= 2 * TOKENS_PER_TILE
 
 

@@ -326,6 +326,7 @@ class DatasetWriter:
             "inputs": [vars(r) for r in self.inputs.values()],
             "files": {folder: entries for folder, entries in files.items()},
         }
+        self.staging.mkdir(parents=True, exist_ok=True)  # a run may have no row to write
         (self.staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         replace_from_staging(
             self.staging, self.out_dir, (DATA_DIR, REJECTS_DIR, ERRORS_DIR, "manifest.json")
