@@ -28,7 +28,7 @@ name: mixed
 inputs: ["{inputs}/*"]
 ingest: {{dpi: 100}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 1, seed: 3, cache_dir: "{out}-cache"}}
+generate: {{pairs_per_unit: 1, max_tokens: 48, batch_size: 1, seed: 3, cache_dir: "{out}-cache"}}
 filters: {chain}
 output: {{dir: "{out}"}}
 """
