@@ -4,6 +4,7 @@ processes and servers."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -177,18 +178,19 @@ def ray_local(ray_session: None) -> Iterator[None]:
 
 
 # --- The e2e guard ---------------------------------------------------------------------------
-# A test that starts Ray, a `curation` process, a model server or a Ray node must carry the e2e
-# marker, so that `make test-fast` (-m "not e2e") stays the quick loop. Python's audit hook sees
-# every process a test starts (Ray's own daemons included); a test without the marker that
-# starts one of these fails, naming the command.
+# A test that starts Ray, a model process (`curation run`, `train`) or a server (`transformers
+# serve`, vLLM, `curation view`) must carry the e2e marker, so that `make test-fast`
+# (-m "not e2e") stays the quick loop. Python's audit hook sees every process a test starts
+# (Ray's own daemons included); a test without the marker that starts one fails, naming it.
 HEAVY_COMMANDS = {
-    "gcs_server": "Ray (its GCS)",
-    "raylet": "Ray (a raylet)",
-    "-m curation": "a `curation` process",
-    "transformers.cli": "a `transformers serve` server",
-    "vllm": "a vLLM server",
+    r"gcs_server": "Ray (its GCS)",
+    r"raylet": "Ray (a raylet)",
+    r"-m curation (run|train|view)\b": "a `curation run`, `train` or `view` process",
+    r"-m curation\.train\b": "a training process",
+    r"transformers\.cli": "a `transformers serve` server",
+    r"vllm": "a vLLM server",
 }
-_started: list[str] | None = None  # commands started by the current non-e2e test
+_started: list[str] | None = None  # what the current non-e2e test started
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -197,7 +199,7 @@ def _audit(event: str, args: tuple) -> None:
         if isinstance(command, str | bytes):
             command = [command]
         line = " ".join(str(part) for part in command or [])
-        _started.extend(what for key, what in HEAVY_COMMANDS.items() if key in line)
+        _started.extend(what for key, what in HEAVY_COMMANDS.items() if re.search(key, line))
 
 
 sys.addaudithook(_audit)

@@ -25,7 +25,7 @@ name: e2e
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 1, seed: 7, cache_dir: "{out}-cache"}}
+generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 1, seed: 7, cache_dir: "{cache}"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """
@@ -35,18 +35,21 @@ def run_cli(recipe: Path) -> subprocess.CompletedProcess:
     return run_curation("run", str(recipe), timeout=900)
 
 
-def write_recipe(tmp_path: Path, inputs: Path, out: Path) -> Path:
+def write_recipe(tmp_path: Path, inputs: Path, out: Path, cache: Path | None = None) -> Path:
     chain = tmp_path / "lenient.yaml"
     chain.write_text(LENIENT_CHAIN)
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out))
+    cache = cache or Path(f"{out}-cache")
+    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out, cache=cache))
     return recipe
 
 
 @pytest.fixture(scope="module")
 def mixed_run(tmp_path_factory, ray_session):
     """Two real PDFs and the four bad inputs, run twice into two output folders: first as a
-    process of its own, then in this process. Each: (out, exit code, what it printed)."""
+    process of its own, then in this process with the first run's replies (the same requests,
+    so the same reply cache entries; that generation itself gives the same replies in another
+    process is shown by test_resume.py's reference run). Each: (out, what it printed)."""
     tmp = tmp_path_factory.mktemp("e2e")
     inputs = tmp / "inputs"
     inputs.mkdir()
@@ -57,7 +60,8 @@ def mixed_run(tmp_path_factory, ray_session):
     bad = make_bad_inputs(inputs)
     first = run_cli(write_recipe(tmp, inputs, tmp / "first"))
     assert first.returncode == 0, first.stderr[-3000:]
-    second = curation_cli("run", str(write_recipe(tmp, inputs, tmp / "second")))
+    again = write_recipe(tmp, inputs, tmp / "second", cache=Path(f"{tmp / 'first'}-cache"))
+    second = curation_cli("run", str(again))
     assert second.exit_code == 0, second.output[-3000:]
     runs = [(tmp / "first", first.stderr), (tmp / "second", second.output)]
     return inputs, bad, runs

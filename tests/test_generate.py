@@ -46,6 +46,7 @@ QUESTIONS = [
 ]
 
 
+@pytest.mark.e2e
 def test_sampled_replies_do_not_depend_on_the_batch(engine: LocalEngine) -> None:
     alone = [engine.generate([request(i, q)])[0].text for i, q in enumerate(QUESTIONS)]
     batched = [r.text for r in engine.generate([request(i, q) for i, q in enumerate(QUESTIONS)])]
@@ -63,6 +64,7 @@ LONG_QUESTION = (
 )
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "sampling",
     [
@@ -103,6 +105,7 @@ def test_batched_replies_are_those_of_each_request_alone(engine, sampling) -> No
             )
 
 
+@pytest.mark.e2e
 def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "cache")
     cached = CachedEngine(engine, cache)
@@ -128,6 +131,7 @@ def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) 
     assert len(sent) == len(set(sent)) == 3
 
 
+@pytest.mark.e2e
 def test_a_torn_cache_file_is_asked_again(engine, tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path)
     req = request(0, QUESTIONS[0])
@@ -158,9 +162,9 @@ def unit(pages: list[int], kind: str = "document") -> dict:
     }
 
 
-def test_requests_carry_page_images_for_vlm_engines(engine) -> None:
+def test_requests_carry_page_images_for_vlm_engines() -> None:
     cfg = GenerateConfig(prompt_set="leopard", images=True, cache=False, pairs_per_unit=2)
-    generator = QAGenerator(cfg, UnitsConfig(), PROMPTS, engine=engine)
+    generator = QAGenerator(cfg, UnitsConfig(), PROMPTS)  # requests need no model
     req = generator.request_for(unit([0, 1]))
     parts = req.messages[-1]["content"]
     images = [p for p in parts if p["type"] == "image_url"]
@@ -173,7 +177,7 @@ def test_requests_carry_page_images_for_vlm_engines(engine) -> None:
     assert isinstance(flat[-1]["content"], str) and "Page 2" in flat[-1]["content"]
     assert image_parts([4], [b"\xff\xd8jpeg"])[1]["image_url"]["url"].startswith("data:image/jpeg")
     slides = GenerateConfig(prompt_set="slides", images=True, cache=False)
-    deck = QAGenerator(slides, UnitsConfig(), PROMPTS, engine=engine)
+    deck = QAGenerator(slides, UnitsConfig(), PROMPTS)
     parts = deck.request_for(unit([2, 3], kind="slides")).messages[-1]["content"]
     assert [p["text"] for p in parts if p["type"] == "text"][:2] == ["Slide 3:", "Slide 4:"]
 
@@ -193,9 +197,9 @@ def test_prompt_choice_follows_page_range_kind_and_images() -> None:
     }
 
 
-def test_json_prompts_send_the_reply_schema(engine) -> None:
+def test_json_prompts_send_the_reply_schema() -> None:
     cfg = GenerateConfig(prompt_set="slides", images=True, cache=False)
-    generator = QAGenerator(cfg, UnitsConfig(), PROMPTS, engine=engine)
+    generator = QAGenerator(cfg, UnitsConfig(), PROMPTS)
     requests = [generator.request_for(unit([i], kind="slides")) for i in range(30)]
     json_requests = [r for r in requests if r.json_schema is not None]
     assert json_requests and all(r.json_schema == REPLY_JSON_SCHEMA for r in json_requests)
@@ -205,12 +209,13 @@ def test_json_prompts_send_the_reply_schema(engine) -> None:
     assert line_requests and all(r.stop == ["\nQ5:"] for r in line_requests)
     # Each unit gets its own seed, the same on every run.
     assert len({r.seed for r in requests}) == len(requests)
-    again = QAGenerator(cfg, UnitsConfig(), PROMPTS, engine=engine)
+    again = QAGenerator(cfg, UnitsConfig(), PROMPTS)
     assert [again.request_for(unit([i], kind="slides")).seed for i in range(30)] == [
         r.seed for r in requests
     ]
 
 
+@pytest.mark.e2e
 def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,6 +227,18 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     from curation.models import loadable, resolve_model
 
     monkeypatch.setenv("CURATION_MODEL_CACHE", str(tmp_path / "models"))
+    # The model the conversion reads from the GGUF file is kept to compare the copy with (a
+    # second read of the GGUF file would cost as much as the conversion).
+    read_from_gguf = []
+    from_pretrained = AutoModelForCausalLM.from_pretrained
+
+    def keep(*args, **kwargs):
+        model = from_pretrained(*args, **kwargs)
+        if kwargs.get("gguf_file"):
+            read_from_gguf.append(model)
+        return model
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", keep)
     gguf = resolve_model("bundled")
     converted = loadable(gguf)
     folder = Path(converted.path)
@@ -230,7 +247,7 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     assert not list(folder.parent.glob("*.partial-*"))  # nothing half-written left behind
     assert loadable(gguf) == converted  # converted once, then found
 
-    direct = AutoModelForCausalLM.from_pretrained(gguf.path, gguf_file=gguf.gguf_file)
+    (direct,) = read_from_gguf
     copy = AutoModelForCausalLM.from_pretrained(converted.path)
     weights, copied = direct.state_dict(), copy.state_dict()
     assert weights.keys() == copied.keys()
@@ -250,6 +267,7 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     assert LocalEngine("bundled").model_name == gguf.gguf_file
 
 
+@pytest.mark.e2e
 def test_bfloat16_weights_write_replies_cached_apart_from_float32(engine: LocalEngine) -> None:
     import torch
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 BLOCKED = ("pydantic", "datasets", "pymupdf", "fitz", "ray")
@@ -37,6 +39,7 @@ def positive(row: dict, *keys: str) -> None:
         assert isinstance(row[key], int | float) and row[key] > 0, (key, row)
 
 
+@pytest.mark.e2e
 def test_cpu_smoke_runs_every_part_without_pydantic_datasets_pymupdf_or_ray(tmp_path) -> None:
     out = tmp_path / "gpu-check"
     code = RUNNER.format(blocked=BLOCKED, script=str(SCRIPT), out=str(out))

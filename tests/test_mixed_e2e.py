@@ -28,7 +28,7 @@ name: mixed
 inputs: ["{inputs}/*"]
 ingest: {{dpi: 100}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 1, max_tokens: 48, batch_size: 1, seed: 3, cache_dir: "{out}-cache"}}
+generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 1, seed: 3, cache_dir: "{out}-cache"}}
 filters: {chain}
 output: {{dir: "{out}"}}
 """
@@ -85,6 +85,7 @@ EXPECTED_SOURCES = {
 }
 
 
+@pytest.mark.e2e
 def test_every_kind_of_source_is_read_with_the_right_text_source(inputs: Path) -> None:
     """The run's ingest and OCR stages in this process (no Ray, no model), real LibreOffice and
     real RapidOCR; the page counts by text source as the run's writer makes them."""
