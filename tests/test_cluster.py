@@ -33,7 +33,7 @@ name: cluster
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72, ocr: never}}
 units: {{pages_per_unit: 1}}
-generate: {{pairs_per_unit: 1, max_tokens: 64, batch_size: 1, seed: 5, memory_gb: 4,
+generate: {{pairs_per_unit: 1, max_tokens: 32, batch_size: 1, seed: 5, memory_gb: 4,
             cache_dir: "{cache}"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}

@@ -37,7 +37,7 @@ name: resume
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72, ocr: never}}
 units: {{layout: {{page: 1, document: 1}}, pages_per_unit: 1, max_pages_per_unit: 4}}
-generate: {{pairs_per_unit: 2, max_tokens: 40, batch_size: 1, seed: 5, cache_dir: "{cache}"}}
+generate: {{pairs_per_unit: 2, max_tokens: 24, batch_size: 1, seed: 5, cache_dir: "{cache}"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """
