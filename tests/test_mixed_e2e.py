@@ -1,7 +1,7 @@
 """Every kind of source: born-digital PDF, scanned PDF, PPTX, folder of PNG pages; read by the
 ingest and OCR stages in this process, then once through a whole run.
 
-Real LibreOffice, real RapidOCR; the run adds real Ray and the real bundled model.
+Real LibreOffice, real RapidOCR; the run adds real Ray and a scripted LLM server.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from conftest import LENIENT_CHAIN, SAMPLES, curation_cli, make_deck
 from datasets import load_dataset
 from output_fixtures import TINY_MANIFEST
 from PIL import Image
+from scripted_server import message_text, scripted_server
 
 from curation.config import IngestConfig, UnitsConfig
 from curation.ingest import expand_inputs, ingest_document
@@ -28,7 +29,8 @@ name: mixed
 inputs: ["{inputs}/*"]
 ingest: {{dpi: 100}}
 units: {{pages_per_unit: 2}}
-generate: {{pairs_per_unit: 2, max_tokens: 96, batch_size: 1, seed: 3, cache_dir: "{out}-cache"}}
+generate: {{engine: openai, base_url: "{base_url}", model: "{model}", pairs_per_unit: 1,
+            max_tokens: 96, seed: 3, cache_dir: "{out}-cache"}}
 filters: {chain}
 output: {{dir: "{out}"}}
 """
@@ -114,20 +116,34 @@ def test_every_kind_of_source_is_read_with_the_right_text_source(inputs: Path) -
     assert counts["pages_by_text_source"] == {"layer": 3, "ocr": 3}
 
 
+def reply(messages: list[dict]) -> str:
+    """A question on the unit's first words, answered with them."""
+    words = message_text(messages).split("Page 1", 1)[-1].split()[:8]
+    return f"Q1: What does the first page begin with?\nA1: {' '.join(words)}."
+
+
 @pytest.mark.e2e
 def test_a_run_over_every_kind_of_source_gives_samples_of_each(
     ray_local, inputs: Path, tmp_path: Path
 ) -> None:
-    """The one real run over mixed sources: `curation run` (in this process, the session's
-    Ray), real LibreOffice, real RapidOCR and the real bundled model; the shards load with
-    `datasets` and every kind of source gives samples that say how their text was read."""
+    """The one whole run over mixed sources: `curation run` (in this process, the session's Ray),
+    real LibreOffice and real RapidOCR; its model is a scripted OpenAI-compatible server (a FAKE
+    standing in for vLLM: tests/scripted_server.py) that answers every unit, so that each kind
+    of source surely gives a sample (the bundled model's own runs: test_e2e.py, test_resume.py).
+    The shards load with `datasets` and each sample says how its text was read."""
     chain = tmp_path / "lenient.yaml"
     chain.write_text(LENIENT_CHAIN)
     out = tmp_path / "out"
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out))
-    result = curation_cli("run", str(recipe))
-    assert result.exit_code == 0, result.output[-3000:]
+    with scripted_server(reply) as server:
+        recipe.write_text(
+            RECIPE.format(
+                inputs=inputs, chain=chain, out=out, base_url=server.base_url, model=server.model_id
+            )
+        )
+        result = curation_cli("run", str(recipe))
+        assert result.exit_code == 0, result.output[-3000:]
+        assert len(server.requests) == 4  # one per unit
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert {r["status"] for r in manifest["inputs"]} == {"ok"}
@@ -139,3 +155,4 @@ def test_a_run_over_every_kind_of_source_gives_samples_of_each(
         meta = by_source[name]["page_meta"]
         assert [m["text_source"] for m in meta] == [source] * len(meta), name
         assert len(by_source[name]["images"]) == len(meta)
+        assert by_source[name]["texts"][0]["assistant"].strip(".")  # the page's own words

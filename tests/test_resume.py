@@ -37,17 +37,19 @@ name: resume
 inputs: ["{inputs}/*.pdf"]
 ingest: {{dpi: 72, ocr: never}}
 units: {{layout: {{page: 1, document: 1}}, pages_per_unit: 1, max_pages_per_unit: 4}}
-generate: {{pairs_per_unit: 2, max_tokens: 24, batch_size: 1, seed: 5, cache_dir: "{cache}"}}
+generate: {{pairs_per_unit: 2, max_tokens: {max_tokens}, batch_size: 1, seed: 5, cache_dir: "{cache}"}}
 filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """
 
 
-def write_recipe(folder: Path, inputs: Path, out: Path, cache: Path) -> Path:
+def write_recipe(folder: Path, inputs: Path, out: Path, cache: Path, max_tokens: int = 40) -> Path:
+    """The resume recipe; 40 tokens give the killed run pairs to write (shards to kill in)."""
     chain = folder / "lenient.yaml"
     chain.write_text(LENIENT_CHAIN)
     recipe = folder / f"{out.name}.yaml"
-    recipe.write_text(RECIPE.format(inputs=inputs, chain=chain, out=out, cache=cache))
+    text = RECIPE.format(inputs=inputs, chain=chain, out=out, cache=cache, max_tokens=max_tokens)
+    recipe.write_text(text)
     return recipe
 
 
@@ -216,7 +218,8 @@ def test_a_file_changed_after_an_interruption_is_ingested_again(
     for path in inputs.glob("*.pdf"):
         shutil.copy(path, folder / path.name)
     out, cache = tmp_path / "changed", tmp_path / "cache"
-    recipe = write_recipe(tmp_path, folder, out, cache)
+    # Short replies: kept or rejected, every unit's row names its document all the same.
+    recipe = write_recipe(tmp_path, folder, out, cache, max_tokens=16)
     journal = out / ".journal"
 
     def interrupt_once_a_document_is_journaled(progress) -> None:
@@ -259,5 +262,5 @@ def test_a_file_changed_after_an_interruption_is_ingested_again(
     # The same dataset as an uninterrupted run over the inputs as they are now (its replies
     # from the same reply cache: the same requests must have been asked).
     reference = tmp_path / "reference"
-    run_recipe(load_recipe(write_recipe(tmp_path, folder, reference, cache)))
+    run_recipe(load_recipe(write_recipe(tmp_path, folder, reference, cache, max_tokens=16)))
     assert dataset_fingerprint(out) == dataset_fingerprint(reference)
