@@ -154,7 +154,7 @@ def ray_session() -> Iterator[None]:
 
     from curation.runtime import init_ray
 
-    assert not ray.is_initialized(), "Ray was started outside the ray_local fixture"
+    assert not ray.is_initialized(), "Ray was started outside the ray_session fixture"
     init_ray()
     try:
         yield
@@ -164,8 +164,8 @@ def ray_session() -> Iterator[None]:
 
 @pytest.fixture
 def ray_local(ray_session: None) -> Iterator[None]:
-    """The session's local Ray, every CPU free before the test and checked free after it (an
-    actor or task the test left running would change what the next test can schedule)."""
+    """The session's local Ray; after the test, every CPU must be free again (an actor or task
+    the test left running would change what the next test can schedule)."""
     import ray
 
     yield
