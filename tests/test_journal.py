@@ -27,14 +27,20 @@ def append(journal: Journal, *batches: list[dict]) -> None:
         journal.append(pa.Table.from_pylist(batch, schema=OUTCOME_SCHEMA))
 
 
+def chunk_rows(journal: Path, columns: list[str]) -> list[dict]:
+    """The rows of every chunk a journal folder holds on disk, those columns only."""
+    rows = []
+    for path in sorted(journal.glob("chunk-*.arrow")):
+        with pa.memory_map(str(path)) as source:
+            rows += pa.ipc.open_file(source).read_all().select(columns).to_pylist()
+    return rows
+
+
 def journaled(out: Path) -> dict[str, set[str]]:
     """source -> doc_ids, over every chunk on disk."""
     found: dict[str, set[str]] = {}
-    for path in sorted((out / JOURNAL).glob("chunk-*.arrow")):
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-        for row in table.select(["source", "doc_id"]).to_pylist():
-            found.setdefault(row["source"], set()).add(row["doc_id"])
+    for row in chunk_rows(out / JOURNAL, ["source", "doc_id"]):
+        found.setdefault(row["source"], set()).add(row["doc_id"])
     return found
 
 

@@ -19,11 +19,11 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
 from conftest import LENIENT_CHAIN, ROOT, SAMPLES, curation_cli, make_bad_inputs
+from test_journal import chunk_rows
 
 from curation.config import load_recipe
 from curation.outdir import LOCK, MARKER
@@ -191,16 +191,8 @@ def test_killed_runs_resume_to_the_same_dataset(ray_local, inputs: Path, tmp_pat
 
 def journaled_documents(journal: Path) -> set[str]:
     """Sources with at least one unit (not an error row) in the journal."""
-    found = set()
-    for path in journal.glob("chunk-*.arrow"):
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-        found |= {
-            r["source"]
-            for r in table.select(["source", "error_code"]).to_pylist()
-            if r["error_code"] is None
-        }
-    return found
+    rows = chunk_rows(journal, ["source", "error_code"])
+    return {r["source"] for r in rows if r["error_code"] is None}
 
 
 class Interrupted(Exception):

@@ -118,22 +118,22 @@ output: json
 
 
 def lighthouse_units() -> list[dict]:
-    """The Unit rows of a 2-page sample PDF, ingested as a run ingests it (one 2-page unit)."""
+    """The Unit rows of a 3-page sample PDF, ingested as a run ingests it (2-page windows)."""
     ingest, units = IngestConfig(dpi=40), UnitsConfig(pages_per_unit=2)
     rows = list(ingest_document(SAMPLES / "lighthouse_history.pdf", ingest, units))
     assert rows and all(row["error_code"] is None for row in rows)
     return rows
 
 
-def generate_and_count(
-    tmp_path: Path, name: str, generate: dict, prompts_root: Path = ROOT / "prompts"
-) -> tuple[dict, list[dict]]:
+def generate_and_count(tmp_path: Path, name: str, generate: dict) -> tuple[dict, list[dict]]:
     """The sample's units through QAGenerator (the run's generate stage, in this process) and
     DatasetWriter (its assembly): the manifest's counts and the Outcome rows."""
     config = GenerateConfig(
         **{"prompt_set": "docmatix", "max_tokens": 16, "batch_size": 2, "cache": False, **generate}
     )
-    outcomes = QAGenerator(config, UnitsConfig(pages_per_unit=2), prompts_root)(lighthouse_units())
+    outcomes = QAGenerator(config, UnitsConfig(pages_per_unit=2), ROOT / "prompts")(
+        lighthouse_units()
+    )
     writer = DatasetWriter(tmp_path / f"out-{name}", 10, [str(SAMPLES / "lighthouse_history.pdf")])
     for outcome in outcomes:
         writer.add(outcome)
