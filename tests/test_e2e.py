@@ -49,7 +49,7 @@ def mixed_run(tmp_path_factory, ray_session):
     """Two real PDFs and the four bad inputs, run twice into two output folders: first as a
     process of its own, then in this process with the first run's replies (the same requests,
     so the same reply cache entries; that generation itself gives the same replies in another
-    process is shown by test_resume.py's reference run). Each: (out, what it printed)."""
+    process is shown by test_cluster.py's node-loss test). Each: (out, what it printed)."""
     tmp = tmp_path_factory.mktemp("e2e")
     inputs = tmp / "inputs"
     inputs.mkdir()

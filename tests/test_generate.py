@@ -13,7 +13,8 @@ from PIL import Image
 
 from curation.config import GenerateConfig, UnitsConfig
 from curation.generate import REPLY_JSON_SCHEMA, QAGenerator, image_parts
-from curation.generate.cache import CachedEngine, ResponseCache, request_key
+from curation.generate.cache import CachedEngine, ResponseCache, client, request_key
+from curation.generate.engines import DeferredEngine
 from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.local import LocalEngine, text_only
 from curation.generate.prompts import PromptLibrary
@@ -129,6 +130,24 @@ def test_cache_returns_stored_replies_and_never_resends(engine, tmp_path: Path) 
     again.generate([changed])
     sent = log.read_text().split()
     assert len(sent) == len(set(sent)) == 3
+
+
+def test_a_local_model_whose_replies_are_all_cached_is_never_loaded(tmp_path: Path) -> None:
+    """A rerun or resumed run answered by the response cache loads no model; the name that keys
+    the cache is the loaded engine's (asserted at the load: test_bfloat16_... and every run)."""
+    cfg = GenerateConfig(cache_dir=str(tmp_path))
+    engine = client(cfg)
+    assert engine.model_name.endswith(".gguf")  # the bundled model's file, as LocalEngine says
+    assert client(cfg.model_copy(update={"dtype": "bfloat16"})).model_name == (
+        f"{engine.model_name}:bfloat16"
+    )
+    asked = request(0, QUESTIONS[0])
+    stored = {"request_id": "earlier", "text": "Blue.", "finish_reason": "stop"}
+    ResponseCache(tmp_path).put(request_key(engine.model_name, asked), stored)
+    [reply] = engine.generate([asked])
+    assert (reply.request_id, reply.text) == ("r0", "Blue.")
+    assert engine.engine.engine is None  # no model in memory
+    assert not (tmp_path / "sent.log").exists()
 
 
 @pytest.mark.e2e
@@ -281,3 +300,7 @@ def test_bfloat16_weights_write_replies_cached_apart_from_float32(engine: LocalE
     # Its replies are kept under other cache keys than float32's, never served for them.
     assert request_key(half.model_name, asked) != request_key(engine.model_name, asked)
     assert LocalEngine("bundled", dtype="float32").model_name == engine.model_name
+    deferred = DeferredEngine(GenerateConfig(dtype="bfloat16", batch_size=2))
+    assert deferred.model_name == half.model_name and deferred.engine is None
+    assert deferred.generate([asked]) == [reply]  # loaded at its first request
+    assert next(deferred.engine.model.parameters()).dtype == torch.bfloat16

@@ -91,9 +91,10 @@ def client(cfg: GenerateConfig, engine: Engine | None = None) -> Engine:
     """The engine a `generate` section names (or `engine`, already loaded), behind the response
     cache when the section keeps `cache` on: what generation and the judge both send through."""
     if engine is None:
-        from curation.generate.engines import build_engine
+        from curation.generate.engines import DeferredEngine, build_engine
 
-        engine = build_engine(cfg)
+        # Behind the cache, a local model loads only for a request the cache cannot answer.
+        engine = DeferredEngine(cfg) if cfg.cache and cfg.engine == "local" else build_engine(cfg)
     if cfg.cache and not isinstance(engine, CachedEngine):
         engine = CachedEngine(engine, ResponseCache(cfg.cache_dir))
     return engine

@@ -5,7 +5,26 @@ from __future__ import annotations
 from curation.config import ConfigError, GenerateConfig
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 
-__all__ = ["ChatRequest", "Engine", "EngineResult", "build_engine"]
+__all__ = ["ChatRequest", "DeferredEngine", "Engine", "EngineResult", "build_engine"]
+
+
+class DeferredEngine(Engine):
+    """The `local` engine, its model loaded at the first request that reaches it: behind the
+    response cache, a rerun or resumed run whose replies are all stored never loads the model
+    (seconds, and gigabytes for a real one). Its name, which keys the cache, needs no model."""
+
+    def __init__(self, cfg: GenerateConfig) -> None:
+        from curation.generate.engines.local import local_model_name
+
+        self.cfg = cfg
+        self.model_name = local_model_name(cfg.model, cfg.dtype)
+        self.engine: Engine | None = None
+
+    def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
+        if self.engine is None:
+            self.engine = build_engine(self.cfg)
+            assert self.engine.model_name == self.model_name, (self.engine.model_name, self)
+        return self.engine.generate(requests)
 
 
 def build_engine(cfg: GenerateConfig) -> Engine:

@@ -17,6 +17,24 @@ from curation.seeding import stable_hash
 logger = logging.getLogger(__name__)
 
 
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def usual_dtype(device: str) -> str:
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def local_model_name(model: str, dtype: str = "auto", device: str | None = None) -> str:
+    """The name a LocalEngine of `model` reports, without loading it. It keys the response
+    cache: a dtype other than the usual one for the device is named in it, since it writes
+    other replies."""
+    usual = usual_dtype(device or default_device())
+    return resolve_model(model).name + ("" if dtype in ("auto", usual) else f":{dtype}")
+
+
 class LocalEngine(Engine):
     """Runs a causal LM, or an image-text-to-text model (a VLM: Idefics3 / SmolVLM, Qwen2-VL...)
     with its processor, with transformers; requests are batched in groups of `batch_size`.
@@ -40,11 +58,9 @@ class LocalEngine(Engine):
         torch.set_num_threads(threads or os.cpu_count() or 1)
         location = resolve_model(model)
         self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        usual = "bfloat16" if self.device.startswith("cuda") else "float32"
-        # The model's name keys the response cache: a dtype other than the usual one for the
-        # device is named in it, since it writes other replies.
-        self.model_name = location.name + ("" if dtype in ("auto", usual) else f":{dtype}")
+        self.device = device or default_device()
+        usual = usual_dtype(self.device)
+        self.model_name = local_model_name(model, dtype, self.device)
         location = loadable(location)  # a GGUF file loads from its converted copy
         dtype = getattr(torch, usual if dtype == "auto" else dtype)
         kwargs = {"gguf_file": location.gguf_file} if location.gguf_file else {}
