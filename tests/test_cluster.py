@@ -1,7 +1,7 @@
 """`curation run` on a real two-node Ray cluster (two raylets on this host, `ray start`, one CPU
-each): the run joins it by RAY_ADDRESS or --address and spreads over both nodes, the shipped
-recipe (OCR auto) gives the same dataset there as on a local Ray, a run whose worker node is
-SIGKILLed mid-generation still ends with the same dataset as the undisturbed run. Real CLI
+each): the shipped recipe (OCR auto) joins it by RAY_ADDRESS alone, spreads over both nodes and
+gives the same dataset there as on a local Ray; a run (joined by --address) whose worker node is
+SIGKILLed mid-generation still ends with the same dataset as an undisturbed local run. Real CLI
 processes, real Ray, the real bundled model. A model that fits no node is refused before the
 first block (on the session's local Ray). A generation stage that stops answering needs no
 cluster: test_watchdog.py."""
@@ -118,27 +118,8 @@ def cluster() -> Iterator[LocalCluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def reference(cluster: LocalCluster, inputs: Path, tmp_path_factory) -> Path:
-    """An undisturbed run that joins the cluster through RAY_ADDRESS alone (no flag)."""
-    recipe, out = write_recipe(tmp_path_factory.mktemp("reference"), inputs, "reference")
-    wait_ok(start_run(recipe, cluster.client_env(RAY_ADDRESS=cluster.address)))
-    return out
-
-
 @pytest.mark.e2e
-def test_run_joins_the_cluster_and_uses_both_nodes(cluster: LocalCluster, reference: Path) -> None:
-    work = {node.name: node.work_done() for node in cluster.nodes}
-    assert sum(done["MapBatches(ingest_batch)"] for done in work.values()) == 2, work
-    assert work["node1"][GENERATE] >= 1, work  # the model: the head has no memory for it
-    assert any("_batch)" in task for task in work["head"]), work  # ingest or filter tasks
-    manifest = json.loads((reference / "manifest.json").read_text())
-    assert manifest["counts"]["units"] == 4
-    assert Counter(record["status"] for record in manifest["inputs"]) == {"ok": 2}
-
-
-@pytest.mark.e2e
-def test_shipped_recipe_on_two_one_cpu_nodes_matches_a_local_run(
+def test_the_shipped_recipe_joins_by_ray_address_uses_both_nodes_and_matches_a_local_run(
     cluster: LocalCluster, ray_local, tmp_path: Path
 ) -> None:
     # OCR auto and a model actor on one of the two 1-CPU nodes: every stage still finds room.
@@ -152,19 +133,21 @@ def test_shipped_recipe_on_two_one_cpu_nodes_matches_a_local_run(
     recipe.write_text(yaml.safe_dump(spec))
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"
     common = [str(recipe), "--limit", "2"]
+    # No --address: RAY_ADDRESS alone joins the cluster.
     run = start_run(
         recipe,
-        cluster.client_env(),
+        cluster.client_env(RAY_ADDRESS=cluster.address),
         *common[1:],
         "--out",
         str(on_cluster),
-        "--address",
-        cluster.address,
     )
     wait_ok(run, timeout=1800)
     work = {node.name: node.work_done() for node in cluster.nodes}
+    assert sum(done["MapBatches(ingest_batch)"] for done in work.values()) == 2, work
     # The model sits on node1 (the head has too little memory), and node1 still ingests.
+    assert work["node1"][GENERATE] >= 1, work
     assert work["node1"]["MapBatches(ingest_batch)"] >= 1, work
+    assert any("_batch)" in task for task in work["head"]), work  # ingest, OCR or filter tasks
     result = curation_cli("run", *common, "--out", str(local))  # in this process, local Ray
     assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads((on_cluster / "manifest.json").read_text())
@@ -192,8 +175,17 @@ def test_a_model_that_fits_no_node_is_refused_before_the_first_block(
 
 @pytest.mark.e2e
 def test_losing_a_worker_node_mid_run_gives_the_same_dataset(
-    cluster: LocalCluster, reference: Path, inputs: Path, tmp_path: Path
+    cluster: LocalCluster, ray_local, inputs: Path, tmp_path: Path
 ) -> None:
+    # The undisturbed run: in this process on the local Ray, with replies of its own (so the
+    # model writes the same replies in another process and on another node).
+    ref_recipe, reference = write_recipe(tmp_path, inputs, "reference")
+    result = curation_cli("run", str(ref_recipe))
+    assert result.exit_code == 0, result.output[-3000:]
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert manifest["counts"]["units"] == 4
+    assert Counter(record["status"] for record in manifest["inputs"]) == {"ok": 2}
+
     recipe, out = write_recipe(tmp_path, inputs, "node-lost")
     worker = cluster.nodes[1]
     run = start_run(recipe, cluster.client_env(), "--address", cluster.address)

@@ -246,18 +246,23 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     from curation.models import loadable, resolve_model
 
     monkeypatch.setenv("CURATION_MODEL_CACHE", str(tmp_path / "models"))
-    # The model the conversion reads from the GGUF file is kept to compare the copy with (a
-    # second read of the GGUF file would cost as much as the conversion).
+    # The model and tokenizer the conversion reads from the GGUF file are kept to compare the
+    # copy with (a second read of the GGUF file would cost as much as the conversion).
     read_from_gguf = []
-    from_pretrained = AutoModelForCausalLM.from_pretrained
 
-    def keep(*args, **kwargs):
-        model = from_pretrained(*args, **kwargs)
-        if kwargs.get("gguf_file"):
-            read_from_gguf.append(model)
-        return model
+    def keeping(loader):
+        from_pretrained = loader.from_pretrained
 
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", keep)
+        def keep(*args, **kwargs):
+            loaded = from_pretrained(*args, **kwargs)
+            if kwargs.get("gguf_file"):
+                read_from_gguf.append(loaded)
+            return loaded
+
+        monkeypatch.setattr(loader, "from_pretrained", keep)
+
+    keeping(AutoModelForCausalLM)
+    keeping(AutoTokenizer)
     gguf = resolve_model("bundled")
     converted = loadable(gguf)
     folder = Path(converted.path)
@@ -266,15 +271,12 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     assert not list(folder.parent.glob("*.partial-*"))  # nothing half-written left behind
     assert loadable(gguf) == converted  # converted once, then found
 
-    (direct,) = read_from_gguf
+    gguf_tokenizer, direct = read_from_gguf
     copy = AutoModelForCausalLM.from_pretrained(converted.path)
     weights, copied = direct.state_dict(), copy.state_dict()
     assert weights.keys() == copied.keys()
     assert all(torch.equal(weights[name], copied[name]) for name in weights)
-    tokenizers = [
-        AutoTokenizer.from_pretrained(gguf.path, gguf_file=gguf.gguf_file),
-        AutoTokenizer.from_pretrained(converted.path),
-    ]
+    tokenizers = [gguf_tokenizer, AutoTokenizer.from_pretrained(converted.path)]
     chat = [{"role": "user", "content": "Ünïcödé: what rose 1.5% in Q3?"}]
     prompts = [
         t.apply_chat_template(chat, tokenize=True, add_generation_prompt=True) for t in tokenizers
