@@ -103,6 +103,27 @@ def test_length_finish_and_unreadable_replies():
     assert unreadable.finish_reason == "error" and "unreadable reply" in unreadable.error
 
 
+def test_reasoning_apart_from_the_reply_never_becomes_pairs():
+    """vLLM's reasoning parsers send a reasoning model's drafts as `reasoning_content` (newer
+    servers: `reasoning`); the pairs come from `content` only."""
+    from curation.generate.parse import parse_reply
+
+    def reply(content: str | None, **reasoning: str) -> httpx.Response:
+        body = completion()
+        body["choices"][0]["message"] = {"role": "assistant", "content": content, **reasoning}
+        return httpx.Response(200, json=body)
+
+    draft = "Q1: Draft question?\nA1: Draft answer."
+    fake = FakeServer(
+        reply("Q1: When?\nA1: In 1871.", reasoning_content=draft),
+        reply(None, reasoning=draft),
+    )
+    answered, thought = fake.engine(concurrency=1).generate([chat("a"), chat("b")])
+    assert [p.question for p in parse_reply(answered.text).pairs] == ["When?"]
+    parsed = parse_reply(thought.text)
+    assert not parsed.pairs and "only the model's reasoning" in parsed.errors[0]
+
+
 def test_retry_after_is_honoured():
     fake = FakeServer(httpx.Response(429, headers={"Retry-After": "1"}), ok())
     started = time.monotonic()

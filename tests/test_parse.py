@@ -180,3 +180,34 @@ def test_a_reply_cut_at_a_line_break_keeps_its_finished_last_pair():
     cut = parse_reply(finished.rstrip("\n") + " It was", cut_off=True)
     assert cut.pairs == []
     assert cut.errors == ["reply cut off at max_tokens in this pair: 'What was built in 1871?'"]
+
+
+def test_a_table_cut_off_at_max_tokens_rejects_its_last_row():
+    reply = (
+        "| # | Question | Answer |\n|---|---|---|\n"
+        "| 1 | How many lamps were repaired? | 412. |\n"
+        "| 2 | Who leads the team? | Ines Va"
+    )
+    result = parse_reply(reply, cut_off=True)
+    assert [p.answer for p in result.pairs] == ["412."]
+    assert len(result.errors) == 1 and "Who leads the team?" in result.errors[0]
+
+
+def test_a_table_inside_an_answer_stays_the_answer():
+    reply = "Q1: What does the table give?\nA1:\n| Year | Lamps |\n|---|---|\n| 2023 | 412 |\n"
+    [pair] = parse_reply(reply).pairs
+    assert pair.answer == "| Year | Lamps |\n|---|---|\n| 2023 | 412 |"
+
+
+def test_yaml_aliases_in_a_reply_are_not_expanded():
+    # An alias bomb fits in a few hundred tokens: a reply's YAML is read without aliases (here
+    # the reply is read line by line instead), so nothing expands.
+    reply = "```yaml\n- question: Why?\n  answer: &a [x, x]\n- question: When?\n  answer: *a\n```"
+    result = parse_reply(reply)
+    assert [p.question for p in result.pairs] == ["Why?", "When?"]
+    assert all("- x" not in p.answer for p in result.pairs)
+
+
+def test_think_blocks_are_dropped_wherever_they_are():
+    reply = "<think>Q1: Draft?\nA1: Draft.</think>\nQ1: Real?\nA1: Yes.\n<THINK>more drafts"
+    assert [(p.question, p.answer) for p in parse_reply(reply).pairs] == [("Real?", "Yes.")]

@@ -1,4 +1,6 @@
-"""Tolerant reply parsing: JSON (bare, fenced, inside prose, JSON5) and `Q1:/A1:`-style lists.
+"""Tolerant reply parsing: JSON (bare, fenced, inside prose, JSON5), YAML lists (fenced or bare),
+Markdown tables of pairs and `Q1:/A1:`-style lists; a reasoning model's `<think>` drafts are
+dropped first.
 
 Checked on tests/data/replies/: replies in the shapes 7B-70B instruction models write.
 Texts come out with markdown emphasis removed, whitespace collapsed, bullet lists as `- item`
@@ -11,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curation.jsonscan import json_values
@@ -68,14 +71,49 @@ def parse_reply(text: str, cut_off: bool = False) -> ParseResult:
     (one whose last line was finished, the reply ending at a line break, is whole)."""
     if not text or not text.strip():
         return ParseResult(errors=["empty reply"])
+    text, thinking = strip_reasoning(text)
+    if thinking and not text.strip():
+        return ParseResult(errors=[thinking])
     if UNANSWERABLE.fullmatch(text.strip()):
         return ParseResult(errors=["the model answered 'unanswerable': nothing to ask about"])
     result = _parse_json(text)
+    if result is None:
+        result = _parse_yaml(text)
+    if result is None:
+        result = _parse_tables(text, cut_off and not text.endswith("\n"))
     if result is None:
         result = QALines(cut_off and not text.endswith("\n")).read(text)
     if not result.pairs and not result.errors:
         result.errors.append("no question-answer pairs found in the reply")
     return result
+
+
+# --- Reasoning --------------------------------------------------------------------------------
+
+THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)
+THINK_OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.IGNORECASE)
+THINK_CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def strip_reasoning(text: str) -> tuple[str, str | None]:
+    """The reply without a reasoning model's drafts: `<think>...</think>` blocks, the text before
+    a lone `</think>` (the chat template opened the block in the prompt), and an unclosed
+    `<think>` to the end. Drafts never become pairs. Also returns the reason to give when
+    nothing but reasoning is left (None when the reply had no reasoning block)."""
+    text, removed = THINK.subn("", text)
+    found = removed > 0
+    closes = list(THINK_CLOSE.finditer(text))
+    if closes:
+        text, found = text[closes[-1].end() :], True
+    opened = THINK_OPEN.search(text)
+    if opened:
+        text, found = text[: opened.start()], True
+    if not found:
+        return text, None
+    return (
+        text,
+        "the reply holds only the model's reasoning (<think>), no pairs after it (cut off?)",
+    )
 
 
 # --- Text cleaning -------------------------------------------------------------------------
@@ -204,6 +242,15 @@ def _parse_json(text: str) -> ParseResult | None:
         if group is None:
             cut = True
             continue
+        _items(iter([group]), "JSON", result)
+    if cut:
+        result.errors.append("reply cut off inside a JSON item (max_tokens?)")
+    return result if found else None
+
+
+def _items(groups: Iterator[list[dict]], label: str, result: ParseResult) -> None:
+    """Question-answer dicts (any key names of KEY_NAMES) into the result's pairs, or errors."""
+    for group in groups:
         for item in group:
             index = len(result.pairs) + len(result.errors)
             named = {KEY_NAMES.get(str(k).lower(), str(k)): v for k, v in item.items()}
@@ -213,9 +260,125 @@ def _parse_json(text: str) -> ParseResult | None:
                 problem = "; ".join(
                     f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
                 )
-                result.errors.append(f"JSON item {index}: {problem}")
-    if cut:
-        result.errors.append("reply cut off inside a JSON item (max_tokens?)")
+                result.errors.append(f"{label} item {index}: {problem}")
+
+
+# --- YAML ----------------------------------------------------------------------------------
+
+FENCE = re.compile(r"^\s*(?:```|~~~)\s*([\w+-]*)\s*$")
+BARE_YAML = re.compile(
+    r"^\s*(?:-\s+)?[\"']?(?:question|q|pairs|qa_pairs|questions)[\"']?\s*:", re.I
+)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a reply is untrusted text, and an alias bomb in a few
+    hundred tokens would expand without bound."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases are not read in replies")
+        return super().compose_node(parent, index)
+
+
+def _yaml_blocks(text: str) -> Iterator[str]:
+    """Fenced blocks tagged yaml/yml, or untagged; else the whole reply when it starts as a YAML
+    list or mapping of pairs (`- question: ...`)."""
+    lines, block, tag = text.splitlines(), None, ""
+    fenced = False
+    for line in lines:
+        fence = FENCE.match(line)
+        if fence and block is None:
+            block, tag = [], fence.group(1).lower()
+        elif fence:
+            fenced = True
+            if tag in ("yaml", "yml", ""):
+                yield "\n".join(block)
+            block = None
+        elif block is not None:
+            block.append(line)
+    if not fenced and BARE_YAML.match(text):
+        yield text
+
+
+def _parse_yaml(text: str) -> ParseResult | None:
+    """Pairs from YAML (a list of pairs, or a mapping holding one); None when no YAML block
+    holds any, or the YAML is invalid (model-written YAML often is: `answer: Note: ...`), so the
+    line reader takes the reply, fences and all."""
+    groups = []
+    for block in _yaml_blocks(text):
+        try:
+            value = yaml.load(block, Loader=_NoAliasLoader)  # a SafeLoader without aliases
+        except yaml.YAMLError:
+            return None
+        found = _qa_dicts(value)
+        # One bare mapping (`Question: ...` / `Answer: ...`) is left to the line reader: YAML
+        # would keep only the last of repeated keys.
+        if found and found != [value]:
+            groups.append(found)
+    if not groups:
+        return None
+    result = ParseResult()
+    _items(iter(groups), "YAML", result)
+    return result
+
+
+# --- Markdown tables -------------------------------------------------------------------------
+
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+CELL_SPLIT = re.compile(r"(?<!\\)\|")
+BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+IGNORED_COLUMNS = {"", "#", "no", "no.", "nr", "n", "id", "pair", "index", "number"}
+
+
+def _cells(line: str) -> list[str]:
+    line = line.strip()
+    line = line[1:] if line.startswith("|") else line
+    line = line[:-1] if line.endswith("|") and not line.endswith("\\|") else line
+    return [cell.strip().replace("\\|", "|") for cell in CELL_SPLIT.split(line)]
+
+
+def _column(header: str) -> str | None:
+    name = _strip_emphasis(header).strip().strip(":").strip().lower()
+    if name in IGNORED_COLUMNS:
+        return None
+    return KEY_NAMES.get(name) or KEY_NAMES.get(name.replace(" ", "_")) or name
+
+
+def _parse_tables(text: str, cut_off: bool) -> ParseResult | None:
+    """Pairs from Markdown tables whose header names a question and an answer column (`| # |
+    Question | Answer |`, `| Q | A |`, with rationale or evidence columns); None when the
+    reply has no such table (a table inside an answer is the answer's text)."""
+    lines = text.splitlines()
+    result, found = ParseResult(), False
+    i = 0
+    while i < len(lines) - 1:
+        if not (lines[i].lstrip().startswith("|") and TABLE_RULE.match(lines[i + 1])):
+            i += 1
+            continue
+        columns = [_column(cell) for cell in _cells(lines[i])]
+        if not {"question", "answer"} <= set(columns):
+            i += 2
+            continue
+        found = True
+        i += 2
+        rows = []
+        while i < len(lines) and lines[i].lstrip().startswith("|"):
+            rows.append(lines[i])
+            i += 1
+        for n, row in enumerate(rows):
+            cells = _cells(row)
+            last = n == len(rows) - 1 and i == len(lines)
+            if last and cut_off and (len(cells) < len(columns) or not row.rstrip().endswith("|")):
+                question = cells[columns.index("question")] if len(cells) > 1 else row
+                result.errors.append(f"reply cut off at max_tokens in this pair: {question[:80]!r}")
+                continue
+            item = {
+                name: BREAK.sub("\n", cell)
+                for name, cell in zip(columns, cells, strict=False)
+                if name is not None
+            }
+            _items(iter([[item]]), "table row", result)
     return result if found else None
 
 
@@ -310,8 +473,9 @@ class QALines:
             name = None  # `R:` or `E:` before any answer is plain text
         if name is None and self.pending is not None and not self.gap:
             self.pending[1].append(line)
-        elif name is None and (RULE.match(line) or HEADING.match(line)):
-            self.open, self.candidate, self.pending = None, None, None  # `---`, `## Pair 2`
+        elif name is None and (RULE.match(line) or HEADING.match(line) or FENCE.match(line)):
+            # `---`, `## Pair 2`, a code fence: never part of a question or an answer
+            self.open, self.candidate, self.pending = None, None, None
         elif name is None:
             self._text(line)
         else:

@@ -256,6 +256,14 @@ class OpenAIEngine(Engine):
             data = response.json()
             choice = data["choices"][0]
             content = choice["message"].get("content") or ""
+            # vLLM's reasoning parsers return a reasoning model's drafts apart from the reply
+            # (`reasoning_content`, newer servers `reasoning`): never read as pairs. A reply
+            # that is all reasoning keeps it in a think block, so its reject says why.
+            reasoning = choice["message"].get("reasoning_content") or choice["message"].get(
+                "reasoning"
+            )
+            if not content.strip() and isinstance(reasoning, str) and reasoning.strip():
+                content = f"<think>{reasoning}</think>"
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return self._error(
                 request,
