@@ -392,7 +392,7 @@ def view(
         Path,
         typer.Argument(
             metavar="OUT",
-            help="Output folder of a run (e.g. out/docmatix): finished, or still running.",
+            help="Output folder of a run (finished or running) or of `curation filter`.",
         ),
     ],
     port: Annotated[
@@ -428,8 +428,8 @@ def view(
         typer.Option("--max-samples", min=0, help="Put at most N samples (and N rejects) in it."),
     ] = None,
 ) -> None:
-    """Browse a dataset offline: samples with their pages, rejects with their reasons, errors,
-    the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading the page shows a
+    """Browse a dataset offline (a run's or a filter's output): samples with their pages, rejects
+    with their reasons, errors, the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading the page shows a
     running run's progress. Only --static writes into OUT (OUT/report/site/)."""
     from curation.output.card import OutputFolderError
 
