@@ -3,19 +3,16 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import huggingface_hub._upload_pipeline
 import pytest
-from conftest import ROOT
 from datasets import load_dataset
 from huggingface_hub import HfApi, constants
 from output_fixtures import build_output
 from PIL import Image
-from test_output_folders import HOLDER
+from test_output_folders import run_holding
 from typer.testing import CliRunner
 
 import curation.output.publish as publish_module
@@ -390,15 +387,7 @@ def test_a_publish_is_refused_while_a_run_writes_the_folder(tmp_path, monkeypatc
     fake = FakeHfApi()
     monkeypatch.setattr(publish_module, "HfApi", lambda: fake)
     out = tmp_path / "dataset"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out), "run"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with run_holding(out) as holder:
         build_output(out)  # what the run has written so far
         before = tree(out)
         result = CliRunner().invoke(app, ["publish", str(out), "--repo", "acme/t", "--with-site"])
@@ -414,10 +403,7 @@ def test_a_publish_is_refused_while_a_run_writes_the_folder(tmp_path, monkeypatc
         }
         dry = CliRunner().invoke(app, ["publish", str(out), "--repo", "acme/t", "--dry-run"])
         assert dry.exit_code == 0, dry.output  # a dry run only reads
-    finally:
-        holder.stdin.close()  # the run finishes and releases its lock
-        holder.wait(timeout=60)
-    assert holder.returncode == 0
+    # The run has finished and released its lock.
     result = CliRunner().invoke(app, ["publish", str(out), "--repo", "acme/t"])
     assert result.exit_code == 0, result.output
     assert [name for name, _, _ in fake.calls] == ["create_repo", "upload_folder"]
