@@ -428,9 +428,9 @@ def view(
         typer.Option("--max-samples", min=0, help="Put at most N samples (and N rejects) in it."),
     ] = None,
 ) -> None:
-    """Browse a dataset offline (a run's or a filter's output): samples with their pages, rejects
-    with their reasons, errors, the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading the page shows a
-    running run's progress. Only --static writes into OUT (OUT/report/site/)."""
+    """Browse a run's or a filter's output offline: samples with their pages, rejects with their
+    reasons, errors, the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading
+    the page shows a running run's progress. Only --static writes into OUT (report/site/)."""
     from curation.output.card import OutputFolderError
 
     try:
