@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
@@ -299,7 +300,11 @@ def publish(
         str | None, typer.Option("--revision", help="Branch to push to (created if missing).")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan only: no token, no network.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan only: nothing written into OUT, no token, no network.",
+        ),
     ] = False,
     with_site: Annotated[
         bool,
@@ -319,28 +324,32 @@ def publish(
         ),
     ] = 2000,
 ) -> None:
-    """Verify the shards' checksums and push the folder to a Hugging Face Hub dataset repo."""
+    """Verify the shards' checksums and push the folder to a Hugging Face Hub dataset repo. The
+    folder's lock is held until the upload ends (a run writing it refuses the publish)."""
     from huggingface_hub.errors import HfHubHTTPError
 
     from curation.output.card import OutputFolderError
-    from curation.output.publish import PublishError, plan_publish
+    from curation.output.publish import PublishError, plan_publish, publish_lock
     from curation.output.publish import publish as push
 
     site = site_builder(site_max_samples) if with_site else None
     try:
-        plan = plan_publish(out_dir, repo, revision=revision, private=private, site=site)
-    except (OutputFolderError, ConfigError) as exc:  # ConfigError: report/site/ not ours
+        with contextlib.nullcontext() if dry_run else publish_lock(out_dir):
+            plan = plan_publish(
+                out_dir, repo, revision=revision, private=private, site=site, dry_run=dry_run
+            )
+            for line in plan.lines():
+                typer.echo(line)
+            if dry_run:
+                typer.echo("dry run: nothing written into the folder, nothing uploaded")
+                return
+            url = push(plan)
+    # ConfigError: the folder is locked by a run, or report/site/ is not a site of ours.
+    except (OutputFolderError, ConfigError) as exc:
         fail(exc, 2)
     except PublishError as exc:
         fail(exc, 1, "refused")
-    for line in plan.lines():
-        typer.echo(line)
-    if dry_run:
-        typer.echo("dry run: nothing uploaded")
-        return
-    try:
-        url = push(plan)
-    except (PublishError, HfHubHTTPError, OSError) as exc:  # OSError: offline, no connection
+    except (HfHubHTTPError, OSError) as exc:  # OSError: offline, no connection
         fail(exc, 1)
     typer.echo(f"published: {url}")
 
@@ -350,12 +359,14 @@ def stop_on_signal(signum: int, frame: object) -> NoReturn:
 
 
 def site_builder(max_samples: int | None, compare: Path | None = None):
-    """A function building an output folder's site into its report/site/; its overview."""
+    """A function building an output folder's site into report/site/ under `root` (default: the
+    folder itself); its overview."""
     from curation.output.card import SITE_DIR
-    from curation.view.site import build_site
+    from curation.view.site import build_site, check_dest
 
-    def build(out_dir: Path) -> dict:
-        return build_site(out_dir, Path(out_dir) / SITE_DIR, compare, max_samples)
+    def build(out_dir: Path, root: Path | None = None) -> dict:
+        check_dest(Path(out_dir) / SITE_DIR)  # the site it replaces, also when built elsewhere
+        return build_site(out_dir, Path(root or out_dir) / SITE_DIR, compare, max_samples)
 
     return build
 
@@ -381,7 +392,7 @@ def view(
         Path,
         typer.Argument(
             metavar="OUT",
-            help="Output folder of a run (e.g. out/docmatix): finished, or still running.",
+            help="Output folder of a run (finished or running) or of `curation filter`.",
         ),
     ],
     port: Annotated[
@@ -417,9 +428,9 @@ def view(
         typer.Option("--max-samples", min=0, help="Put at most N samples (and N rejects) in it."),
     ] = None,
 ) -> None:
-    """Browse a dataset offline: samples with their pages, rejects with their reasons, errors,
-    the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading the page shows a
-    running run's progress. Only --static writes into OUT (OUT/report/site/)."""
+    """Browse a run's or a filter's output offline: samples with their pages, rejects with their
+    reasons, errors, the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading
+    the page shows a running run's progress. Only --static writes into OUT (report/site/)."""
     from curation.output.card import OutputFolderError
 
     try:

@@ -4,7 +4,8 @@ Every command that writes (`run`, `filter`, `export`, `train`) claims its folder
 work: the folder must be missing, empty, or marked by this tool for the same command (`MARKER`,
 written first, so even a run killed before its first output resumes). A lock file (`LOCK`) keeps
 a second writer out while the first works; a lock whose process is gone from this host is taken
-over. Readers (`stats`, `publish`) take neither.
+over. `publish` takes the lock alone (`FolderLock`): it writes the card into a run's folder, and
+uploads it, with no run rewriting the shards meanwhile. Readers (`stats`, `view`) take neither.
 """
 
 from __future__ import annotations
@@ -114,12 +115,14 @@ def folder_guard(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-class OutputFolder:
-    """Context manager that claims an output folder for one command and holds its lock."""
+class FolderLock:
+    """Context manager that holds a folder's lock file (`LOCK`) for one command: a second writer
+    is refused naming this one, and a lock whose process is gone from this host is taken over.
+    The folder must exist; the lock claims nothing (`OutputFolder` does that)."""
 
-    def __init__(self, folder: Path, command: str, recipe_hash: str | None = None) -> None:
-        self.folder, self.command, self.recipe_hash = Path(folder), command, recipe_hash
-        self.lock = self.folder / LOCK
+    def __init__(self, folder: Path, command: str) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK
         self.mine = {
             "tool": TOOL,
             "command": command,
@@ -127,19 +130,85 @@ class OutputFolder:
             "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        self.took_over: dict | None = None  # the stale lock this one replaced
+
+    def __enter__(self) -> FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        # Written whole under a private name, then linked into place: link fails when a lock
+        # exists, so a lock file is never seen half-written.
+        tmp = self.folder / f"{LOCK}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(self.mine) + "\n")
+        try:
+            while True:
+                try:
+                    os.link(tmp, self.path)
+                    return
+                except FileExistsError:
+                    self._take_over_if_stale()
+        finally:
+            tmp.unlink()
+
+    def _take_over_if_stale(self) -> None:
+        """Remove a lock whose process is gone from this host; refuse a live one."""
+        with folder_guard(self.folder):
+            holder = read_json(self.path)
+            if holder is None:
+                if self.path.exists():
+                    raise FolderRefused(
+                        f"{self.path}: a lock file curation cannot read; remove it if no "
+                        "curation command is writing this folder"
+                    )
+                return  # released meanwhile: try again
+            # A lock naming this very process is a dead one's whose PID came round again.
+            pid, here = holder.get("pid"), holder.get("host") == self.mine["host"]
+            if not here or (pid != self.mine["pid"] and not process_gone(pid)):
+                raise FolderRefused(
+                    f"{self.folder}: another command is writing this folder: "
+                    f"{holder_text(holder)} ({self.path}); wait for it to finish or stop it"
+                )
+            self.path.unlink()
+        self.took_over = holder
+        log.warning(
+            "%s: took over the lock of %s, which is no longer running",
+            self.folder,
+            holder_text(holder),
+        )
+
+    def release(self) -> None:
+        holder = read_json(self.path) or {}
+        if holder.get("pid") == self.mine["pid"] and holder.get("host") == self.mine["host"]:
+            self.path.unlink()
+
+
+class OutputFolder:
+    """Context manager that claims an output folder for one command and holds its lock."""
+
+    def __init__(self, folder: Path, command: str, recipe_hash: str | None = None) -> None:
+        self.folder, self.command, self.recipe_hash = Path(folder), command, recipe_hash
+        self.lock = FolderLock(self.folder, command)
         self.created: list[Path] = []  # the folders this claim made, deepest first
-        self.took_over: dict | None = None  # the stale lock this claim replaced
+
+    @property
+    def took_over(self) -> dict | None:
+        """The stale lock this claim replaced, if any."""
+        return self.lock.took_over
 
     def __enter__(self) -> OutputFolder:
         check_owned(self.folder, self.command)  # before touching anything in it
         self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._acquire()
+        self.lock.acquire()
         try:
             check_owned(self.folder, self.command)  # another command may have claimed it since
             self._write_marker()
         except BaseException:
-            self._release()
+            self.lock.release()
             raise
         return self
 
@@ -149,7 +218,7 @@ class OutputFolder:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._release()
+        self.lock.release()
         # A start that failed before any output (a bad recipe) leaves no folder behind.
         if self.created and [p.name for p in self.folder.iterdir()] == [MARKER]:
             (self.folder / MARKER).unlink()
@@ -163,52 +232,6 @@ class OutputFolder:
             "tool": TOOL,
             "command": self.command,
             "recipe_hash": self.recipe_hash,
-            "created": previous.get("created") or self.mine["started"],
+            "created": previous.get("created") or self.lock.mine["started"],
         }
         write_atomic(marker, (json.dumps(content, indent=1) + "\n").encode())
-
-    def _acquire(self) -> None:
-        # Written whole under a private name, then linked into place: link fails when a lock
-        # exists, so a lock file is never seen half-written.
-        tmp = self.folder / f"{LOCK}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(self.mine) + "\n")
-        try:
-            while True:
-                try:
-                    os.link(tmp, self.lock)
-                    return
-                except FileExistsError:
-                    self._take_over_if_stale()
-        finally:
-            tmp.unlink()
-
-    def _take_over_if_stale(self) -> None:
-        """Remove a lock whose process is gone from this host; refuse a live one."""
-        with folder_guard(self.folder):
-            holder = read_json(self.lock)
-            if holder is None:
-                if self.lock.exists():
-                    raise FolderRefused(
-                        f"{self.lock}: a lock file curation cannot read; remove it if no "
-                        "curation command is writing this folder"
-                    )
-                return  # released meanwhile: try again
-            # A lock naming this very process is a dead one's whose PID came round again.
-            pid, here = holder.get("pid"), holder.get("host") == self.mine["host"]
-            if not here or (pid != self.mine["pid"] and not process_gone(pid)):
-                raise FolderRefused(
-                    f"{self.folder}: another run is writing this folder: {holder_text(holder)} "
-                    f"({self.lock}); wait for it to finish or stop it"
-                )
-            self.lock.unlink()
-        self.took_over = holder
-        log.warning(
-            "%s: took over the lock of %s, which is no longer running",
-            self.folder,
-            holder_text(holder),
-        )
-
-    def _release(self) -> None:
-        holder = read_json(self.lock) or {}
-        if holder.get("pid") == self.mine["pid"] and holder.get("host") == self.mine["host"]:
-            self.lock.unlink()

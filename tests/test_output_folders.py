@@ -4,12 +4,14 @@ the files it wrote. The lock is checked with real processes and a real SIGKILL."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from curation.outdir import LOCK, MARKER, OutputFolder
 
 HOLDER = """
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from curation.outdir import OutputFolder
 with OutputFolder(Path(sys.argv[1]), sys.argv[2]):
@@ -237,8 +240,10 @@ def test_a_second_writer_fails_naming_the_holder_and_a_stale_lock_is_taken_over(
     assert any((out / "data").glob("*.parquet"))
 
 
-def test_readers_never_take_the_lock(tmp_path):
-    out = tmp_path / "dataset"
+@contextlib.contextmanager
+def run_holding(out: Path) -> Iterator[subprocess.Popen]:
+    """A process that claims `out` for `curation run` and holds its lock while the block runs;
+    then it finishes and releases the lock."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(out), "run"],
         cwd=ROOT,
@@ -248,15 +253,21 @@ def test_readers_never_take_the_lock(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+
+
+def test_readers_never_take_the_lock(tmp_path):
+    out = tmp_path / "dataset"
+    with run_holding(out):
         build_output(out)  # as a run would have left it
         lock = (out / LOCK).read_text()
         stats = CliRunner().invoke(app, ["stats", str(out)])
         assert stats.exit_code == 0, stats.output
         assert (out / LOCK).read_text() == lock
-    finally:
-        holder.stdin.close()  # the holder finishes and releases
-        holder.wait(timeout=60)
-    assert holder.returncode == 0
     assert not (out / LOCK).exists()
 
 

@@ -1,4 +1,9 @@
+import hashlib
+import json
+import os
 import shutil
+import socket
+import tempfile
 from pathlib import Path
 
 import huggingface_hub._upload_pipeline
@@ -7,10 +12,12 @@ from datasets import load_dataset
 from huggingface_hub import HfApi, constants
 from output_fixtures import build_output
 from PIL import Image
+from test_output_folders import run_holding
 from typer.testing import CliRunner
 
 import curation.output.publish as publish_module
-from curation.cli import app
+from curation.cli import app, site_builder
+from curation.outdir import LOCK
 from curation.output.card import SITE_DIR, SITE_LINK
 from curation.output.publish import (
     PUBLISHED,
@@ -64,8 +71,9 @@ def test_dry_run_prints_the_plan_without_token_or_network(dataset):
     assert "revision: main" in out
     assert "upload: several commits (hf_xet); rerun an interrupted publish to resume" in out
     assert "checksums: 4 files match manifest.json" in out
-    assert "dry run: nothing uploaded" in out
-    planned = published_files(dataset)
+    assert "dry run: nothing written into the folder, nothing uploaded" in out
+    assert "card: would write README.md and report/ from the manifest" in out
+    planned = plan_publish(dataset, "acme/tiny-docs", dry_run=True).files
     for path, size in planned:
         assert f"{human_size(size)} {path}" in out
     assert {p for p, _ in planned} >= {
@@ -78,7 +86,48 @@ def test_dry_run_prints_the_plan_without_token_or_network(dataset):
         "report/stats.json",
         "report/funnel.png",
     }
-    assert (dataset / "README.md").exists()  # the card was missing: written first
+    assert not (dataset / "README.md").exists()  # the card is missing: only planned
+
+
+def tree(folder: Path) -> dict[str, tuple]:
+    """Every path under `folder` (itself included): a file's size, mtime_ns and sha256, a
+    folder's mtime_ns (it changes when an entry is added or removed, even for a moment)."""
+    found = {}
+    for path in [folder, *sorted(folder.rglob("*"))]:
+        stat = path.lstat()
+        key = path.relative_to(folder).as_posix()
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            found[key] = ("file", stat.st_size, stat.st_mtime_ns, digest)
+        else:
+            found[key] = ("folder", stat.st_mtime_ns)
+    return found
+
+
+def test_a_dry_run_writes_nothing_into_the_folder(dataset, tmp_path, monkeypatch):
+    """The card is missing and the site is asked for: the plan lists both, built in a temporary
+    folder that is gone afterwards; the output folder is the same, byte for byte and mtime."""
+    scratch = tmp_path / "system-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where TemporaryDirectory goes
+    before = tree(dataset)
+    for extra in ([], ["--with-site", "--site-max-samples", "1"]):
+        result = CliRunner().invoke(
+            app, ["publish", str(dataset), "--repo", "acme/t", "--dry-run", *extra]
+        )
+        assert result.exit_code == 0, result.output
+        out = flat(result.output)
+        assert "card: would write README.md and report/ from the manifest" in out
+        assert "README.md" in out and "report/stats.json" in out
+        assert (f"{SITE_DIR}/data/overview.js" in out) == bool(extra)
+        assert tree(dataset) == before
+        assert list(scratch.iterdir()) == []  # the temporary folder was removed
+
+    # What the dry run planned is what a publish then writes and uploads.
+    dry = plan_publish(dataset, "acme/t", site=site_builder(1), dry_run=True)
+    real = plan_publish(dataset, "acme/t", site=site_builder(1))
+    assert [path for path, _ in dry.files] == [path for path, _ in real.files]
+    assert dict(dry.files)["README.md"] == dict(real.files)["README.md"]
 
 
 def test_a_changed_shard_is_refused_by_name(dataset):
@@ -244,11 +293,14 @@ def test_the_plan_names_the_upload_path_huggingface_hub_takes(dataset, monkeypat
         assert any(line.startswith("upload:    several commits") for line in plan.lines())
 
 
-def test_with_site_the_browser_goes_along_and_the_card_links_it(dataset):
+def test_with_site_the_browser_goes_along_and_the_card_links_it(dataset, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    fake = FakeHfApi()
+    monkeypatch.setattr(publish_module, "HfApi", lambda: fake)
     result = CliRunner().invoke(
         app,
         [
-            *("publish", str(dataset), "--repo", "acme/t", "--dry-run"),
+            *("publish", str(dataset), "--repo", "acme/t"),
             *("--with-site", "--site-max-samples", "1"),
         ],
     )
@@ -263,12 +315,12 @@ def test_with_site_the_browser_goes_along_and_the_card_links_it(dataset):
     assert SITE_LINK in card and "Browse the first 1 of 3 samples" in card
     assert (dataset / SITE_DIR / SITE_MARKER).is_file()
 
-    # Without --with-site the site stays home, and a card that links it is written again.
+    # Without --with-site the site stays home, and a card that links it would be written again.
     again = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "acme/t", "--dry-run"])
     assert again.exit_code == 0, again.output
     assert f"{SITE_DIR}/" not in flat(again.output)
-    assert "card: wrote README.md" in flat(again.output)
-    assert SITE_LINK not in (dataset / "README.md").read_text()
+    assert "card: would write README.md" in flat(again.output)
+    assert SITE_LINK in (dataset / "README.md").read_text()  # a dry run: as it was
 
 
 def test_a_folder_at_report_site_that_is_not_a_site_is_refused(dataset):
@@ -285,8 +337,6 @@ def test_a_folder_at_report_site_that_is_not_a_site_is_refused(dataset):
 def test_huggingface_hub_uploads_exactly_the_planned_site(dataset, monkeypatch):
     """huggingface_hub's own filter (one commit, HF_HUB_DISABLE_XET) takes the site's files
     and leaves out a site being built, as the plan says."""
-    from curation.cli import site_builder
-
     monkeypatch.setenv("HF_TOKEN", SECRET)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     leftover = dataset / "report" / ".site.build.x" / "site"
@@ -300,3 +350,60 @@ def test_huggingface_hub_uploads_exactly_the_planned_site(dataset, monkeypatch):
     assert f"{SITE_DIR}/data/overview.js" in planned
     assert f"{SITE_DIR}/{SITE_MARKER}" in planned
     assert not any(path.startswith("report/.") for path in planned)
+
+
+def test_publish_holds_the_folder_lock_while_it_writes_and_uploads(dataset, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    held: dict[str, dict | None] = {}
+    write_card = publish_module.write_card
+
+    def lock_seen_by(step: str) -> None:
+        lock = dataset / LOCK
+        held[step] = json.loads(lock.read_text()) if lock.exists() else None
+
+    def watched_write_card(*args, **kwargs):
+        lock_seen_by("card")
+        return write_card(*args, **kwargs)
+
+    class LockWatchingHub(FakeHfApi):
+        """A FAKE Hub client (the Hub cannot be reached here) that looks at the lock."""
+
+        def upload_folder(self, *args, **kwargs):
+            lock_seen_by("upload")
+            super().upload_folder(*args, **kwargs)
+
+    monkeypatch.setattr(publish_module, "write_card", watched_write_card)
+    monkeypatch.setattr(publish_module, "HfApi", LockWatchingHub)
+    result = CliRunner().invoke(app, ["publish", str(dataset), "--repo", "acme/t", "--with-site"])
+    assert result.exit_code == 0, result.output
+    for step in ("card", "upload"):
+        assert held[step] is not None, step
+        assert held[step]["command"] == "publish" and held[step]["pid"] == os.getpid()
+    assert not (dataset / LOCK).exists()  # released
+
+
+def test_a_publish_is_refused_while_a_run_writes_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    fake = FakeHfApi()
+    monkeypatch.setattr(publish_module, "HfApi", lambda: fake)
+    out = tmp_path / "dataset"
+    with run_holding(out) as holder:
+        build_output(out)  # what the run has written so far
+        before = tree(out)
+        result = CliRunner().invoke(app, ["publish", str(out), "--repo", "acme/t", "--with-site"])
+        assert result.exit_code == 2, result.output
+        told = flat(result.output)
+        assert "another command is writing this folder: `curation run`" in told
+        assert f"PID {holder.pid}" in told and f"host {socket.gethostname()}" in told
+        assert fake.calls == []
+        # No card, no site, the run's lock untouched (the folder's own mtime moved: the refused
+        # lock's private file came and went in it).
+        assert {k: v for k, v in tree(out).items() if k != "."} == {
+            k: v for k, v in before.items() if k != "."
+        }
+        dry = CliRunner().invoke(app, ["publish", str(out), "--repo", "acme/t", "--dry-run"])
+        assert dry.exit_code == 0, dry.output  # a dry run only reads
+    # The run has finished and released its lock.
+    result = CliRunner().invoke(app, ["publish", str(out), "--repo", "acme/t"])
+    assert result.exit_code == 0, result.output
+    assert [name for name, _, _ in fake.calls] == ["create_repo", "upload_folder"]

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from output_fixtures import TINY_MANIFEST, document_units, outcome
 from PIL import Image
+from test_view_site import filtered
 
 from curation.output.card import write_card
 from curation.output.shards import DatasetWriter
@@ -338,6 +339,29 @@ def test_a_running_run_and_a_truncated_site_say_so(tab, dataset, tmp_path):
     assert "the first 1 of 3 samples" in tab.page.text_content("#truncated")
     tab.go("samples")
     assert tab.count(".sample") == 1
+
+
+@pytest.mark.parametrize("layout", ["docmatix_parquet", "flat_jsonl"])
+def test_the_output_of_filter_pages_from_file(tab, tmp_path, layout):
+    """Kept Docmatix rows (images, no ids) and flat rows (no images) render as samples."""
+    out = filtered(layout, tmp_path)
+    overview = build_site(out, tmp_path / "site")
+    tab.open((tmp_path / "site" / "index.html").as_uri(), "overview")
+    assert tab.page.text_content(".overview .status") == "filtered"
+    funnel = [
+        cells[0]
+        for cells in tab.page.locator("table#funnel tbody tr").evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+    ]
+    assert funnel == [label for label, _ in overview["funnel"]]
+    tab.go("samples")
+    assert tab.count(".sample") == overview["samples"]["total"] > 0
+    assert tab.count(".sample .thumb") == (4 if layout == "docmatix_parquet" else 0)
+    tab.go("rejects")
+    assert tab.count(".reject") == overview["rejects"]["total"] > 0
+    tab.go("errors")
+    assert tab.count(".error-row") == 0
 
 
 # ---------------------------------------------------------------- search, filters, links, zoom

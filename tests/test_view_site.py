@@ -18,17 +18,18 @@ import pyarrow as pa
 import pytest
 from output_fixtures import RECIPE, document_units, outcome, page_png
 from PIL import Image
+from test_filter_cli import DEFAULT_CHAIN, build_input, read_folder, run_filter
 from typer.testing import CliRunner
 
 import curation.view.site as site_module
 from curation.cli import app
-from curation.outdir import FolderRefused
+from curation.outdir import FolderRefused, OutputFolder
 from curation.output.card import write_card
 from curation.output.journal import Journal
 from curation.output.shards import DatasetWriter
 from curation.schema import OUTCOME_SCHEMA
 from curation.units import error_row
-from curation.view.serve import refused, serve
+from curation.view.serve import folder_stamp, refused, serve
 from curation.view.site import SITE_MARKER, ImageWriter, build_site, js_data
 
 HOSTILE = "</script><script>alert(1)</script> and <!-- a comment"
@@ -334,6 +335,131 @@ def test_a_folder_that_is_no_output_folder_is_named(tmp_path):
     assert result.exit_code == 2
     assert f"{tmp_path}: not an output folder" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == []
+
+
+# Keeps both units of the planted set (each loses a pair at most): two rows to show.
+ECHO_CHAIN = "name: echo\nfilters:\n  - type: non_empty\n  - type: answer_echo\n"
+
+
+def filtered(layout: str, tmp_path: Path) -> Path:
+    """The output of a real `curation filter` over the planted set in `layout`."""
+    chain = DEFAULT_CHAIN
+    if layout == "docmatix_parquet":
+        chain = tmp_path / "echo.yaml"
+        chain.write_text(ECHO_CHAIN)
+    out = tmp_path / "filtered"
+    result = run_filter(
+        str(build_input(layout, tmp_path)), "--chain", str(chain), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("layout", ["shards", "docmatix_parquet", "flat_jsonl"])
+def test_the_output_of_filter_shows_its_kept_rows_rejects_and_funnel(tmp_path, layout):
+    out = filtered(layout, tmp_path)
+    funnel = json.loads((out / "funnel.json").read_text())
+    kept = read_folder(out / "data").to_pylist()
+    rejected = read_folder(out / "rejects").to_pylist()
+    overview = build_site(out, tmp_path / "site")
+    site = tmp_path / "site"
+    assert overview["status"] == "filtered" and overview["name"] == "filtered"
+
+    samples = chunks(site, "samples")
+    assert len(samples) == overview["samples"]["total"] == funnel["rows_out"] == len(kept)
+    if layout == "flat_jsonl":  # a flat row is one pair, shown under its own id
+        pairs = [(row["question"], row["answer"]) for row in kept]
+        assert [s["id"] for s in samples] == [row["id"] for row in kept]
+    else:
+        pairs = [(t["user"], t["assistant"]) for row in kept for t in row["texts"]]
+    shown = [(p["question"], p["answer"]) for s in samples for p in s["pairs"]]
+    assert shown == pairs and len(shown) == funnel["pairs_kept"]
+    images = [image["full"] for s in samples for image in s["images"]]
+    assert len(images) == len(set(images)) == sum(len(row.get("images") or []) for row in kept)
+    for sample in samples:
+        for image in sample["images"]:
+            assert (site / image["thumb"]).is_file() and (site / image["full"]).is_file()
+
+    rejects = chunks(site, "rejects")
+    assert len(rejects) == overview["rejects"]["total"] == funnel["pairs_rejected"] > 0
+    assert [(r["question"], r["filter"], r["reason"]) for r in rejects] == [
+        (r["question"], r["filter"], r["reason"]) for r in rejected
+    ]
+    assert all(r["reason"] for r in rejects)
+    by_filter = {name: n for name, n in overview["counts"]["rejects_by_filter"]}
+    for entry in funnel["filters"]:
+        assert [f"rejected by {entry['filter']}", entry["rejected"]] in overview["funnel"]
+        assert by_filter.get(entry["filter"], 0) == entry["rejected"]
+    for label, key in (
+        ("rows in", "rows_in"),
+        ("pairs kept", "pairs_kept"),
+        ("rows out", "rows_out"),
+    ):
+        assert [label, funnel[key]] in overview["funnel"]
+    assert load(site, "errors") == []
+
+
+def test_view_static_opens_a_filter_output_and_names_what_it_cannot_open(finished, tmp_path):
+    out = filtered("flat_jsonl", tmp_path)
+    result = CliRunner().invoke(app, ["view", str(out), "--static"])
+    assert result.exit_code == 0, result.output
+    assert load(out / "report" / "site", "overview")["status"] == "filtered"
+    assert "funnel.json" in [name for name, *_ in folder_stamp(out)]  # a rerun: a rebuild
+
+    export = tmp_path / "llava"
+    made = CliRunner().invoke(
+        app, ["export", str(finished), "--format", "llava", "--out", str(export)]
+    )
+    assert made.exit_code == 0, made.output
+    before = listing(export)
+    refused_export = CliRunner().invoke(app, ["view", str(export), "--static"])
+    assert refused_export.exit_code == 2
+    told = " ".join(refused_export.output.split())
+    assert f"{export}: the output of `curation export`" in told
+    assert "view the folder it was exported from" in told
+    assert listing(export) == before
+
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    with OutputFolder(unfinished, "filter"):  # claimed; the filter died before its funnel
+        pass
+    result = CliRunner().invoke(app, ["view", str(unfinished), "--static"])
+    assert result.exit_code == 2
+    assert "`curation filter` has not finished writing this folder" in " ".join(
+        result.output.split()
+    )
+
+
+@pytest.mark.parametrize("kind", ["run", "filter"])
+def test_an_unreadable_shard_is_an_error_naming_it(finished, tmp_path, kind, caplog):
+    """A shard that is a link to a text file and a truncated one: each is an error row naming
+    the file and a warning (stderr), the rest of the folder is shown, and no traceback."""
+    if kind == "run":
+        out = Path(shutil.copytree(finished, tmp_path / "tiny"))
+        linked = out / "data" / "train-00000-of-00002.parquet"
+    else:
+        out = filtered("shards", tmp_path)
+        linked = out / "data" / "train-00000-of-00001.parquet"
+    truncated = out / "rejects" / "rejects-00000-of-00001.parquet"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a parquet file\n")
+    linked.unlink()
+    linked.symlink_to(notes)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+
+    result = CliRunner().invoke(app, ["view", str(out), "--static"])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert f"{linked}: not a readable Parquet file" in caplog.text
+    assert f"{truncated}: not a readable Parquet file" in caplog.text
+    site = out / "report" / "site"
+    errors = load(site, "errors")
+    unreadable = {e["source"]: e for e in errors if e["code"] == "unreadable_shard"}
+    assert set(unreadable) == {str(linked), str(truncated)}
+    assert all(e["message"].startswith("not a readable Parquet file") for e in unreadable.values())
+    assert len(errors) == len(unreadable) + (kind == "run")  # the run's own error row stays
+    assert chunks(site, "rejects") == []
+    assert len(chunks(site, "samples")) == (1 if kind == "run" else 0)  # the other shard's row
 
 
 def test_view_static_writes_only_report_site(finished, tmp_path):

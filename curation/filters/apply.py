@@ -39,6 +39,7 @@ from curation.filters.dedup import DEDUP_STAGING, pair_text
 from curation.outdir import OutputFolder
 from curation.output.shards import (
     DATA_DIR,
+    FUNNEL_FILE,
     REJECTS_DIR,
     STAGING,
     ShardSink,
@@ -579,6 +580,6 @@ def filter_into(
         shutil.rmtree(staging / DATA_DIR / prefix, ignore_errors=True)
     files = {DATA_DIR: written, REJECTS_DIR: rejects.close()}
     report = {**funnel.as_dict(), "chain_file": str(chain_path), "files": files}
-    (staging / "funnel.json").write_text(json.dumps(report, indent=2) + "\n")
-    replace_from_staging(staging, out_dir, (DATA_DIR, REJECTS_DIR, "funnel.json"))
+    (staging / FUNNEL_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    replace_from_staging(staging, out_dir, (DATA_DIR, REJECTS_DIR, FUNNEL_FILE))
     return report

@@ -31,6 +31,8 @@ SCAN_BATCH_ROWS = 1024
 EXAMPLE_ROWS = 3
 MAX_SOURCE_ROWS = 50  # the card lists this many inputs; manifest.json has them all
 PLOTS = ("funnel", "pairs_per_unit", "answer_length", "judge_scores", "pages_per_unit")
+# The files `write_card` writes (or removes: a plot with nothing to show), relative to the folder.
+CARD_FILES = (CARD_NAME, f"{REPORT_DIR}/stats.json", *(f"{REPORT_DIR}/{p}.png" for p in PLOTS))
 # The funnel's stages: manifest `counts` key and label.
 FUNNEL_STAGES = (
     ("documents", "documents"),
@@ -558,19 +560,21 @@ def card_body(
     return "\n\n".join(section for section in sections if section) + "\n"
 
 
-def write_card(out_dir: Path, site: dict | None = None) -> Path:
-    """Write README.md (dataset card), report/stats.json and report/*.png; returns the card path.
-    With `site` (the overview of a site built into report/site/) the card links it."""
+def write_card(out_dir: Path, site: dict | None = None, dest: Path | None = None) -> Path:
+    """Write README.md (dataset card), report/stats.json and report/*.png (CARD_FILES) into
+    `dest` (default: the output folder itself); returns the card path. With `site` (the overview
+    of a site built into report/site/) the card links it."""
     out_dir = Path(out_dir)
+    dest = out_dir if dest is None else Path(dest)
     manifest = read_manifest(out_dir)
     scan = scan_samples(out_dir)
     stats = _stats_from(manifest, scan)
     metadata = card_metadata(out_dir, manifest, scan)
-    report = out_dir / REPORT_DIR
+    report = dest / REPORT_DIR
     plots = write_plots(report, stats, scan)
     (report / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
-    card = out_dir / CARD_NAME
+    card = dest / CARD_NAME
     partial = card.with_suffix(".md.partial")
     partial.write_text(f"---\n{header}---\n\n{card_body(manifest, stats, scan, plots, site)}")
     partial.replace(card)

@@ -6,19 +6,27 @@ what goes to the Hub is exactly what the run wrote. The upload is huggingface_hu
 has wheels) it commits in batches and a rerun resumes an interrupted publish; without hf_xet, or
 with HF_HUB_DISABLE_XET set, it is one commit and an interrupted publish starts over. The plan
 says which.
+
+A publish holds the folder's lock (`curation.outdir.FolderLock`) from the checksums to the end of
+the upload, so no run rewrites the shards it writes the card for and uploads. A dry run takes no
+lock and writes nothing into the folder: its card and site are built in a temporary folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib.util
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_token
 
+from curation.outdir import FolderLock
 from curation.output.card import (
+    CARD_FILES,
     CARD_NAME,
     REPORT_DIR,
     SITE_DIR,
@@ -42,9 +50,11 @@ PUBLISHED = [
 # an earlier, larger version never linger next to the new ones (the card's glob would load them).
 REPLACED = ["data/*", "rejects/*", "errors/*", f"{REPORT_DIR}/*"]
 # The offline browser of `curation view` (report/site/) goes only with --with-site; a site being
-# built (report/.site.build.*) never does.
+# built (report/.site.build.*) never does. Site: (output folder, root) -> the overview of the site
+# it built into root/report/site/.
 SITE_FILES = f"{SITE_DIR}/*"
 UNFINISHED = f"{REPORT_DIR}/.*"
+Site = Callable[[Path, Path], dict]
 
 
 def ignored(with_site: bool) -> list[str]:
@@ -132,6 +142,7 @@ class PublishPlan:
     commit_message: str
     resumable: bool
     site: dict | None = None  # the overview of the site built into report/site/ to go along
+    dry_run: bool = False  # the card and site were built in a temporary folder, now gone
 
     @property
     def ignored(self) -> list[str]:
@@ -156,7 +167,8 @@ class PublishPlan:
             f"checksums: {len(self.verified)} files match manifest.json",
         ]
         if self.card_written:
-            lines.append(f"card:      wrote {CARD_NAME} and {REPORT_DIR}/ from the manifest")
+            done = "would write" if self.dry_run else "wrote"
+            lines.append(f"card:      {done} {CARD_NAME} and {REPORT_DIR}/ from the manifest")
         if self.site is not None:
             samples = self.site["samples"]
             whole = samples.get("truncated_from")
@@ -187,25 +199,51 @@ def card_is_current(out_dir: Path, with_site: bool) -> bool:
     return SITE_LINK not in card.read_text()
 
 
+def planned_files(
+    out_dir: Path, built: Path, card_written: bool, with_site: bool
+) -> list[tuple[str, int]]:
+    """The files a publish uploads: those of `out_dir`, where the card and site that `built`
+    holds (a dry run's temporary folder) take the place of the ones they would replace."""
+    files = dict(published_files(out_dir, with_site))
+    if built != out_dir:
+        for path in list(files):
+            if (card_written and path in CARD_FILES) or (
+                with_site and path.startswith(f"{SITE_DIR}/")
+            ):
+                del files[path]
+        files.update(published_files(built, with_site))
+    return sorted(files.items())
+
+
 def plan_publish(
     out_dir: Path,
     repo_id: str,
     revision: str | None = None,
     private: bool = False,
-    site: Callable[[Path], dict] | None = None,
+    site: Site | None = None,
+    dry_run: bool = False,
 ) -> PublishPlan:
     """Verify the folder and list what would be pushed; writes the card if missing or stale.
-    `site` builds the offline browser into report/site/ (curation.view) and returns its
-    overview: then the site goes along and the card links it."""
+    `site` builds the offline browser (curation.view): then the site goes along and the card
+    links it. A dry run builds both in a temporary folder, removed before this returns, and
+    writes nothing into `out_dir`."""
     out_dir = Path(out_dir)
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise PublishError(f"--repo {repo_id!r}: expected ORG/NAME (or USER/NAME)")
     manifest = read_manifest(out_dir)
     verified = verify_checksums(out_dir, manifest)
-    overview = site(out_dir) if site is not None else None
-    card_written = not card_is_current(out_dir, overview is not None)
-    if card_written:
-        write_card(out_dir, site=overview)
+    scratch = (
+        tempfile.TemporaryDirectory(prefix="curation-publish-")
+        if dry_run
+        else contextlib.nullcontext(str(out_dir))
+    )
+    with scratch as folder:
+        built = Path(folder)
+        overview = site(out_dir, built) if site is not None else None
+        card_written = not card_is_current(out_dir, overview is not None)
+        if card_written:
+            write_card(out_dir, site=overview, dest=built)
+        files = planned_files(out_dir, built, card_written, overview is not None)
     counts = manifest.get("counts", {})
     message = (
         f"Publish {manifest.get('recipe_name') or out_dir.name}: "
@@ -216,13 +254,21 @@ def plan_publish(
         repo_id=repo_id,
         revision=revision,
         private=private,
-        files=published_files(out_dir, with_site=overview is not None),
+        files=files,
         verified=verified,
         card_written=card_written,
         commit_message=message,
         resumable=resumable_upload(),
         site=overview,
+        dry_run=dry_run,
     )
+
+
+def publish_lock(out_dir: Path) -> FolderLock:
+    """The lock a publish holds on its output folder (see the module's docstring); the folder is
+    checked first, so no lock is written into one that holds no finished run."""
+    read_manifest(out_dir)
+    return FolderLock(Path(out_dir), "publish")
 
 
 def publish(plan: PublishPlan, api: HfApi | None = None) -> str:
@@ -231,6 +277,8 @@ def publish(plan: PublishPlan, api: HfApi | None = None) -> str:
     The token comes from HF_TOKEN or the saved login (`hf auth login`) and is only ever handed
     to huggingface_hub: never printed, logged or written.
     """
+    if plan.dry_run:
+        raise PublishError("a dry run's plan: its card was never written into the folder")
     token = get_token()
     if not token:
         raise PublishError(

@@ -18,6 +18,7 @@ from curation.schema import ERROR_SCHEMA, REJECT_SCHEMA, SAMPLE_SCHEMA, InputErr
 from curation.seeding import file_sha256
 
 DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
+FUNNEL_FILE = "funnel.json"  # what `curation filter` kept and dropped, per filter
 STAGING = ".staging"
 # The names ShardSink gives its files, finished (HF style) or in progress.
 SHARD_NAME = re.compile(r"(.+-\d{5}-of-\d{5}|\.part-\d{5})\.parquet")

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from curation.output.card import REPORT_DIR
 from curation.output.journal import JOURNAL
+from curation.output.shards import FUNNEL_FILE
 from curation.view.site import build_site
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -30,12 +31,13 @@ REBUILD_ON = {"/", "/index.html", "/data/overview.js"}
 
 
 def folder_stamp(folder: Path | None) -> tuple:
-    """What changes when a run moves on or finishes: the manifest, the journal's chunks, the
-    report's plots (name, size, mtime of each)."""
+    """What changes when a run moves on or finishes, or a filter is run again: the manifest, the
+    journal's chunks, the filter's funnel, the report's plots (name, size, mtime of each)."""
     if folder is None:
         return ()
     found = []
     paths = [folder / "manifest.json", *sorted((folder / JOURNAL).glob("chunk-*.arrow"))]
+    paths.append(folder / FUNNEL_FILE)
     paths += sorted((folder / REPORT_DIR).glob("*.png"))
     for path in paths:
         try:

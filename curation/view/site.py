@@ -112,13 +112,16 @@ def thumbnail(data: bytes) -> bytes | None:
 
 
 def row_images(row: dict) -> list[tuple[int, str | None, bytes | None]]:
-    """(page, file name, bytes) of a Sample row's images; no name for an image without bytes."""
+    """(page, file name, bytes) of a Sample row's images; no name for an image without bytes.
+    Named by document and page (windows share pages), or by the row for a row of no document (a
+    Docmatix row that `curation filter` kept)."""
     pages = row.get("pages") or []
+    owner = safe_name(row.get("doc_id") or row.get("id") or "doc")
     found = []
     for index, image in enumerate(row.get("images") or []):
         page = pages[index] if index < len(pages) else index
         data = (image or {}).get("bytes")
-        name = image_name(safe_name(row.get("doc_id") or "doc"), page, data) if data else None
+        name = image_name(owner, page, data) if data else None
         found.append((page, name, data))
     return found
 
