@@ -147,6 +147,8 @@ def print_summary(manifest: dict, out_dir: Path) -> None:
         "documents",
         f"{counts['documents']} ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})",
     )
+    if counts.get("inputs_cut_by_limit"):
+        table.add_row("  inputs left out by --limit", str(counts["inputs_cut_by_limit"]))
     for key in (
         "pages",
         "units",
@@ -219,7 +221,7 @@ def filter_command(
             report = filter_dataset(input_path, chain, out, batch_size=batch_size, on_progress=show)
     except ConfigError as exc:
         fail(exc, 2)
-    table = Table(title=f"{report['chain']}: {input_path} -> {out} ({report['layout']})")
+    table = Table(title=f"{report['chain']}: {report['input']} -> {out} ({report['layout']})")
     for column in ("filter", "seen", "rejected", "kept"):
         table.add_column(column, justify="left" if column == "filter" else "right")
     for row in report["filters"]:
@@ -237,6 +239,10 @@ def filter_command(
         str(report["rows_out"]),
     )
     console.print(table)
+    for entry in report["inputs"]:
+        if entry["status"] == "error":  # unwrapped: whole paths, ready to copy
+            said = f"not read ({entry['code']}): {entry['path']}: {entry['message']}"
+            console.print(said, soft_wrap=True, markup=False)
 
 
 @app.command()

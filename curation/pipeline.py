@@ -8,6 +8,7 @@ shards) is `curation.run`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import ray
 from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
 from curation.config import GenerateConfig, IngestConfig, Recipe, UnitsConfig
+from curation.files import path_text
 from curation.filters.chain import load_chain
 from curation.generate import QAGenerator
 from curation.generate.cache import ResponseCache
@@ -43,7 +45,8 @@ def ingest_batch(
     schema = OCR_UNIT_SCHEMA if to_ocr else UNIT_SCHEMA
     for item in batch.to_pylist():
         dups = dups_from_json(item.get("page_dups"))
-        for row in ingest_document(item["path"], ingest, units, item["source"], dups):
+        path = os.fsdecode(item["path"])  # the real name, as bytes through Arrow
+        for row in ingest_document(path, ingest, units, item["source"], dups):
             if row["unit_id"] not in skip:
                 yield pa.Table.from_pylist([row], schema=schema)
 
@@ -81,9 +84,10 @@ def build_units(
     asks = stage_asks(recipe)
     items = [
         {
-            "path": input_path(path),
-            "source": str(path),
-            "page_dups": dups_to_json((page_dups or {}).get(str(path), {})),
+            # Bytes: Arrow holds text as UTF-8 only, and a file name may be any bytes.
+            "path": os.fsencode(input_path(path)),
+            "source": path_text(path),
+            "page_dups": dups_to_json((page_dups or {}).get(path_text(path), {})),
         }
         for path in files
     ]
@@ -127,7 +131,7 @@ def page_duplicates(recipe: Recipe, files: list[Path | str]) -> dict[str, dict[i
     refs = [sign.remote(input_path(path), recipe.ingest, cache_dir) for path in files]
     documents = ray.get(refs)
     found = find_duplicates(documents, recipe.ingest.page_dedup.max_distance)
-    return {str(path): dups for path, dups in zip(files, found, strict=True) if dups}
+    return {path_text(path): dups for path, dups in zip(files, found, strict=True) if dups}
 
 
 def signature_cache_dir(recipe: Recipe) -> Path:

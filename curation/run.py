@@ -14,12 +14,13 @@ from typing import Any
 
 from curation import __version__
 from curation.config import ConfigError, Recipe
+from curation.files import path_text
 from curation.filters.chain import chain_entries, chain_specs, load_chain
 from curation.filters.dataset_dedup import dataset_checker, dedup_outcome, outcome_pairs
 from curation.filters.dedup import DEDUP_STAGING
 from curation.generate import QAGenerator
 from curation.generate.prompts import resolve_prompt_dir
-from curation.ingest import current_document_id, expand_inputs
+from curation.ingest import Inputs, current_document_id, expand_inputs
 from curation.outdir import OutputFolder
 from curation.output.card import write_card
 from curation.output.journal import JOURNAL, Journal, Progress
@@ -89,14 +90,15 @@ def build_dataset(
     input whose bytes changed since, or that is no longer an input, is dropped.
     """
     started = time.monotonic()
-    files = run_inputs(recipe, limit)
+    inputs = run_inputs(recipe, limit)
+    files = inputs.files
     chain_path = Path(recipe.filters).resolve()
     load_chain(str(chain_path))  # fail on a bad chain or prompt set before Ray starts
     QAGenerator(recipe.generate, recipe.units, prompts_root)  # checks the prompt set; no model
     prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
     if restart:
         shutil.rmtree(out_dir / JOURNAL, ignore_errors=True)
-    paths = {str(path): path for path in files}
+    paths = {path_text(path): path for path in files}
     journal = Journal(
         out_dir,
         run_identity(recipe, chain_path, prompt_dir),
@@ -106,7 +108,7 @@ def build_dataset(
     if on_progress:
         on_progress(journal.progress)
     finished = journal.documents_done()
-    todo = [path for path in files if str(path) not in finished]
+    todo = [path for path in files if path_text(path) not in finished]
     if todo:
         init_ray(address)
         for warning in preflight(recipe):  # RunBlocked if a stage fits no node
@@ -115,29 +117,32 @@ def build_dataset(
         # Every input, finished ones too: a resumed run takes the same decisions.
         dups = page_duplicates(recipe, files) if recipe.ingest.page_dedup.enabled else None
         run_graph(recipe, todo, journal, prompts_root, chain_path, on_progress, on_wait, dups)
-    writer = assemble(recipe, journal, files, out_dir, address)
+    writer = assemble(recipe, journal, inputs, out_dir, address)
     manifest = writer.close(manifest_fields(recipe, recipe_path, journal, started))
     journal.remove()
     write_card(out_dir)
     return manifest
 
 
-def run_inputs(recipe: Recipe, limit: int | None) -> list[Path | str]:
-    """The recipe's input files (local paths and URIs), the first `limit` of them."""
+def run_inputs(recipe: Recipe, limit: int | None) -> Inputs:
+    """The recipe's input files (local paths and URIs), the first `limit` of them, and the
+    names it gives that cannot be read. Refused when nothing at all is there: no file matches,
+    and every name without glob characters is missing."""
     try:
-        files = expand_inputs(recipe.inputs)
+        inputs = expand_inputs(recipe.inputs)
     except ValueError as exc:  # a URI whose filesystem driver is missing or that is malformed
         raise ConfigError(f"inputs: {exc}") from exc
-    if not files:
+    if not inputs.files and all(error.code == "missing" for error in inputs.refused):
         raise ConfigError(f"inputs: no file matches {recipe.inputs}")
-    return files[:limit] if limit else files
+    return inputs.limited(limit)
 
 
 def assemble(
-    recipe: Recipe, journal: Journal, files: list[Path | str], out_dir: Path, address: str | None
+    recipe: Recipe, journal: Journal, inputs: Inputs, out_dir: Path, address: str | None
 ) -> DatasetWriter:
     """The journal's Outcome rows, in dataset order, through the whole-dataset dedup (in
-    memory, or in Ray for large runs) into the shard writer of `out_dir`."""
+    memory, or in Ray for large runs) into the shard writer of `out_dir`, after the error rows
+    of the inputs that could not be read."""
     dedup = load_chain(str(Path(recipe.filters).resolve()))[1]
     seen = None
     if dedup:
@@ -149,8 +154,14 @@ def assemble(
             address,
         )
     writer = DatasetWriter(
-        out_dir, recipe.output.rows_per_shard, [str(p) for p in files], recipe.output.shard_mb
+        out_dir,
+        recipe.output.rows_per_shard,
+        [path_text(path) for path in inputs.files],
+        recipe.output.shard_mb,
+        cut_by_limit=inputs.cut_by_limit,
     )
+    for error in inputs.refused:
+        writer.refuse(error)
     for outcome in journal.outcomes():
         writer.add(dedup_outcome(outcome, dedup, seen) if dedup and seen else outcome)
     return writer

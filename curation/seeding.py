@@ -32,8 +32,8 @@ def weighted_pick(choices: list[tuple[T, float]], *parts: object) -> T:
 
 
 def content_id(*parts: object, length: int = 16) -> str:
-    """A hex content hash of the parts."""
-    blob = "\x1f".join(str(part) for part in parts).encode()
+    """A hex content hash of the parts (a file name that is not UTF-8 by its real bytes)."""
+    blob = "\x1f".join(str(part) for part in parts).encode("utf-8", "surrogateescape")
     return hashlib.sha256(blob).hexdigest()[:length]
 
 

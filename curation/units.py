@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, pairwise
 
 from curation.config import UnitsConfig
+from curation.files import path_text
 from curation.schema import Page, Unit
 from curation.seeding import weighted_pick
 
@@ -98,7 +99,8 @@ def unit_row(pages: list[Page], doc_units: int, layout: str = "window") -> dict:
 
 
 def error_row(doc_id: str, source: str, code: str, message: str, pages_read: int = 0) -> dict:
-    """A Unit row that stands for a document (or the rest of one) that could not be ingested."""
+    """A Unit row that stands for a document (or the rest of one) that could not be ingested.
+    The message may name a file (or quote a library that does): shown by `path_text`'s rule."""
     return Unit(
         unit_id=f"{doc_id}:error",
         doc_id=doc_id,
@@ -107,5 +109,5 @@ def error_row(doc_id: str, source: str, code: str, message: str, pages_read: int
         doc_pages=pages_read,
         doc_units=0,
         error_code=code,
-        error=message,
+        error=path_text(message),
     ).row()

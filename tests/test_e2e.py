@@ -6,13 +6,21 @@ fresh process and from a warm one."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from conftest import LENIENT_CHAIN, SAMPLES, curation_cli, make_bad_inputs, run_curation
+from conftest import (
+    LENIENT_CHAIN,
+    SAMPLES,
+    curation_cli,
+    make_bad_inputs,
+    make_pdf,
+    run_curation,
+)
 from datasets import load_dataset
 from PIL import Image
 
@@ -119,6 +127,55 @@ def test_nothing_processable_exits_non_zero(tmp_path, ray_local):
     result = curation_cli("run", str(write_recipe(tmp_path, inputs, tmp_path / "out")))
     assert result.exit_code == 1
     assert "nothing could be processed" in result.output
+
+
+@pytest.mark.e2e
+def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_path, ray_local):
+    """A FIFO, a folder and a link to /dev/zero matched by the glob, and a missing name listed
+    beside it, are error rows with codes (never opened); a PDF whose name is raw bytes that are
+    not UTF-8 is read by its real name and shown escaped; the run goes on and exits 0."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    make_pdf(inputs / "good.pdf", ["The reservoir held 41 million litres in March 2024."])
+    odd = make_pdf(tmp_path / "odd.pdf", ["The new pumping station opened on 3 June 2023."])
+    odd.rename(inputs / os.fsdecode(b"bad\xff\xfe.pdf"))
+    os.mkfifo(inputs / "fifo.pdf")
+    (inputs / "dir.pdf").mkdir()
+    (inputs / "zero.pdf").symlink_to("/dev/zero")
+    (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
+    out = tmp_path / "out"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"name: hostile\ninputs: ['{inputs}/*.pdf', '{tmp_path}/typo.pdf']\n"
+        "ingest: {dpi: 50, ocr: never}\n"
+        f"generate: {{pairs_per_unit: 1, max_tokens: 16, cache_dir: '{tmp_path}/cache'}}\n"
+        f"filters: {tmp_path}/lenient.yaml\noutput: {{dir: '{out}'}}\n"
+    )
+    result = curation_cli("run", str(recipe))
+    assert result.exit_code == 0, result.output[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = {r["path"]: r for r in manifest["inputs"]}
+    shown = f"{inputs}/bad\\xff\\xfe.pdf"
+    assert {
+        path: (r["status"], [e["code"] for e in r["errors"]]) for path, r in records.items()
+    } == {
+        f"{inputs}/good.pdf": ("ok", []),
+        shown: ("ok", []),
+        f"{inputs}/fifo.pdf": ("error", ["not_a_file"]),
+        f"{inputs}/dir.pdf": ("error", ["not_a_file"]),
+        f"{inputs}/zero.pdf": ("error", ["not_a_file"]),
+        f"{tmp_path}/typo.pdf": ("error", ["missing"]),
+    }
+    assert records[shown]["pages"] == 1 and records[shown]["units"] == 1
+    counts = manifest["counts"]
+    assert counts["documents"] == 6 and counts["units"] == 2
+    assert counts["errors_by_code"] == {"missing": 1, "not_a_file": 3}
+    errors = pq.read_table(list((out / "errors").glob("*.parquet"))).to_pylist()
+    assert sorted(e["source"] for e in errors) == sorted(
+        path for path, r in records.items() if r["status"] == "error"
+    )
+    said = "".join(result.output.split())  # the terminal wraps long lines
+    assert "errors:missing" in said and "errors:not_a_file" in said
 
 
 def test_invalid_recipe_exits_2_naming_the_field(tmp_path):

@@ -158,7 +158,8 @@ def test_expand_inputs_sorted_and_unique(tmp_path):
         (tmp_path / name).write_bytes(b"%PDF-")
     (tmp_path / "sub").mkdir()
     found = expand_inputs([str(tmp_path / "*.pdf"), str(tmp_path / "a.pdf"), str(tmp_path / "*")])
-    assert [p.name for p in found] == ["a.pdf", "b.pdf"]
+    assert [p.name for p in found.files] == ["a.pdf", "b.pdf"]
+    assert [(e.source, e.code) for e in found.refused] == [(str(tmp_path / "sub"), "not_a_file")]
 
 
 def test_truncated_pdf_is_repaired_page_by_page(tmp_path, report_pdf):

@@ -93,7 +93,7 @@ def test_every_kind_of_source_is_read_with_the_right_text_source(inputs: Path) -
     real RapidOCR; the page counts by text source as the run's writer makes them."""
     ingest, units = IngestConfig(dpi=100), UnitsConfig(pages_per_unit=2)
     ocr = OCRStage(ingest)
-    files = expand_inputs([f"{inputs}/*"])
+    files = expand_inputs([f"{inputs}/*"]).files
     rows = [row for path in files for row in ocr(list(ingest_document(path, ingest, units)))]
     assert all(row["error_code"] is None for row in rows)
     by_source = {Path(row["source"]).name: row for row in rows}

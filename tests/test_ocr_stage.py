@@ -59,7 +59,7 @@ def test_a_folder_of_page_images_is_one_input(tmp_path):
     for name in ("p1.png", "p2.png"):
         (pages / name).write_bytes(b"\x89PNG")
     (tmp_path / "report.pdf").write_bytes(b"%PDF-")
-    found = expand_inputs([str(tmp_path / "*"), str(pages / "*.png")])
+    found = expand_inputs([str(tmp_path / "*"), str(pages / "*.png")]).files
     assert found == [tmp_path / "report.pdf", pages]
 
 

@@ -249,7 +249,7 @@ def test_no_page_of_the_sample_corpus_is_taken_for_a_duplicate():
     """Every page of every sample document and deck, in input order: no two are the same page,
     so none may be marked (the nearest two images of different pages are 6 bits apart, text
     aside: the text hash is what keeps template pages apart)."""
-    inputs = expand_inputs([str(SAMPLES / "*")])
+    inputs = expand_inputs([str(SAMPLES / "*")]).files
     documents = [signatures_of(path, IngestConfig()) for path in inputs]
     assert len(documents) >= 6 and sum(len(pages) for _, pages in documents) >= 20
     assert find_duplicates(documents, PageDedupConfig().max_distance) == [{}] * len(documents)

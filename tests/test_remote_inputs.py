@@ -35,11 +35,13 @@ def bucket() -> str:
 
 def test_a_uri_glob_expands_to_sorted_uris(bucket):
     found = expand_inputs([f"{bucket}/decks/*.pdf", f"{bucket}/decks/city_council_minutes.pdf"])
-    assert found == [
+    assert found.files == [
         f"{bucket}/decks/city_council_minutes.pdf",
         f"{bucket}/decks/lighthouse_history.pdf",
     ]
-    assert expand_inputs([f"{bucket}/nothing/*.pdf", f"{bucket}/missing.pdf"]) == []
+    none = expand_inputs([f"{bucket}/nothing/*.pdf", f"{bucket}/missing.pdf"])
+    assert none.files == []
+    assert [(e.source, e.code) for e in none.refused] == [(f"{bucket}/missing.pdf", "missing")]
 
 
 def test_a_remote_document_gives_the_same_units_as_the_local_file(bucket):
@@ -71,8 +73,13 @@ def test_a_remote_page_image_folder_is_one_document(bucket, tmp_path):
     folder = f"{bucket}/scans/report-17/"
 
     for patterns in ([f"{bucket}/scans/*"], [f"{bucket}/scans/*", f"{bucket}/scans/*/*.png"]):
-        assert expand_inputs(patterns) == [folder]
-    assert expand_inputs([folder]) == expand_inputs([folder.rstrip("/")]) == [folder]
+        found = expand_inputs(patterns)
+        assert found.files == [folder]
+        # A folder without page images is no document: refused, not dropped.
+        assert [(e.source, e.code) for e in found.refused] == [
+            (f"{bucket}/scans/empty", "not_a_file")
+        ]
+    assert expand_inputs([folder]).files == expand_inputs([folder.rstrip("/")]).files == [folder]
 
     ingest, units = IngestConfig(ocr="never"), UnitsConfig(pages_per_unit=2)
     remote = list(ingest_document(folder, ingest, units))

@@ -25,13 +25,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from curation.config import ConfigError
+from curation.files import name_is_text, path_problem, path_text
 from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
 from curation.filters.dataset_dedup import Checker, dataset_checker
@@ -84,6 +85,9 @@ class Funnel:
     rejected: Counter = field(default_factory=Counter)
     order: list[str] = field(default_factory=list)
     inactive: list[str] = field(default_factory=list)
+    # Each file read ({path, status: ok, rows}) and each name that could not be ({path, status:
+    # error, code, message}): every file the input names is accounted for.
+    inputs: list[dict] = field(default_factory=list)
 
     def count(self, decisions: list[Decision]) -> None:
         for decision in decisions:
@@ -110,6 +114,10 @@ class Funnel:
                 for name in self.order
             ],
             "inactive": self.inactive,
+            "inputs": self.inputs,
+            "errors_by_code": dict(
+                sorted(Counter(e["code"] for e in self.inputs if e["status"] == "error").items())
+            ),
         }
 
 
@@ -141,16 +149,24 @@ def detect_layout(name: str, schema: pa.Schema) -> str:
     )
 
 
+def readable(path: Path) -> Path | BinaryIO:
+    """What pyarrow is given to read a file: its path, or, for a name that is not UTF-8 (which
+    pyarrow cannot take), the file opened here by its real name."""
+    return path if name_is_text(path) else path.open("rb")
+
+
 def _parquet_parts(files: list[Path], batch_size: int, skip: frozenset[str]) -> list[Part]:
     parts = []
     for path in files:
         try:
-            reader = pq.ParquetFile(path)
+            reader = pq.ParquetFile(readable(path))
         except (OSError, pa.ArrowException) as exc:
-            raise InputLayoutError(f"{path}: not a readable parquet file: {exc}") from exc
+            raise InputLayoutError(
+                f"{path_text(path)}: not a readable parquet file: {exc}"
+            ) from exc
         parts.append(
             Part(
-                str(path),
+                path_text(path),
                 reader.schema_arrow,
                 reader.iter_batches(
                     batch_size=batch_size,
@@ -168,11 +184,13 @@ def _hf_disk_parts(folder: Path, batch_size: int, skip: frozenset[str]) -> list[
     try:
         loaded = load_from_disk(str(folder))
     except (OSError, ValueError) as exc:
-        raise InputLayoutError(f"{folder}: not a readable dataset folder: {exc}") from exc
+        raise InputLayoutError(
+            f"{path_text(folder)}: not a readable dataset folder: {exc}"
+        ) from exc
     splits = loaded.items() if isinstance(loaded, DatasetDict) else [("train", loaded)]
     return [
         Part(
-            f"{folder}[{split}]",
+            f"{path_text(folder)}[{split}]",
             dataset.data.schema,
             dataset.remove_columns([c for c in dataset.column_names if c in skip])
             .with_format("arrow")
@@ -185,10 +203,13 @@ def _hf_disk_parts(folder: Path, batch_size: int, skip: frozenset[str]) -> list[
 
 
 def _jsonl_part(path: Path, batch_size: int) -> Part:
+    name = path_text(path)
     try:
-        reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22))
+        reader = pajson.open_json(
+            readable(path), read_options=pajson.ReadOptions(block_size=1 << 22)
+        )
     except (OSError, pa.ArrowException) as exc:
-        raise InputLayoutError(f"{path}: not readable as JSON lines: {exc}") from exc
+        raise InputLayoutError(f"{name}: not readable as JSON lines: {exc}") from exc
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
@@ -196,35 +217,67 @@ def _jsonl_part(path: Path, batch_size: int) -> Part:
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         except pa.ArrowException as exc:
-            raise InputLayoutError(f"{path}: not readable as JSON lines: {exc}") from exc
+            raise InputLayoutError(f"{name}: not readable as JSON lines: {exc}") from exc
 
     with open(path, "rb") as fh:  # lines, counted without parsing them
         lines = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 22), b""))
-    return Part(str(path), reader.schema, batches(), rows=lines)
+    return Part(name, reader.schema, batches(), rows=lines)
 
 
-def open_input(path: Path, batch_size: int, skip: frozenset[str] = frozenset()) -> list[Part]:
-    """The readable parts of an input file or folder, in a fixed order; columns in `skip` are
-    not read where the format allows it (parquet, dataset folders); the schema keeps them."""
-    if not path.exists():
-        raise InputLayoutError(f"{path}: no such file or folder")
+def open_input(
+    path: Path, batch_size: int, skip: frozenset[str] = frozenset()
+) -> tuple[list[Part], list[dict]]:
+    """The readable parts of an input file or folder, in a fixed order, and an error entry for
+    each file the folder names that is not one (`data_files`); columns in `skip` are not read
+    where the format allows it (parquet, dataset folders); the schema keeps them."""
+    name = path_text(path)
+    problem = path_problem(path)
+    if problem:  # the input itself: nothing else to filter
+        raise InputLayoutError(f"{name}: {problem[1]}")
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".parquet":
-            return _parquet_parts([path], batch_size, skip)
+            return _parquet_parts([path], batch_size, skip), []
         if suffix in (".jsonl", ".json", ".ndjson"):
-            return [_jsonl_part(path, batch_size)]
-        raise InputLayoutError(f"{path}: unknown file type '{suffix}' (parquet or jsonl expected)")
+            return [_jsonl_part(path, batch_size)], []
+        raise InputLayoutError(f"{name}: unknown file type '{suffix}' (parquet or jsonl expected)")
     if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
-        return _hf_disk_parts(path, batch_size, skip)
-    files = sorted((path / DATA_DIR).glob("*.parquet")) or sorted(path.rglob("*.parquet"))
-    files = [f for f in files if REJECTS_DIR not in f.relative_to(path).parts]
+        return _hf_disk_parts(path, batch_size, skip), []
+    files, refused = data_files(path)
+    if files and files[0].suffix == ".parquet":
+        return _parquet_parts(files, batch_size, skip), refused
     if files:
-        return _parquet_parts(files, batch_size, skip)
-    jsonl = sorted(path.glob("*.jsonl"))
-    if jsonl:
-        return [_jsonl_part(f, batch_size) for f in jsonl]
-    raise InputLayoutError(f"{path}: unknown layout: no parquet or jsonl files in the folder")
+        return [_jsonl_part(f, batch_size) for f in files], refused
+    not_read = "".join(f"; not read: {e['path']} ({e['code']}: {e['message']})" for e in refused)
+    raise InputLayoutError(
+        f"{name}: unknown layout: no parquet or jsonl files in the folder{not_read}"
+    )
+
+
+def data_files(folder: Path) -> tuple[list[Path], list[dict]]:
+    """The parquet files of a folder (those in data/ when it has some, else all but rejects/),
+    or else its jsonl files; and an error entry ({path, status, code, message}) for each name
+    matched that is not a regular file (a FIFO, a device, a folder), which is never opened. A
+    matched folder holding matched files (Spark's `x.parquet/part-0.parquet`) only holds them."""
+    matches = sorted((folder / DATA_DIR).glob("*.parquet")) or sorted(folder.rglob("*.parquet"))
+    matches = [m for m in matches if REJECTS_DIR not in m.relative_to(folder).parts]
+    matches = matches or sorted(folder.glob("*.jsonl"))
+    holders = {parent for match in matches for parent in match.parents}
+    files, refused = [], []
+    for match in matches:
+        problem = path_problem(match)
+        if problem is None and match.is_dir():
+            if match in holders:
+                continue
+            problem = ("not_a_file", "a folder, not a data file")
+        if problem is None:
+            files.append(match)
+        else:
+            code, message = problem
+            refused.append(
+                {"path": path_text(match), "status": "error", "code": code, "message": message}
+            )
+    return files, refused
 
 
 def _page_texts(context: object) -> list[str]:
@@ -509,7 +562,7 @@ def whole_dataset_dedup(
     needs_images = layout == CONVERSATIONS and any("pages" not in p.schema.names for p in parts)
     first = StagedDecisions(
         chain,
-        lambda: open_input(input_path, batch_size, frozenset() if needs_images else IMAGES),
+        lambda: open_input(input_path, batch_size, frozenset() if needs_images else IMAGES)[0],
         layout,
         staging,
         on_progress,
@@ -540,14 +593,18 @@ def filter_into(
     `on_progress(phase, rows done, rows in all)` is called before each batch."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     chain = FilterChain.load(chain_path)
-    parts = open_input(input_path, batch_size)
+    parts, refused = open_input(input_path, batch_size)
+    name = path_text(input_path)
     layouts = {detect_layout(part.name, part.schema) for part in parts}
     if len(layouts) > 1:
-        raise InputLayoutError(f"{input_path}: files of different layouts ({', '.join(layouts)})")
+        raise InputLayoutError(f"{name}: files of different layouts ({', '.join(layouts)})")
     resolved_out = out_dir.resolve()
     if resolved_out == input_path.resolve() or resolved_out in input_path.resolve().parents:
-        raise InputLayoutError(f"{out_dir}: the output folder holds the input; choose another")
-    funnel = Funnel(str(input_path), chain.name, layouts.pop(), inactive=chain.inactive)
+        raise InputLayoutError(
+            f"{path_text(out_dir)}: the output folder holds the input; choose another"
+        )
+    funnel = Funnel(name, chain.name, layouts.pop(), inactive=chain.inactive)
+    funnel.inputs = [{"path": p.name, "status": "ok", "rows": p.rows} for p in parts] + refused
 
     staging = out_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
@@ -579,7 +636,7 @@ def filter_into(
             written.append(entry)
         shutil.rmtree(staging / DATA_DIR / prefix, ignore_errors=True)
     files = {DATA_DIR: written, REJECTS_DIR: rejects.close()}
-    report = {**funnel.as_dict(), "chain_file": str(chain_path), "files": files}
+    report = {**funnel.as_dict(), "chain_file": path_text(chain_path), "files": files}
     (staging / FUNNEL_FILE).write_text(json.dumps(report, indent=2) + "\n")
     replace_from_staging(staging, out_dir, (DATA_DIR, REJECTS_DIR, FUNNEL_FILE))
     return report

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from curation.config import IngestConfig, UnitsConfig
+from curation.files import path_problem, path_text
 from curation.ingest.errors import IngestError, check_size
 from curation.ingest.images import (
     IMAGE_SUFFIXES,
@@ -17,9 +19,9 @@ from curation.ingest.images import (
 )
 from curation.ingest.pagedup import mark_unit
 from curation.ingest.pdf import iter_pdf_pages
-from curation.ingest.remote import expand_uri, is_uri, staged
+from curation.ingest.remote import GLOB_CHARS, expand_uri, is_uri, staged
 from curation.ingest.slides import OFFICE_SUFFIXES, iter_office_pages
-from curation.schema import Page
+from curation.schema import InputError, Page
 from curation.seeding import content_id, file_sha256
 from curation.units import document_units, error_row
 
@@ -31,6 +33,7 @@ READERS = {
 
 __all__ = [
     "IngestError",
+    "Inputs",
     "current_document_id",
     "document_id",
     "expand_inputs",
@@ -39,37 +42,93 @@ __all__ = [
 ]
 
 
-def is_page_folder(path: Path) -> bool:
-    """A folder holding page images is one document (its images are its pages)."""
-    return path.is_dir() and bool(page_files(path))
+# A matched folder that is no document; forgiven when other matches lie inside it (`dir/**`).
+FOLDER_WITHOUT_PAGES = (
+    "not_a_file",
+    "a folder without page images: name the files in it with a pattern (folder/*.pdf)",
+)
 
 
-def expand_inputs(patterns: list[str]) -> list[Path | str]:
+@dataclass
+class Inputs:
+    """What the input patterns name: the documents to read (paths and URIs, in order), an error
+    row for each name that cannot be one, and how many documents `--limit` left out."""
+
+    files: list[Path | str]
+    refused: list[InputError] = field(default_factory=list)
+    cut_by_limit: int = 0
+
+    def limited(self, limit: int | None) -> Inputs:
+        """The first `limit` documents; the rest are counted as cut. Refusals are all kept:
+        they cost nothing to record."""
+        if not limit or limit >= len(self.files):
+            return self
+        return Inputs(self.files[:limit], self.refused, len(self.files) - limit)
+
+
+def refusal(path: Path) -> tuple[str, str] | None:
+    """Why a local path cannot be a document, as (code, message); None for a regular file or a
+    folder of page images (a folder holding page images is one document, its images its pages).
+    Nothing is opened: a FIFO or a device is only looked at."""
+    problem = path_problem(path)
+    if problem or not path.is_dir():
+        return problem
+    try:
+        return None if page_files(path) else FOLDER_WITHOUT_PAGES
+    except OSError as exc:
+        return "unreadable", f"cannot list the folder: {exc.strerror or exc}"
+
+
+def expand_inputs(patterns: list[str]) -> Inputs:
     """Files and page-image folders matched by the globs, sorted, each once; a URI pattern
     (`s3://bucket/*.pdf`) gives the files it matches as URI strings, and its page-image folders
     with a trailing slash (see `ingest.remote`).
 
-    An image inside a matched page folder belongs to that folder's document, not to its own.
+    Every name a pattern gives is accounted for: what cannot be a document (a FIFO, a device, a
+    folder without page images, a name without glob characters that names nothing) is refused
+    with a code. An image inside a matched page folder belongs to that folder's document.
     """
-    seen: dict[str, Path | str] = {}
+    found: dict[str, Path | str] = {}
+    refused: dict[str, tuple[str, str]] = {}
+    matched: list[Path] = []
     for pattern in patterns:
         if is_uri(pattern):
-            for uri in expand_uri(pattern):
-                seen.setdefault(uri, uri)
+            uris, bad = expand_uri(pattern)
+            for uri in uris:
+                found.setdefault(uri, uri)
+            for uri, code, message in bad:
+                refused.setdefault(uri, (code, message))
             continue
-        for match in sorted(glob.glob(pattern, recursive=True)):
-            path = Path(match)
-            if path.is_file() or is_page_folder(path):
-                seen.setdefault(str(path), path)
-    folders = {path for path in seen.values() if isinstance(path, Path) and path.is_dir()}
-    uri_folders = {path for path in seen.values() if isinstance(path, str) and path.endswith("/")}
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches and not GLOB_CHARS.search(pattern):
+            matches = [pattern]  # named, and not there: refused as `missing`
+        for match in matches:
+            matched.append(Path(match))
+            why = refusal(Path(match))
+            if why is None:
+                found.setdefault(match, Path(match))
+            else:
+                refused.setdefault(match, why)
+    holders = {parent for path in matched for parent in path.parents}
+    errors = [
+        InputError(content_id("unreadable", name), path_text(name), "ingest", *why)
+        for name, why in refused.items()
+        if not (why == FOLDER_WITHOUT_PAGES and Path(name) in holders)
+    ]
+    folders = {path for path in found.values() if isinstance(path, Path) and path.is_dir()}
+    uri_folders = {path for path in found.values() if isinstance(path, str) and path.endswith("/")}
+    return Inputs(
+        [path for path in found.values() if not is_page(path, folders, uri_folders)], errors
+    )
 
-    def inside_a_folder(path: Path | str) -> bool:
-        if isinstance(path, str):
-            return not path.endswith("/") and f"{path.rsplit('/', 1)[0]}/" in uri_folders
-        return not path.is_dir() and path.parent in folders
 
-    return [path for path in seen.values() if not inside_a_folder(path)]
+def is_page(path: Path | str, folders: set[Path], uri_folders: set[str]) -> bool:
+    """An image directly inside a found page-image folder: a page of that folder's document."""
+    if isinstance(path, str):
+        inside = f"{path.rsplit('/', 1)[0]}/" in uri_folders
+    else:
+        inside = path.parent in folders and not path.is_dir()
+    return inside and PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def document_id(path: Path) -> str:
@@ -122,7 +181,7 @@ def ingest_document(
     `page_dups`: its pages that repeat an earlier page of the run ({page: "doc_id:page"}, see
     `ingest.pagedup`), marked on the units; a unit of such pages only is `skipped`.
     """
-    source = source or str(path)
+    source = source or path_text(path)
     if is_uri(path):
         try:
             with staged(path, ingest.max_file_mb) as local:
@@ -131,6 +190,10 @@ def ingest_document(
             yield error_row(content_id("unreadable", path), source, exc.code, exc.message, 0)
         return
     path = Path(path)
+    problem = path_problem(path)
+    if problem:  # never opened: a FIFO would wait for a writer, /dev/zero would never end
+        yield error_row(content_id("unreadable", path), source, *problem, 0)
+        return
     doc_id = document_id(path)
     pages_read = 0
     ocr_images: dict[int, bytes] = {}  # pages rendered for OCR (ingest.ocr_dpi), until used

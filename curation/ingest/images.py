@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from itertools import chain, islice
@@ -11,6 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from curation.config import IngestConfig
+from curation.files import path_text
 from curation.ingest.errors import IngestError
 from curation.ingest.quality import NONE, PENDING_OCR
 from curation.ingest.render import encode_image
@@ -134,7 +136,7 @@ def iter_file_pages(
 
 def iter_image_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Page]:
     """Yield the pages of a PNG, JPEG, WebP or (multi-page) TIFF file; OCR supplies the text."""
-    yield from iter_file_pages([path], doc_id, str(path), cfg)
+    yield from iter_file_pages([path], doc_id, path_text(path), cfg)
 
 
 def natural_key(path: Path) -> tuple[list[int | str], str]:
@@ -163,7 +165,7 @@ def iter_folder_pages(folder: Path, doc_id: str, cfg: IngestConfig) -> Iterator[
         raise IngestError("unreadable", f"cannot list {folder}: {exc.strerror or exc}") from exc
     if not files:
         raise IngestError("no_pages", f"{folder} holds no PNG, JPEG, TIFF or WebP files")
-    yield from iter_file_pages(files, doc_id, str(folder), cfg)
+    yield from iter_file_pages(files, doc_id, path_text(folder), cfg)
 
 
 def document_id_for_folder(folder: Path) -> str:
@@ -171,7 +173,7 @@ def document_id_for_folder(folder: Path) -> str:
     digest = hashlib.sha256()
     try:
         for path in page_files(folder):
-            digest.update(f"{path.name}\0{file_sha256(path)}".encode())
+            digest.update(os.fsencode(path.name) + f"\0{file_sha256(path)}".encode())
     except OSError:
-        digest.update(b"unreadable:" + str(folder).encode())
+        digest.update(b"unreadable:" + os.fsencode(folder))
     return digest.hexdigest()[:16]

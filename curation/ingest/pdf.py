@@ -8,6 +8,7 @@ from pathlib import Path
 import pymupdf
 
 from curation.config import IngestConfig
+from curation.files import name_is_text, path_text
 from curation.ingest.errors import IngestError
 from curation.ingest.quality import PENDING_OCR, choose_text_source
 from curation.ingest.render import fit_scale
@@ -35,7 +36,10 @@ def open_pdf(path: Path) -> pymupdf.Document:
             f"no PDF header in the first {HEADER_WINDOW} bytes (starts with {head[:12]!r})",
         )
     try:
-        doc = pymupdf.open(path, filetype="pdf")
+        if name_is_text(path):
+            doc = pymupdf.open(path, filetype="pdf")
+        else:  # MuPDF cannot take this name: the file is read here, by its real name
+            doc = pymupdf.open(stream=path.read_bytes(), filetype="pdf")
     except Exception as exc:
         raise IngestError("corrupt", f"PyMuPDF cannot open it: {exc}") from exc
     if doc.needs_pass:
@@ -137,7 +141,7 @@ def iter_pdf_pages(
                 raise IngestError("page_failed", f"page {index}: {exc}") from exc
             yield Page(
                 doc_id=doc_id,
-                source=str(path),
+                source=path_text(path),
                 kind=kind,
                 page=index,
                 n_pages=n_pages,

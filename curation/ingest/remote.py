@@ -56,16 +56,38 @@ def page_images(fs: fsspec.AbstractFileSystem, folder: str) -> list[dict]:
     ]
 
 
-def expand_uri(pattern: str) -> list[str]:
+def expand_uri(pattern: str) -> tuple[list[str], list[tuple[str, str, str]]]:
     """The files and page-image folders (with a trailing slash) a URI or URI glob names, as
-    full URIs, sorted; an image inside a matched folder belongs to that folder's document."""
+    full URIs, sorted; an image inside a matched folder belongs to that folder's document. And
+    what it names that cannot be read, as (uri, code, message): a URI without glob characters
+    that names nothing (`missing`), a matched folder without page images (`not_a_file`) unless
+    other matches lie inside it (then it only holds them)."""
     fs, path = filesystem(pattern)
     matches = fs.glob(path) if GLOB_CHARS.search(path) else [path.rstrip("/")]
-    files = [m for m in matches if fs.isfile(m)]
-    folders = {m.rstrip("/") for m in matches if fs.isdir(m) and page_images(fs, m)}
+    files, folders, plain, refused = [], set(), [], []
+    for match in matches:
+        if fs.isfile(match):
+            files.append(match)
+        elif not fs.isdir(match):
+            refused.append((fs.unstrip_protocol(match), "missing", "no such file or folder"))
+        elif page_images(fs, match):
+            folders.add(match.rstrip("/"))
+        else:
+            plain.append(match.rstrip("/"))
+    holders = {str(parent) for match in matches for parent in PurePosixPath(match).parents}
+    refused += [
+        (fs.unstrip_protocol(m), "not_a_file", "a folder without page images")
+        for m in plain
+        if m not in holders
+    ]
     found = [f"{fs.unstrip_protocol(m)}/" for m in folders]
-    found += [fs.unstrip_protocol(m) for m in files if str(PurePosixPath(m).parent) not in folders]
-    return sorted(found)
+    found += [fs.unstrip_protocol(m) for m in files if not is_page_of(PurePosixPath(m), folders)]
+    return sorted(found), sorted(refused)
+
+
+def is_page_of(path: PurePosixPath, folders: set[str]) -> bool:
+    """An image directly inside one of the page-image folders is one of its pages."""
+    return str(path.parent) in folders and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def copy_capped(fs: fsspec.AbstractFileSystem, name: str, target: Path, max_file_mb: float) -> None:

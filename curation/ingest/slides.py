@@ -20,6 +20,7 @@ from pptx import Presentation
 from pptx.slide import Slide
 
 from curation.config import IngestConfig
+from curation.files import path_text
 from curation.ingest.errors import IngestError
 from curation.ingest.pdf import iter_pdf_pages, open_pdf
 from curation.schema import Page
@@ -247,4 +248,4 @@ def iter_office_pages(path: Path, doc_id: str, cfg: IngestConfig) -> Iterator[Pa
         extras = pptx_extras(path, pdf_page_count(pdf)) if path.suffix.lower() == ".pptx" else None
         for page in iter_pdf_pages(pdf, doc_id, cfg, kind="slides"):
             text = with_extras(page.text, *extras[page.page]) if extras else page.text
-            yield replace(page, source=str(path), text=text)
+            yield replace(page, source=path_text(path), text=text)

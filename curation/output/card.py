@@ -201,10 +201,13 @@ def _scan_ratings(scan: SampleScan, meta: pa.Array) -> None:
 
 
 def funnel_rows(stats: dict) -> list[tuple[str, int]]:
-    """The funnel as (label, count) rows: stages, then units skipped before generation (by
-    reason) and repeated pages, rejections per filter, errors per code."""
+    """The funnel as (label, count) rows: stages, then the inputs `--limit` left out, units
+    skipped before generation (by reason) and repeated pages, rejections per filter, errors per
+    code."""
     funnel = stats["funnel"]
     rows = [(label, funnel[key]) for key, label in FUNNEL_STAGES]
+    if funnel.get("inputs_cut_by_limit"):
+        rows.append(("inputs left out by --limit", funnel["inputs_cut_by_limit"]))
     for reason, n in funnel.get("units_skipped", {}).items():
         rows.append((f"units skipped: {SKIP_LABELS.get(reason, reason)}", n))
     if funnel.get("pages_duplicate"):
@@ -224,6 +227,7 @@ def funnel_counts(counts: dict) -> dict:
         "errors_by_code": counts.get("errors_by_code", {}),
         "units_skipped": counts.get("units_skipped", {}),
         "pages_duplicate": counts.get("pages_duplicate", 0),
+        "inputs_cut_by_limit": counts.get("inputs_cut_by_limit", 0),
     }
 
 

@@ -106,7 +106,8 @@ class InputRecord:
 class RunCounts:
     """The funnel: how many of each thing went in and what became of it."""
 
-    documents: int = 0
+    documents: int = 0  # every input: read, or an error row (a FIFO, a missing name...)
+    inputs_cut_by_limit: int = 0  # documents `--limit` left out of the run
     pages: int = 0
     units: int = 0
     units_with_samples: int = 0
@@ -225,7 +226,12 @@ class DatasetWriter:
     """Streams Outcome rows into an output folder; `close` moves the finished run into place."""
 
     def __init__(
-        self, out_dir: Path, rows_per_shard: int, inputs: list[str], shard_mb: float = 256
+        self,
+        out_dir: Path,
+        rows_per_shard: int,
+        inputs: list[str],
+        shard_mb: float = 256,
+        cut_by_limit: int = 0,
     ) -> None:
         self.out_dir = out_dir
         self.staging = out_dir / STAGING
@@ -236,8 +242,15 @@ class DatasetWriter:
         self.rejects = ShardSink(self.staging / REJECTS_DIR, "rejects", REJECT_SCHEMA, 10_000)
         self.errors = ShardSink(self.staging / ERRORS_DIR, "errors", ERROR_SCHEMA, 10_000)
         self.inputs = {path: InputRecord(path) for path in inputs}
-        self.counts = RunCounts(documents=len(inputs))
+        self.counts = RunCounts(documents=len(inputs), inputs_cut_by_limit=cut_by_limit)
         self.seen_units: dict[str, str] = {}
+
+    def refuse(self, error: InputError) -> None:
+        """Account for an input that was never read (not a file, missing): its error row."""
+        if error.source not in self.inputs:
+            self.counts.documents += 1
+        record = self.inputs.setdefault(error.source, InputRecord(error.source, error.doc_id))
+        self._add_error(record, error.row(), error.stage, error.code, error.message)
 
     def add(self, outcome: dict) -> None:
         """Account for one Outcome row and write what it yields."""
