@@ -22,6 +22,7 @@ from curation.filters.chain import load_chain
 from curation.generate import QAGenerator
 from curation.generate.cache import ResponseCache
 from curation.generate.engines.vllm import RESULT_COLUMNS, VLLMRows, build_vllm_stage
+from curation.generate.prompts import resolve_prompt_dir
 from curation.ingest import ingest_document
 from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
@@ -60,8 +61,8 @@ def ocr_batch(batch: pa.Table, ingest: IngestConfig) -> pa.Table:
 class GenerateActor:
     """Ray actor: holds one engine (model loaded once) and generates pairs for batches of units."""
 
-    def __init__(self, generate: GenerateConfig, units: UnitsConfig, prompts_root: str) -> None:
-        self.generator = QAGenerator(generate, units, Path(prompts_root))
+    def __init__(self, generate: GenerateConfig, units: UnitsConfig) -> None:
+        self.generator = QAGenerator(generate, units)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return pa.Table.from_pylist(self.generator(batch.to_pylist()), schema=OUTCOME_SCHEMA)
@@ -164,16 +165,16 @@ def generate_and_filter(
     if recipe.generate.engine == "vllm":
         outcomes = vllm_generate(recipe, units, prompts_root)
     else:
+        # The prompt set as the driver found it (an absolute folder): a worker's working folder
+        # may be another one, so the workers do not look for it again.
+        prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
+        generate = recipe.generate.model_copy(update={"prompt_set": str(prompt_dir)})
         outcomes = units.map_batches(
             GenerateActor,
             batch_size=recipe.generate.batch_size,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=recipe.generate.workers),
-            fn_constructor_kwargs={
-                "generate": recipe.generate,
-                "units": recipe.units,
-                "prompts_root": str(prompts_root.resolve()),
-            },
+            fn_constructor_kwargs={"generate": generate, "units": recipe.units},
             **stage_asks(recipe)["generate"].ray_args(),
         )
     return outcomes.map_batches(

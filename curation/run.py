@@ -92,7 +92,7 @@ def build_dataset(
     started = time.monotonic()
     inputs = run_inputs(recipe, limit)
     files = inputs.files
-    chain_path = Path(recipe.filters).resolve()
+    chain_path = recipe.chain_file()
     load_chain(str(chain_path))  # fail on a bad chain or prompt set before Ray starts
     QAGenerator(recipe.generate, recipe.units, prompts_root)  # checks the prompt set; no model
     prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
@@ -143,7 +143,7 @@ def assemble(
     """The journal's Outcome rows, in dataset order, through the whole-dataset dedup (in
     memory, or in Ray for large runs) into the shard writer of `out_dir`, after the error rows
     of the inputs that could not be read."""
-    dedup = load_chain(str(Path(recipe.filters).resolve()))[1]
+    dedup = load_chain(str(recipe.chain_file()))[1]
     seen = None
     if dedup:
         seen = dataset_checker(
@@ -171,7 +171,7 @@ def manifest_fields(
     recipe: Recipe, recipe_path: str | None, journal: Journal, started: float
 ) -> dict:
     """What the manifest says of the run besides its counts and files."""
-    chain = load_chain(str(Path(recipe.filters).resolve()))[0]
+    chain = load_chain(str(recipe.chain_file()))[0]
     return {
         "recipe_name": recipe.name,
         "recipe_path": recipe_path,

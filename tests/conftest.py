@@ -105,6 +105,21 @@ def fixed_zip_times(path: Path) -> Path:
 LENIENT_CHAIN = "name: lenient\nfilters:\n  - type: non_empty\n"
 
 
+def shell_escape(marker: Path) -> str:
+    """Jinja2 that runs a shell command creating `marker` when a plain Environment renders it
+    (the classic escape through a global's `__globals__`); the sandbox refuses it."""
+    return f"{{{{ cycler.__init__.__globals__.os.popen('touch {marker}').read() }}}}"
+
+
+def write_prompt(folder: Path, name: str, body: str, front: str = "") -> Path:
+    """A prompt template `name`.j2 in `folder` (made if missing): id `<folder name>/<name>`,
+    the front matter lines `front`, and `body` (Jinja with `system` and `user` blocks)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.j2"
+    path.write_text(f"---\nid: {folder.name}/{name}\n{front}---\n{body}", encoding="utf-8")
+    return path
+
+
 def run_curation(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     """The real command line, run from the repository root as a user would."""
     return subprocess.run(

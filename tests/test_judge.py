@@ -2,11 +2,12 @@ import json
 
 import pytest
 import yaml
+from conftest import curation_cli, shell_escape, write_prompt
 from scripted_server import message_text, scripted_server
 
 from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import PairContext
-from curation.filters.chain import load_chain
+from curation.filters.chain import FilterChain, load_chain
 from curation.filters.judge import (
     JudgeFilter,
     JudgeReplyError,
@@ -454,3 +455,80 @@ def test_a_judge_sent_images_sees_the_pages_and_rates_the_visual_axes():
     assert "visual_dependency" in request.messages[0]["content"]
     assert len(request.json_schema["properties"]["ratings"]["required"]) == 6
     assert len(decision.ratings) == 6 and decision.passed
+
+
+def judge_prompt(folder, user: str):
+    """A judge template in `folder` (id judge/evil) whose user block is `user`."""
+    return write_prompt(
+        folder,
+        "evil",
+        "{% block system %}Rate 0-10 as JSON.{% endblock %}\n{% block user %}"
+        + user
+        + "Q: {{ question }} A: {{ answer }}{% endblock %}\n",
+    )
+
+
+def test_a_judge_prompt_the_sandbox_refuses_stops_the_chain_from_loading(tmp_path):
+    """The judge's template is rendered once on a stand-in pair when the chain loads: `curation
+    filter` (and `curation run`'s check before Ray) stops with exit 2, naming the chain's
+    field and the template's file and line; the shell command never runs."""
+    marker = tmp_path / "ran"
+    evil = judge_prompt(tmp_path / "judge", shell_escape(marker))
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(
+        yaml.safe_dump(
+            {
+                "name": "judged",
+                "filters": [
+                    {
+                        "type": "judge",
+                        "prompts": str(tmp_path / "judge"),
+                        "prompt": "judge/evil",
+                        "engine": {
+                            "engine": "openai",
+                            "model": "m",
+                            "base_url": "http://127.0.0.1:9/v1",
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        FilterChain.load(chain)
+    assert str(err.value).startswith(
+        f"{chain}: field 'filters.0.prompt': Value error, {evil}, line 5"
+    )
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"question": "Who chairs?", "answer": "Elena Marsh."}) + "\n")
+    result = curation_cli(
+        "filter", str(pairs), "--chain", str(chain), "--out", str(tmp_path / "out")
+    )
+    said = "".join(result.output.split())  # the terminal wraps long lines
+    assert result.exit_code == 2, result.output
+    assert f"{evil},line5:accesstoattribute'__init__'" in said
+    assert not marker.exists()
+
+
+def test_a_judge_prompt_branch_only_a_real_pair_reaches_rejects_that_pair(tmp_path):
+    """A branch the stand-in pair does not reach fails at the real pair's render: that pair is
+    rejected with the template's error as the reason, unjudged; the others are judged."""
+    marker = tmp_path / "ran"
+    judge_prompt(
+        tmp_path / "judge", "{% if 'boom' in question %}" + shell_escape(marker) + "{% endif %}"
+    )
+    judge = JudgeFilter(
+        engine=GenerateConfig(cache=False), prompts=str(tmp_path / "judge"), prompt="judge/evil"
+    )
+    engine = ScriptedEngine(['{"score": 9, "reason": "ok"}'])
+    judge.use_engine(engine)
+    plain, boom = judge.decide(
+        [
+            PairContext("u0", "Who chairs?", "Elena Marsh.", pages=[0], texts=[PAGE]),
+            PairContext("u1", "boom?", "Yes.", pages=[0], texts=[PAGE]),
+        ]
+    )
+    assert plain.passed and plain.score == 9 and len(engine.requests) == 1
+    assert not boom.passed and boom.reason.startswith("judge prompt not rendered: ")
+    assert "access to attribute '__init__'" in boom.reason
+    assert not marker.exists()

@@ -9,7 +9,7 @@ import pickle
 
 import pyarrow as pa
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_prompt
 from PIL import Image
 
 from curation.config import Recipe
@@ -81,6 +81,28 @@ def test_units_round_trip_through_vllm_rows() -> None:
     assert first["model"] == "Qwen/Qwen2.5-7B-Instruct" and first["prompt_id"].startswith("docm")
     assert failed["pairs"] == [] and "CUDA out of memory" in failed["parse_errors"][0]
     assert ingest_error["error_code"] == "corrupt" and ingest_error["raw_reply"] is None
+
+
+def test_a_prompt_that_fails_for_one_unit_rides_through_vllm_as_its_reject(tmp_path) -> None:
+    """A template branch only a real unit reaches (the sandbox refuses it): that unit's row
+    goes through the stage as a one-token placeholder, and comes out with the render error as
+    its unreadable reply; the other unit is sent as usual."""
+    body = "{% block system %}Ask.{% endblock %}{% block user %}{{ pages[0].text }}"
+    body += "{% if 'Page 3' in pages[0].text %}{{ ''.__class__.__mro__ }}{% endif %}{% endblock %}"
+    write_prompt(tmp_path / "shared", "branch", body)
+    generate = {"engine": "vllm", "model": "m/7b", "cache": False}
+    recipe = Recipe(
+        name="v", inputs=["x"], generate={**generate, "prompt_set": str(tmp_path / "shared")}
+    )
+    rows = vllm_rows(recipe, ROOT / "prompts")
+    plain, branch = [rows.request(u) for u in (unit(0), unit(2))]
+    assert plain[VLLMRows.CACHED] is None and branch[VLLMRows.CACHED]
+    assert branch["sampling_params"]["max_tokens"] == 1
+    outputs = [vllm_output(plain, "Q1: What moved?\nA1: Ten litres."), vllm_output(branch, "-")]
+    first, failed = rows.outcomes(pa.Table.from_pylist(outputs)).to_pylist()
+    assert first["pairs"] and failed["pairs"] == [] and failed["finish_reason"] == "unrendered"
+    assert failed["parse_errors"][0].startswith("prompt not rendered: ")
+    assert "access to attribute '__class__' of 'str' object is unsafe" in failed["parse_errors"][0]
 
 
 def test_answered_requests_are_not_sent_to_vllm_again(tmp_path) -> None:

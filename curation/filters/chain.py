@@ -11,7 +11,13 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from curation.config import ConfigError, StrictModel, describe_validation_error, load_model
+from curation.config import (
+    ConfigError,
+    StrictModel,
+    describe_validation_error,
+    load_model,
+    locate,
+)
 from curation.filters.base import Filter, PairContext
 from curation.filters.citations import CitationFilter
 from curation.filters.cross_page import CrossPageFilter
@@ -64,10 +70,11 @@ class ChainSpec(StrictModel):
 
 
 def chain_specs(path: Path | str) -> list[tuple[Path, ChainSpec]]:
-    """The chain file and the files it extends (each relative to the one naming it), read
-    once each, outermost first; a chain that extends itself is an error."""
+    """The chain file (a relative one not here: the shipped copy, `locate`) and the files it
+    extends (each relative to the one naming it), read once each, outermost first; a chain that
+    extends itself is an error."""
     specs: list[tuple[Path, ChainSpec]] = []
-    path = Path(path).resolve()
+    path = locate(path).resolve()
     while True:
         if any(path == seen for seen, _ in specs):
             chain = ", ".join(str(seen) for seen, _ in specs)

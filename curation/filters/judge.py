@@ -26,6 +26,7 @@ from curation.generate.cache import client
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.prompts import (
     PromptLibrary,
+    PromptRenderError,
     PromptTemplate,
     page_excerpts,
     resolve_prompt_dir,
@@ -179,6 +180,33 @@ def data_fence(*texts: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def judge_messages(
+    template: PromptTemplate, pair: PairContext, max_page_chars: int, images: bool
+) -> list[dict]:
+    """The judge's chat messages about one pair, text only (`request` adds the page images):
+    the page text, the question and the answer fenced as data."""
+    pages = page_excerpts(pair.pages, pair.texts, max_page_chars) if pair.texts else []
+    return template.render(
+        question=pair.question,
+        answer=pair.answer,
+        kind=pair.kind,
+        pages=pages,
+        fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
+        axes=[a for a in template.meta.axes if images or not a.images],
+        images=images,
+    )
+
+
+# What the judge's prompt is rendered on once, when the chain is loaded.
+STAND_IN_PAIR = PairContext(
+    "stand-in:0",
+    "A stand-in question?",
+    "A stand-in answer.",
+    pages=[0, 1],
+    texts=["Stand-in text of page 1.", "Stand-in text of page 2."],
+)
+
+
 class JudgeFilter(Filter):
     """Reject a pair the judge model scores under `threshold` (InternVL: 0-10, keep >= 7), or,
     with a prompt that names `axes` (prompts/judge/axes.j2: FineVision's and NVIDIA's), rate it
@@ -219,13 +247,21 @@ class JudgeFilter(Filter):
     @field_validator("prompt")
     @classmethod
     def _known_template(cls, prompt: str, info: ValidationInfo) -> str:
+        """The template exists and renders, once on a stand-in pair, with and without images
+        as the engine may send them: a template the sandbox refuses stops the chain from
+        loading (before a run starts any worker), naming the template's file."""
         try:
             folder = resolve_prompt_dir(info.data.get("prompts", "prompts/judge"))
-            ids = [t.id for t in PromptLibrary(folder).templates]
+            templates = {t.id: t for t in PromptLibrary(folder).templates}
+            if prompt not in templates:
+                raise ConfigError(
+                    f"no template '{prompt}' in {folder} (found: {', '.join(templates)})"
+                )
+            engine = info.data.get("engine")
+            for images in {False, bool(engine and engine.images)}:
+                judge_messages(templates[prompt], STAND_IN_PAIR, 4000, images)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
-        if prompt not in ids:
-            raise ValueError(f"no template '{prompt}' in {folder} (found: {', '.join(ids)})")
         return prompt
 
     def axes(self, template: PromptTemplate, images: bool = False) -> list[str]:
@@ -261,17 +297,8 @@ class JudgeFilter(Filter):
         """The chat request that asks the judge about one pair: the page text, the question and
         the answer fenced as data (the fence depends on them alone, so the request, and its
         cache key, are the same on every run)."""
-        pages = page_excerpts(pair.pages, pair.texts, self.max_page_chars) if pair.texts else []
         images = cfg.images and len(pair.images) == len(pair.pages) > 0
-        messages = template.render(
-            question=pair.question,
-            answer=pair.answer,
-            kind=pair.kind,
-            pages=pages,
-            fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
-            axes=[a for a in template.meta.axes if images or not a.images],
-            images=images,
-        )
+        messages = judge_messages(template, pair, self.max_page_chars, images)
         if images:  # the pages' images before the judge's text, each after its label
             label = "Slide" if pair.kind == "slides" else "Page"
             text = {"type": "text", "text": messages[-1]["content"]}
@@ -300,23 +327,25 @@ class JudgeFilter(Filter):
         # A pair already rated on these axes (a rated dataset given to `curation filter` with
         # new thresholds) is decided from its ratings: the judge is not asked again.
         ask = [i for i, p in enumerate(pairs) if not axes or not set(axes) <= set(p.ratings)]
-        requests = [self.request(pairs[i], template, cfg) for i in ask]
+        requests, decided = {}, {}
+        for i in ask:
+            try:
+                requests[i] = self.request(pairs[i], template, cfg)
+            except PromptRenderError as exc:  # a branch of the template only this pair reaches
+                decided[i] = self._unrendered(exc)
         results: list[EngineResult] = []
         if requests:  # the engine (a model, for `local`) is built only when it is asked
             self._engine = client(cfg, self._engine)
-        for start in range(0, len(requests), cfg.batch_size):
-            results.extend(self._engine.generate(requests[start : start + cfg.batch_size]))
-        if not axes:
-            return [self._verdict(result) for result in results]
-        answered = dict(zip(ask, results, strict=True))
-        decisions = []
+        sent = list(requests.values())
+        for start in range(0, len(sent), cfg.batch_size):
+            results.extend(self._engine.generate(sent[start : start + cfg.batch_size]))
+        for i, result in zip(requests, results, strict=True):
+            decided[i] = self._rated(result, axes) if axes else self._verdict(result)
         for i, pair in enumerate(pairs):
-            if i in answered:
-                decisions.append(self._rated(answered[i], axes))
-            else:
+            if i not in decided:
                 stored = {axis: pair.ratings[axis] for axis in axes}
-                decisions.append(self._cut(stored, "ratings stored with the pair"))
-        return decisions
+                decided[i] = self._cut(stored, "ratings stored with the pair")
+        return [decided[i] for i in range(len(pairs))]
 
     def _rated(self, result: EngineResult, axes: list[str]) -> Decision:
         """The Decision of a per-axis judge from its reply."""
@@ -356,6 +385,12 @@ class JudgeFilter(Filter):
         if score < self.threshold and self.mode == "filter":
             return self.reject(f"judge score {score:g} < {self.threshold:g}: {reason}"[:300], score)
         return self.keep(score)
+
+    def _unrendered(self, exc: PromptRenderError) -> Decision:
+        """A pair the judge's prompt failed to render for: not judged, so rejected in filter
+        mode and kept unrated in annotate mode, with the template's error as the reason."""
+        reason = f"judge prompt not rendered: {exc}"[:300]
+        return Decision(self.label, self.mode == "annotate", None, reason)
 
     def _unreadable(self, detail: str) -> Decision:
         if self.on_unreadable == "keep" or self.mode == "annotate":

@@ -9,12 +9,34 @@ from curation.config import GenerateConfig, UnitsConfig
 from curation.generate.cache import client
 from curation.generate.engines import ChatRequest, Engine, EngineResult
 from curation.generate.parse import ReplySchema, parse_reply
-from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
+from curation.generate.prompts import (
+    PromptLibrary,
+    PromptMeta,
+    PromptRenderError,
+    PromptTemplate,
+    page_excerpts,
+    resolve_prompt_dir,
+)
 from curation.schema import Pair, Reply, wants_reply
 from curation.seeding import content_id, stable_hash
 
 # Field names as prompts ask for them (the parser also accepts the short aliases q / a).
 REPLY_JSON_SCHEMA = ReplySchema.model_json_schema(by_alias=False)
+# The finish reason of a unit whose prompt failed to render: no model saw it.
+UNRENDERED = "unrendered"
+
+
+def stand_in_unit(meta: PromptMeta) -> dict:
+    """A unit that the prompt of `meta` fits (pages, kind, layout), for the up-front render."""
+    pages = list(range(min(max(meta.min_pages, 2), meta.max_pages or 2)))
+    return {
+        "unit_id": "stand-in:0",
+        "kind": (meta.kinds or ["document"])[0],
+        "layout": (meta.layouts or ["window"])[0],
+        "pages": pages,
+        "texts": [f"Stand-in text of page {page + 1}." for page in pages],
+        "images": [b"\x89PNG stand-in" for _ in pages],
+    }
 
 
 class QAGenerator:
@@ -38,6 +60,16 @@ class QAGenerator:
         if not generate.images:
             self.library.require_text_prompts()
         self._engine = engine
+        self.check_prompts()
+
+    def check_prompts(self) -> None:
+        """Render every prompt this generator can draw once, on a stand-in unit that fits it,
+        so that a template the sandbox refuses, or one that names an unknown variable, stops
+        the run before it starts (PromptRenderError naming the file). A branch only some real
+        unit reaches fails at that unit's render instead, recorded as its outcome."""
+        for template, weight in zip(self.library.templates, self.library.weights, strict=True):
+            if weight > 0 and (self.cfg.images or not template.meta.images):
+                self.request_with(template, stand_in_unit(template.meta))
 
     @property
     def engine(self) -> Engine:
@@ -55,17 +87,22 @@ class QAGenerator:
         return unit["images"] if self.cfg.images else []
 
     def request_for(self, unit: dict) -> ChatRequest:
-        """The chat request for one unit (prompt chosen from the seed and the unit id)."""
-        images = self.images_sent(unit)
-        with_images = bool(images)
+        """The chat request for one unit (prompt chosen from the seed and the unit id);
+        PromptRenderError when its prompt fails to render for this unit."""
         template = self.library.choose(
             self.cfg.seed,
             unit["unit_id"],
             n_pages=len(unit["pages"]),
             kind=unit["kind"],
-            images=with_images,
+            images=bool(self.images_sent(unit)),
             layout=unit.get("layout") or "window",
         )
+        return self.request_with(template, unit)
+
+    def request_with(self, template: PromptTemplate, unit: dict) -> ChatRequest:
+        """The chat request for one unit with the given prompt."""
+        images = self.images_sent(unit)
+        with_images = bool(images)
         messages = template.render(
             pages=page_excerpts(unit["pages"], unit["texts"], self.max_chars),
             kind=unit["kind"],
@@ -96,15 +133,25 @@ class QAGenerator:
 
     def __call__(self, units: list[dict]) -> list[dict]:
         """Outcome rows (schema.OUTCOME_SCHEMA) for a batch of Unit rows; error rows pass through."""
-        requests = {u["unit_id"]: self.request_for(u) for u in units if wants_reply(u)}
+        requests, unrendered = {}, {}
+        for unit in filter(wants_reply, units):
+            try:
+                requests[unit["unit_id"]] = self.request_for(unit)
+            except PromptRenderError as exc:
+                unrendered[unit["unit_id"]] = self.unrendered(unit, exc)
         replies = self.engine.generate(list(requests.values())) if requests else []
         results = {r.request_id: r for r in replies}
         outcomes = []
         for unit in units:
             request = requests.get(unit["unit_id"])
-            result = results[request.request_id] if request else None
+            result = results[request.request_id] if request else unrendered.get(unit["unit_id"])
             outcomes.append(self.outcome(unit, result))
         return outcomes
+
+    def unrendered(self, unit: dict, exc: PromptRenderError) -> EngineResult:
+        """The result of a unit whose prompt failed to render: no request, the error as its
+        reply's (the outcome records it as unreadable: a reject row with the reason)."""
+        return EngineResult(f"{unit['unit_id']}|{exc.prompt_id}", "", UNRENDERED, error=str(exc))
 
     def outcome(self, unit: dict, result: EngineResult | None = None) -> dict:
         """The Outcome row of a unit: the unit with the reply to its request (the result's
@@ -125,7 +172,8 @@ class QAGenerator:
             images_sent=len(self.images_sent(unit)),
         )
         if result.error:
-            reply.parse_errors = [f"engine error: {result.error}"]
+            source = "prompt not rendered" if result.finish_reason == UNRENDERED else "engine error"
+            reply.parse_errors = [f"{source}: {result.error}"]
             return reply
         parsed = parse_reply(result.text, cut_off=result.finish_reason == "length")
         template = self.library.by_id.get(reply.prompt_id)

@@ -1,13 +1,21 @@
-"""Prompt templates: Jinja2 files with a YAML front matter, chosen per unit deterministically."""
+"""Prompt templates: Jinja2 files with a YAML front matter, chosen per unit deterministically.
+
+A prompt set may come from anyone (a shared folder, a download), so templates render in Jinja2's
+immutable sandbox: a template reaches only the values it is given and safe attributes of them (no
+`__globals__`, no methods that change a value), and what it tries beyond that fails its render as
+a PromptRenderError naming its file, never runs. The text of recipes and chains is never
+rendered as a template.
+"""
 
 from __future__ import annotations
 
 import re
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, ValidationError
 
 from curation.config import (
@@ -16,6 +24,9 @@ from curation.config import (
     QuestionType,
     StrictModel,
     describe_validation_error,
+    locate,
+    parse_yaml,
+    read_text,
 )
 from curation.seeding import stable_fraction, weighted_pick
 
@@ -82,11 +93,34 @@ def split_front_matter(text: str) -> tuple[str, str]:
 
 
 class FrontMatterLoader(jinja2.FileSystemLoader):
-    """Loads templates with their front matter removed, so `extends` and `include` see only Jinja."""
+    """Loads templates with their front matter blanked out, so `extends` and `include` see only
+    Jinja, and the line numbers of errors are those of the file."""
 
     def get_source(self, environment: jinja2.Environment, template: str):  # type: ignore[override]
         source, filename, uptodate = super().get_source(environment, template)
-        return split_front_matter(source)[1], filename, uptodate
+        body = split_front_matter(source)[1]
+        return "\n" * source[: len(source) - len(body)].count("\n") + body, filename, uptodate
+
+
+class PromptRenderError(ConfigError):
+    """A prompt template that failed to render: the sandbox refused what it tried (an unsafe
+    attribute or call), or it names a variable it is not given, or its own code failed. The
+    message names the template's file and line."""
+
+    def __init__(self, prompt_id: str, message: str) -> None:
+        super().__init__(message)
+        self.prompt_id = prompt_id
+
+
+def failed_at(exc: BaseException, folder: Path) -> str:
+    """'file, line N' of the innermost template of `folder` in the traceback (after Jinja2
+    rewrote it into template lines), or ''."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).parent == folder
+    ]
+    return f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
 
 
 @dataclass(frozen=True)
@@ -101,36 +135,47 @@ class PromptTemplate:
         return self.meta.id
 
     def render(self, **context: object) -> list[dict[str, str]]:
-        """Chat messages (system, user) for the given context."""
-        ctx = self.template.new_context(dict(context))
-        # Rendering once runs `extends`, which registers the parent's blocks in the context.
-        "".join(self.template.root_render_func(ctx))
-        messages = []
-        for role in ("system", "user"):
-            if role not in ctx.blocks:
-                raise ConfigError(f"prompt '{self.id}': template has no '{role}' block")
-            content = "".join(ctx.blocks[role][0](ctx)).strip()
-            if content:
-                messages.append({"role": role, "content": content})
-        return messages
+        """Chat messages (system, user) for the given context; PromptRenderError when the
+        template fails (whatever it raises: a template is code its author wrote)."""
+        try:
+            ctx = self.template.new_context(dict(context))
+            # Rendering once runs `extends`, which registers the parent's blocks in the context.
+            "".join(self.template.root_render_func(ctx))
+            blocks = {
+                role: "".join(ctx.blocks[role][0](ctx)).strip()
+                for role in ("system", "user")
+                if role in ctx.blocks
+            }
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        missing = [role for role in ("system", "user") if role not in blocks]
+        if missing:
+            message = f"{self.template.filename}: prompt '{self.id}' has no '{missing[0]}' block"
+            raise PromptRenderError(self.id, message)
+        return [{"role": role, "content": text} for role, text in blocks.items() if text]
 
-
-REPO_ROOT = Path(__file__).resolve().parents[2]  # the shipped prompts/ (editable install)
+    def _failed(self, exc: Exception) -> PromptRenderError:
+        """The error of a failed render, naming the template file and line where it failed."""
+        filename, where = str(self.template.filename), ""
+        try:
+            self.template.environment.handle_exception()  # the traceback in template lines
+        except Exception as rewritten:
+            where = failed_at(rewritten, Path(filename).parent)
+        return PromptRenderError(self.id, f"{where or filename}: {exc}")
 
 
 def resolve_prompt_dir(prompt_set: str, prompts_root: Path = Path("prompts")) -> Path:
-    """A prompt folder (a generation set, the judge's): given as a path, or by name under
-    `prompts_root`; a relative one not found here is looked for under the repository root, so
-    runs started from another folder find the shipped prompts."""
+    """A prompt folder (a generation set, the judge's), absolute: given as a path, or by name
+    under `prompts_root`; each found here first, else among the shipped prompts (`locate`)."""
     direct = Path(prompt_set)
-    candidates = [direct, prompts_root / prompt_set]
-    candidates += [REPO_ROOT / c for c in candidates if not c.is_absolute()]
+    candidates = [locate(direct), locate(prompts_root / prompt_set)]
     folder = next((c for c in candidates if c.is_dir()), None)
     if folder is None:
         raise ConfigError(
-            f"prompt set '{prompt_set}': no folder {direct} or {prompts_root / prompt_set}"
+            f"prompt set '{prompt_set}': no folder {direct} or {prompts_root / prompt_set}, "
+            "here or among the shipped prompts"
         )
-    return folder
+    return folder.resolve()
 
 
 class PromptLibrary:
@@ -143,7 +188,7 @@ class PromptLibrary:
         question_types: dict[str, float] | None = None,
         negative_share: float = 0.0,
     ) -> None:
-        env = jinja2.Environment(
+        env = ImmutableSandboxedEnvironment(
             loader=FrontMatterLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
@@ -152,14 +197,16 @@ class PromptLibrary:
         for path in sorted(folder.glob("*.j2")):
             if path.name.startswith("_"):
                 continue
-            meta_text = split_front_matter(path.read_text(encoding="utf-8"))[0]
+            meta_text = split_front_matter(read_text(path))[0]
             try:
-                meta = PromptMeta.model_validate(yaml.safe_load(meta_text) or {})
+                meta = PromptMeta.model_validate(parse_yaml(meta_text, path) or {})
             except ValidationError as exc:
                 raise ConfigError(describe_validation_error(path, exc)) from exc
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{path}: invalid front matter: {exc}") from exc
-            self.templates.append(PromptTemplate(meta, env.get_template(path.name)))
+            try:
+                template = env.get_template(path.name)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigError(f"{path}, line {exc.lineno}: {exc.message}") from exc
+            self.templates.append(PromptTemplate(meta, template))
         if not self.templates:
             raise ConfigError(f"prompt set {folder}: no templates (*.j2 not starting with '_')")
         overrides = weights or {}

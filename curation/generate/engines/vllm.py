@@ -21,6 +21,7 @@ import pyarrow as pa
 from curation.config import ConfigError, GenerateConfig
 from curation.generate.cache import ResponseCache, request_key
 from curation.generate.engines.base import ChatRequest, EngineResult
+from curation.generate.prompts import PromptRenderError
 from curation.schema import OUTCOME_SCHEMA, wants_reply
 
 # Our columns: Ray's vLLM stage writes its own `request_id` (an int), and it consumes
@@ -151,6 +152,8 @@ class Generator(Protocol):
 
     def request_for(self, unit: dict) -> ChatRequest: ...
 
+    def unrendered(self, unit: dict, exc: PromptRenderError) -> EngineResult: ...
+
     def outcome(self, unit: dict, result: EngineResult | None) -> dict: ...
 
 
@@ -180,7 +183,12 @@ class VLLMRows:
         carried = {self.UNIT: pickle.dumps(unit), self.CACHED: None, self.KEY: None}
         if not wants_reply(unit):  # an ingest error or skipped unit rides along, ignored after
             return {**request_row(self.placeholder(unit)), **carried}
-        request = self.generator.request_for(unit)
+        try:
+            request = self.generator.request_for(unit)
+        except PromptRenderError as exc:  # nothing to send: rides along with its result
+            result = self.generator.unrendered(unit, exc)
+            carried[self.CACHED] = json.dumps(dataclasses.asdict(result), ensure_ascii=False)
+            return {**request_row(self.placeholder(unit)), **carried}
         if self.cache is not None:
             key = request_key(self.generator.model_name, request)
             stored = self.cache.get(key)
