@@ -199,13 +199,15 @@ def test_a_table_inside_an_answer_stays_the_answer():
     assert pair.answer == "| Year | Lamps |\n|---|---|\n| 2023 | 412 |"
 
 
-def test_yaml_aliases_in_a_reply_are_not_expanded():
-    # An alias bomb fits in a few hundred tokens: a reply's YAML is read without aliases (here
-    # the reply is read line by line instead), so nothing expands.
-    reply = "```yaml\n- question: Why?\n  answer: &a [x, x]\n- question: When?\n  answer: *a\n```"
+def test_a_yaml_alias_bomb_in_a_reply_is_not_expanded():
+    # A "billion laughs" fits in a few hundred tokens: the reply's YAML goes through the one
+    # YAML reader, whose alias bound refuses it (the reply is then read line by line).
+    levels = ["  laughs: &l0 [ha, ha, ha, ha, ha, ha, ha, ha, ha]"]
+    levels += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    reply = "```yaml\n- question: Why?\n  answer: Because.\n" + "\n".join(levels) + "\n```"
     result = parse_reply(reply)
-    assert [p.question for p in result.pairs] == ["Why?", "When?"]
-    assert all("- x" not in p.answer for p in result.pairs)
+    assert [p.question for p in result.pairs] == ["Why?"]
+    assert len(result.pairs[0].answer) < 2000
 
 
 def test_think_blocks_are_dropped_wherever_they_are():

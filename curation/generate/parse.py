@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from curation.config import ConfigError, parse_yaml
 from curation.jsonscan import json_values
 
 
@@ -271,16 +271,6 @@ BARE_YAML = re.compile(
 )
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: a reply is untrusted text, and an alias bomb in a few
-    hundred tokens would expand without bound."""
-
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("aliases are not read in replies")
-        return super().compose_node(parent, index)
-
-
 def _yaml_blocks(text: str) -> Iterator[str]:
     """Fenced blocks tagged yaml/yml, or untagged; else the whole reply when it starts as a YAML
     list or mapping of pairs (`- question: ...`)."""
@@ -307,9 +297,9 @@ def _parse_yaml(text: str) -> ParseResult | None:
     line reader takes the reply, fences and all."""
     groups = []
     for block in _yaml_blocks(text):
-        try:
-            value = yaml.load(block, Loader=_NoAliasLoader)  # a SafeLoader without aliases
-        except yaml.YAMLError:
+        try:  # the one YAML reader: aliases bounded (a reply is untrusted text)
+            value = parse_yaml(block, "reply")
+        except ConfigError:
             return None
         found = _qa_dicts(value)
         # One bare mapping (`Question: ...` / `Answer: ...`) is left to the line reader: YAML
