@@ -1,5 +1,6 @@
 """curation: synthetic multi-page instruction data for text-rich multi-image VLMs."""
 
+import os
 import sys
 
 __version__ = "0.1.0"
@@ -10,3 +11,10 @@ __version__ = "0.1.0"
 # declined here (pymupdf then runs without it, as when the package is absent), unless the
 # process imported it already.
 sys.modules.setdefault("pymupdf.layout", None)
+
+# onnxruntime (imported by pymupdf's helpers and by RapidOCR) sends usage telemetry to Microsoft
+# from 1.29 on Linux and, when imported, writes a device id under
+# ~/.cache/Microsoft/DeveloperTools: outside the output folder, before a run has claimed it (even
+# a run that is then refused). Off in every process that imports curation, Ray workers
+# included, unless the environment says otherwise; it must be set before onnxruntime loads.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import ray
-from ray.data import ActorPoolStrategy, TaskPoolStrategy
+from ray.data import ActorPoolStrategy
 
 from curation.config import GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.files import path_text
@@ -26,6 +26,7 @@ from curation.generate.prompts import resolve_prompt_dir
 from curation.ingest import ingest_document
 from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
+from curation.ingest.quality import mark_textless
 from curation.output.journal import Journal, Progress
 from curation.preflight import stage_asks
 from curation.schema import OCR_UNIT_SCHEMA, OUTCOME_SCHEMA, UNIT_SCHEMA
@@ -38,24 +39,38 @@ def ingest_batch(
     units: UnitsConfig,
     skip: frozenset[str] = frozenset(),
     to_ocr: bool = False,
+    needs_text: bool = False,
 ) -> Iterator[pa.Table]:
     """Ray stage: one input file per batch in, its Unit rows out one at a time (streaming).
     Units in `skip` (finished before an interruption) are left out; an item's `page_dups`
     (JSON) marks its pages that repeat earlier pages of the run. `to_ocr`: the OCR stage
-    follows, so the rows carry the pages rendered for it (OCR_UNIT_SCHEMA)."""
+    follows, so the rows carry the pages rendered for it (OCR_UNIT_SCHEMA). `needs_text`: the
+    model reads text only, so a unit without any (and no page left for OCR) is skipped."""
     schema = OCR_UNIT_SCHEMA if to_ocr else UNIT_SCHEMA
     for item in batch.to_pylist():
         dups = dups_from_json(item.get("page_dups"))
         path = os.fsdecode(item["path"])  # the real name, as bytes through Arrow
         for row in ingest_document(path, ingest, units, item["source"], dups):
             if row["unit_id"] not in skip:
+                row = mark_textless(row) if needs_text else row
                 yield pa.Table.from_pylist([row], schema=schema)
 
 
-def ocr_batch(batch: pa.Table, ingest: IngestConfig) -> pa.Table:
-    """Ray stage: fill in the text of the pages that need OCR. A task, not an actor: the OCR
-    model loads only in a task whose batch has such a page, and no idle model holds a node."""
-    return pa.Table.from_pylist(OCRStage(ingest)(batch.to_pylist()), schema=UNIT_SCHEMA)
+class OCRActor:
+    """Ray actor: fills in the text of the pages that need OCR, with one OCR model for its
+    life, loaded on the first such page (a run without one loads none). It asks for no CPU
+    (onnxruntime spreads a page over the node's cores anyway), so it never holds a 1-CPU node's
+    only CPU; `needs_text`: see `ingest_batch`."""
+
+    def __init__(self, ingest: IngestConfig, needs_text: bool = False) -> None:
+        self.stage = OCRStage(ingest)
+        self.needs_text = needs_text
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        units = self.stage(batch.to_pylist())
+        if self.needs_text:
+            units = [mark_textless(unit) for unit in units]
+        return pa.Table.from_pylist(units, schema=UNIT_SCHEMA)
 
 
 class GenerateActor:
@@ -80,9 +95,11 @@ def build_units(
     skip: frozenset[str] = frozenset(),
     page_dups: dict[str, dict[int, str]] | None = None,
 ) -> ray.data.Dataset:
-    """Files -> Unit rows: one ingest task per document, then OCR tasks for pages that need it.
-    `page_dups`: by source, the pages that repeat an earlier page (`page_duplicates`)."""
+    """Files -> Unit rows: one ingest task per document, then OCR actors for pages that need it.
+    `page_dups`: by source, the pages that repeat an earlier page (`page_duplicates`). Without
+    page images for the model (generate.images off), a unit with no text is skipped."""
     asks = stage_asks(recipe)
+    needs_text = not recipe.generate.images
     items = [
         {
             # Bytes: Arrow holds text as UTF-8 only, and a file name may be any bytes.
@@ -101,19 +118,20 @@ def build_units(
             "units": recipe.units,
             "skip": skip,
             "to_ocr": "ocr" in asks,
+            "needs_text": needs_text,
         },
         **asks["ingest"].ray_args(),
     )
     if "ocr" not in asks:
         return units
-    # The OCR tasks' memory ask also keeps Ray from fusing them into the ingest tasks (which
-    # would then all ask for the OCR model's memory), so documents are read in parallel.
+    # An actor's other ask also keeps Ray from fusing the ingest tasks into it, so documents
+    # are read in parallel while the models work.
     return units.map_batches(
-        ocr_batch,
+        OCRActor,
         batch_size=4,
         batch_format="pyarrow",
-        compute=TaskPoolStrategy(size=recipe.ingest.ocr_workers),
-        fn_kwargs={"ingest": recipe.ingest},
+        compute=ActorPoolStrategy(size=recipe.ingest.ocr_workers),
+        fn_constructor_kwargs={"ingest": recipe.ingest, "needs_text": needs_text},
         **asks["ocr"].ray_args(),
     )
 
@@ -188,7 +206,7 @@ def generate_and_filter(
 # Ray Data operator names -> the stages the progress line and the watchdog's reports name.
 STAGE_NAMES = {
     "ingest_batch": "ingest",
-    "ocr_batch": "ocr",
+    "OCRActor": "ocr",
     "GenerateActor": "generate",
     "vLLM": "generate",
     "filter_batch": "filter",

@@ -19,7 +19,7 @@ from curation.config import Recipe
 GIB = 1024**3
 # Ray's CPU and memory figures are rounded to 1/10000 when scheduled: compare with that slack.
 SLACK = 1e-4
-# The OCR model (RapidOCR peaks near 1.4 GiB) loads inside the task that needs it.
+# The OCR model (RapidOCR peaks near 1.4 GiB) loads inside its actor, on the first page it OCRs.
 OCR_MEMORY = 2 * GIB
 
 
@@ -45,13 +45,13 @@ class StageAsk:
 
 def stage_asks(recipe: Recipe) -> dict[str, StageAsk]:
     """The plan per stage. Only tasks ask for a CPU: they end, so they never hold a node. The
-    generation actors live as long as the run and ask for memory alone (their libraries spread
-    over every core anyway); with a CPU share of their own they left a 1-CPU node unable to take
-    any 1-CPU task, and the run waited forever."""
+    model actors (OCR, generation) live as long as the run and ask for memory alone (their
+    libraries spread over every core anyway); with a CPU share of their own they left a 1-CPU
+    node unable to take any 1-CPU task, and the run waited forever."""
     asks = {"ingest": StageAsk("ingest", {"CPU": 1.0}, "the node's CPUs (ray start --num-cpus)")}
     if recipe.ingest.ocr != "never":
         asks["ocr"] = StageAsk(
-            "ocr", {"CPU": 1.0, "memory": OCR_MEMORY}, "ingest.ocr (never: no OCR stage)"
+            "ocr", {"CPU": 0.0, "memory": OCR_MEMORY}, "ingest.ocr (never: no OCR stage)"
         )
     cfg = recipe.generate
     if cfg.engine == "vllm":

@@ -147,7 +147,7 @@ def test_the_shipped_recipe_joins_by_ray_address_uses_both_nodes_and_matches_a_l
     # The model sits on node1 (the head has too little memory), and node1 still ingests.
     assert work["node1"][GENERATE] >= 1, work
     assert work["node1"]["MapBatches(ingest_batch)"] >= 1, work
-    assert any("_batch)" in task for task in work["head"]), work  # ingest, OCR or filter tasks
+    assert any("_batch)" in task for task in work["head"]), work  # ingest or filter tasks
     result = curation_cli("run", *common, "--out", str(local))  # in this process, local Ray
     assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads((on_cluster / "manifest.json").read_text())

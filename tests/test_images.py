@@ -52,15 +52,30 @@ def ingest_error(path: Path, cfg: IngestConfig | None = None) -> IngestError:
     return err.value
 
 
+def scan(path: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    """A navy page with a white box on it: ink, no text layer (an image file has none)."""
+    image = Image.new("RGB", size, "navy")
+    image.paste("white", (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 3))
+    image.save(path)
+    return path
+
+
 @pytest.mark.parametrize("name", ["scan.png", "photo.jpg", "photo.jpeg", "page.webp"])
 def test_single_image_is_a_one_page_document_waiting_for_ocr(tmp_path, name):
-    path = save(tmp_path / name, (640, 480), "navy")
+    path = scan(tmp_path / name)
     [page] = iter_image_pages(path, "img", IngestConfig())
     assert (page.doc_id, page.source, page.kind) == ("img", str(path), "images")
     assert (page.page, page.n_pages, page.text, page.text_source) == (0, 1, "", "pending_ocr")
     image = decoded(page)
     assert image.format == "PNG" and image.mode == "RGB"
     assert image.size == (page.width, page.height) == (640, 480)
+
+
+@pytest.mark.parametrize("name", ["blank.png", "blank.jpg", "blank.tif"])
+def test_a_blank_image_is_not_sent_to_ocr(tmp_path, name):
+    path = save(tmp_path / name, (640, 480), "white")
+    [page] = iter_image_pages(path, "img", IngestConfig(ocr="always"))
+    assert (page.text, page.text_source) == ("", "none")
 
 
 def test_no_ocr_means_no_text_source(tmp_path):

@@ -3,12 +3,13 @@ import time
 
 import pymupdf
 import pytest
-from conftest import make_pdf
+from conftest import blank_pdf, make_pdf
 from PIL import Image
 
 from curation.config import IngestConfig, UnitsConfig
 from curation.ingest import document_id, expand_inputs, ingest_document, iter_pages
 from curation.ingest.errors import IngestError
+from curation.ingest.render import BLANK_SPREAD, is_blank
 
 
 def test_pdf_pages_carry_text_layer_and_rendered_image(report_pdf):
@@ -48,27 +49,6 @@ def test_grayscale_render(report_pdf):
     assert Image.open(io.BytesIO(page.image)).mode == "L"
 
 
-def blank_pdf(n_pages: int) -> bytes:
-    """A valid PDF of n blank Letter pages, written out directly: PyMuPDF's new_page takes
-    about 10 s for 10,000 pages."""
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{' '.join(f'{3 + i} 0 R' for i in range(n_pages))}] "
-        f"/Count {n_pages} >>",
-        *["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"] * n_pages,
-    ]
-    pdf, offsets = bytearray(b"%PDF-1.7\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(pdf))
-        pdf += f"{number} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(pdf)
-    pdf += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    pdf += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    pdf += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n".encode()
-    pdf += f"startxref\n{xref}\n%%EOF\n".encode()
-    return bytes(pdf)
-
-
 def test_page_cap_reads_the_first_pages_then_records_the_rest(tmp_path):
     path = tmp_path / "long.pdf"
     with pymupdf.open("pdf", blank_pdf(10_000)) as doc:
@@ -96,10 +76,66 @@ def test_landscape_deck_is_slides(slides_pdf, report_pdf):
     assert next(iter_pages(report_pdf, "d", IngestConfig())).kind == "document"
 
 
-def test_page_without_text_goes_to_ocr_unless_ocr_is_off(tmp_path):
-    path = make_pdf(tmp_path / "blank.pdf", [""])
-    assert next(iter_pages(path, "d", IngestConfig())).text_source == "pending_ocr"
-    assert next(iter_pages(path, "d", IngestConfig(ocr="never"))).text_source == "none"
+def drawn_pdf(path, marks: list[tuple[str, str]]) -> object:
+    """One Letter page per mark, none with a text layer: ("ink", _) a scanned-looking page (a
+    filled box, pixels only), ("blank", _) nothing, ("hidden", text) text drawn invisibly (a
+    text layer, no ink)."""
+    doc = pymupdf.open()
+    for kind, text in marks:
+        page = doc.new_page()
+        if kind == "ink":
+            page.draw_rect(pymupdf.Rect(100, 100, 300, 160), color=(0, 0, 0), fill=(0.2, 0.2, 0.2))
+        elif kind == "hidden":
+            page.insert_text((72, 72), text, render_mode=3)
+    doc.save(path, no_new_id=True)
+    doc.close()
+    return path
+
+
+def test_page_without_text_goes_to_ocr_unless_it_is_blank_or_ocr_is_off(tmp_path):
+    path = drawn_pdf(tmp_path / "scan.pdf", [("ink", ""), ("blank", "")])
+    pages = list(iter_pages(path, "d", IngestConfig()))
+    assert [p.text_source for p in pages] == ["pending_ocr", "none"]  # blank: nothing to read
+    assert [p.text_source for p in iter_pages(path, "d", IngestConfig(ocr="always"))] == [
+        "pending_ocr",
+        "none",
+    ]
+    never = IngestConfig(ocr="never")
+    assert [p.text_source for p in iter_pages(path, "d", never)] == ["none", "none"]
+    assert Image.open(io.BytesIO(pages[1].image)).size == (pages[1].width, pages[1].height)
+
+
+def test_a_blank_page_keeps_a_short_text_layer_as_ocr_would_have(tmp_path):
+    """OCR finds nothing on a blank page, and the OCR stage then keeps the layer: the same
+    row, without the OCR."""
+    path = drawn_pdf(tmp_path / "hidden.pdf", [("hidden", "p. 12")])
+    [page] = iter_pages(path, "d", IngestConfig(ocr_dpi=300))
+    assert (page.text, page.text_source, page.ocr_image) == ("p. 12", "layer", None)
+
+
+def test_a_pdf_of_blank_pages_sends_no_page_to_ocr(tmp_path):
+    path = tmp_path / "blank.pdf"
+    path.write_bytes(blank_pdf(200))
+    cfg = IngestConfig(dpi=36, ocr_dpi=72)
+    rows = list(ingest_document(path, cfg, UnitsConfig()))
+    assert len(rows) == 100 and all(row["error_code"] is None for row in rows)
+    assert {s for row in rows for s in row["text_sources"]} == {"none"}
+    assert not any("ocr_images" in row for row in rows)  # nothing rendered for OCR either
+
+
+def test_blank_means_no_ink_at_the_render_resolution():
+    white = Image.new("RGB", (1275, 1650), "white")
+    assert is_blank(white) and is_blank(white.convert("L"))
+    assert is_blank(Image.new("RGB", (640, 480), (20, 40, 160)))  # a plain slide background
+    faint = white.copy()
+    faint.putpixel((10, 10), (255 - BLANK_SPREAD,) * 3)  # within the spread: no readable mark
+    assert is_blank(faint)
+    dot = white.copy()
+    dot.putpixel((600, 800), (90, 90, 90))  # one grey pixel of 2 million: ink
+    assert not is_blank(dot) and not is_blank(dot.convert("L")) and not is_blank(dot.convert("P"))
+    tinted = white.copy()
+    tinted.putpixel((0, 0), (255, 255, 200))  # one channel off: a yellow mark on white
+    assert not is_blank(tinted)
 
 
 def test_born_digital_page_keeps_its_layer_and_always_forces_ocr(report_pdf):

@@ -5,15 +5,17 @@ import io
 import pyarrow as pa
 import pymupdf
 import pytest
+from conftest import blank_pdf
 from PIL import Image
 
+import curation.ingest.ocr_stage as ocr_stage_module
 from curation.config import IngestConfig, Recipe, UnitsConfig
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.ocr import OCRBackend, OCRResult
 from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.slides import NOTES_HEADING
-from curation.pipeline import ingest_batch
-from curation.schema import OCR_UNIT_SCHEMA, UNIT_SCHEMA
+from curation.pipeline import OCRActor, ingest_batch
+from curation.schema import OCR_UNIT_SCHEMA, UNIT_SCHEMA, wants_reply
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +142,82 @@ def test_ocr_dpi_at_its_default_leaves_the_recipe_hash_alone():
     assert IngestConfig().ocr_dpi is None
     changed = Recipe(name="r", inputs=["*.pdf"], ingest={"ocr_dpi": 200})
     assert changed.content_hash() != base.content_hash()
+
+
+# ---- the OCR actor, blank pages and units without text ------------------------------------------
+
+
+def input_batch(path) -> pa.Table:
+    """One input as the ingest stage receives it."""
+    return pa.table({"path": [str(path)], "source": [str(path)], "page_dups": [None]})
+
+
+def ingested(path, cfg: IngestConfig, needs_text: bool = True) -> pa.Table:
+    """The input's Unit rows on their way to the OCR stage."""
+    return pa.concat_tables(
+        ingest_batch(input_batch(path), cfg, UnitsConfig(), to_ocr=True, needs_text=needs_text)
+    )
+
+
+def scan_png(tmp_path) -> object:
+    """The small-print page as a 200 dpi scan: an image input, so OCR reads it."""
+    with pymupdf.open(small_print_pdf(tmp_path / "small.pdf")) as doc:
+        path = tmp_path / "scan.png"
+        doc[0].get_pixmap(dpi=200).save(path)
+    return path
+
+
+@pytest.fixture
+def loads(monkeypatch, stage) -> list[IngestConfig]:
+    """Every OCR model load, each answered with the module's RapidOCR (already loaded)."""
+    found: list[IngestConfig] = []
+
+    def load(cfg: IngestConfig) -> OCRBackend:
+        found.append(cfg)
+        return stage.backend
+
+    monkeypatch.setattr(ocr_stage_module, "build_ocr_backend", load)
+    return found
+
+
+def test_the_ocr_actor_loads_its_model_once_and_only_for_a_page_that_needs_it(
+    loads, tmp_path, report_pdf
+):
+    actor = OCRActor(IngestConfig())
+    layer = actor(ingested(report_pdf, IngestConfig())).to_pylist()
+    assert {s for row in layer for s in row["text_sources"]} == {"layer"}
+    assert loads == []  # a good text layer: no model
+    scan = scan_png(tmp_path)
+    for _ in range(2):  # two batches, one model
+        [row] = actor(ingested(scan, IngestConfig())).to_pylist()
+        assert row["text_sources"] == ["ocr"] and "reservoir" in row["texts"][0].lower()
+    assert len(loads) == 1
+
+
+def test_blank_pages_reach_neither_ocr_nor_the_model(loads, tmp_path):
+    path = tmp_path / "blank.pdf"
+    path.write_bytes(blank_pdf(200))
+    cfg = IngestConfig(dpi=36)
+    rows = OCRActor(cfg, needs_text=True)(ingested(path, cfg)).to_pylist()
+    assert loads == []  # no page went to OCR
+    assert len(rows) == 100  # 2 pages a unit
+    assert {s for row in rows for s in row["text_sources"]} == {"none"}
+    assert all(row["skipped"].startswith("no_text: ") for row in rows)
+    assert not any(wants_reply(row) for row in rows)  # no generation request
+
+
+def test_a_unit_ocr_finds_no_text_on_is_skipped_unless_the_model_reads_images(loads, tmp_path):
+    doc = pymupdf.open()
+    page = doc.new_page(width=300, height=200)
+    page.draw_rect(pymupdf.Rect(40, 40, 260, 160), color=(0, 0, 0), fill=(0.3, 0.3, 0.3))
+    doc.save(tmp_path / "box.pdf")
+    doc.close()
+    cfg = IngestConfig(dpi=72)
+    units = ingested(tmp_path / "box.pdf", cfg)
+    assert units.to_pylist()[0]["text_sources"] == ["pending_ocr"]  # ink, no text layer
+    [row] = OCRActor(cfg, needs_text=True)(units).to_pylist()
+    assert len(loads) == 1 and row["text_sources"] == ["none"]  # OCR read it: nothing
+    assert row["skipped"].startswith("no_text: ") and not wants_reply(row)
+    # generate.images on: the model sees the page, so the unit is asked about it.
+    [row] = OCRActor(cfg)(ingested(tmp_path / "box.pdf", cfg, needs_text=False)).to_pylist()
+    assert row["skipped"] is None and wants_reply(row)

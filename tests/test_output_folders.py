@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymupdf
 import pytest
 from conftest import LENIENT_CHAIN, ROOT, SAMPLES
 from output_fixtures import build_output
@@ -293,3 +294,113 @@ def test_a_claim_killed_before_its_marker_is_still_ours(tmp_path):
     with OutputFolder(out, "filter") as claim:
         assert claim.took_over == lock
     assert (out / MARKER).exists() and not (out / LOCK).exists()
+
+
+# ---- nothing under HOME before the claim ---------------------------------------------------------
+
+# What a run may write under HOME, all after it claimed its folder (README "Where a run writes"):
+# Ray's token for the local cluster it starts, matplotlib's font list for the card's plots.
+DOCUMENTED_HOME = {".ray", ".ray/auth_token", ".cache", ".config"}
+DOCUMENTED_HOME_FOLDERS = (".cache/matplotlib", ".config/matplotlib")
+
+OCR_PROBE = """
+import curation.run  # everything `curation run` imports before it claims its folder
+import pymupdf
+from curation.ingest.ocr import RapidOCRBackend
+
+doc = pymupdf.open()
+page = doc.new_page(width=300, height=60)
+page.insert_text((10, 30), "Reservoir levels recovered quickly", fontsize=9)
+print(RapidOCRBackend().recognize(page.get_pixmap(dpi=150).tobytes("png")).text)
+"""
+
+
+def empty_home(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """An empty HOME and an environment that uses it (no XDG folders, telemetry not set: as a
+    user's shell has them)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "ORT_DISABLE_TELEMETRY" and not key.startswith("XDG_")
+    }
+    return home, {**env, "HOME": str(home)}
+
+
+def under(home: Path) -> set[str]:
+    return {p.relative_to(home).as_posix() for p in home.rglob("*")}
+
+
+def test_importing_curation_and_ocr_write_nothing_under_home(tmp_path):
+    """onnxruntime (imported with pymupdf, and by RapidOCR) would write a device id under
+    ~/.cache/Microsoft/DeveloperTools when imported, and send telemetry."""
+    home, env = empty_home(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", OCR_PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reservoir levels" in result.stdout.lower()  # a page was OCR'd
+    assert under(home) == set()
+
+
+@pytest.mark.e2e
+def test_a_run_writes_nothing_under_home_before_its_claim_and_then_only_known_caches(tmp_path):
+    """`curation run` processes with an empty HOME: one refused (its folder holds a user's
+    file), one that OCRs a scanned page; the model is a scripted OpenAI-compatible server (a
+    FAKE standing in for vLLM: tests/scripted_server.py)."""
+    from scripted_server import scripted_server
+
+    home, env = empty_home(tmp_path)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    doc = pymupdf.open()
+    page = doc.new_page(width=300, height=60)
+    page.insert_text((10, 30), "Reservoir levels recovered quickly", fontsize=9)
+    page.get_pixmap(dpi=200).save(inputs / "scan.png")
+    doc.close()
+    (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes\n")
+
+    def run(recipe: str, out: Path) -> subprocess.CompletedProcess:
+        path = tmp_path / f"{out.name}.yaml"
+        path.write_text(recipe + f"output: {{dir: {str(out)!r}}}\n")
+        return subprocess.run(
+            [sys.executable, "-m", "curation", "run", str(path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    reply = "Q1: What recovered?\nA1: Reservoir levels."
+    with scripted_server(lambda messages: reply) as server:
+        recipe = (
+            f"name: home\ninputs: [{str(inputs / '*.png')!r}]\nfilters: {tmp_path}/lenient.yaml\n"
+            f"generate: {{engine: openai, base_url: {server.base_url!r}, pairs_per_unit: 1, "
+            f"max_tokens: 32, cache_dir: {str(tmp_path / 'cache' / 'responses')!r}}}\n"
+        )
+        refused = run(recipe, mine)
+        assert refused.returncode == 2, refused.stderr
+        assert "holds files curation did not write" in " ".join(refused.stderr.split())
+        assert under(home) == set()
+
+        done = run(recipe, tmp_path / "out")
+        assert done.returncode == 0, done.stderr
+        assert len(server.requests) == 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["pages_by_text_source"] == {"ocr": 1}
+    unknown = {
+        path
+        for path in under(home) - DOCUMENTED_HOME
+        if not path.startswith(DOCUMENTED_HOME_FOLDERS)
+    }
+    assert unknown == set()

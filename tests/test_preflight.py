@@ -36,7 +36,7 @@ def test_model_actors_ask_no_cpu_so_a_one_cpu_node_keeps_room_for_tasks() -> Non
     asks = stage_asks(recipe())
     assert asks["generate"].resources == {"CPU": 0.0, "memory": 4 * GIB}
     assert asks["ingest"].ray_args() == {"num_cpus": 1.0}
-    assert asks["ocr"].ray_args() == {"num_cpus": 1.0, "memory": 2 * GIB}
+    assert asks["ocr"].ray_args() == {"num_cpus": 0.0, "memory": 2 * GIB}  # an OCR actor
     assert "ocr" not in stage_asks(Recipe(name="r", inputs=["x"], ingest={"ocr": "never"}))
 
 

@@ -200,7 +200,10 @@ def test_a_cluster_status_that_cannot_be_read_does_not_end_the_run(monkeypatch) 
 def test_stage_names_follow_ray_datas_operator_names() -> None:
     dog, *_ = watch()
     assert dog.stage("MapWorker(MapBatches(GenerateActor))") == "generate"
-    assert dog.stage("MapBatches(ingest_batch)->MapBatches(ocr_batch)") == "ocr"  # fused: last
+    assert dog.stage("MapWorker(MapBatches(OCRActor))") == "ocr"
+    assert (
+        dog.stage("MapBatches(ReadItems)->MapBatches(ingest_batch)") == "ingest"
+    )  # fused with the read
     assert dog.stage("vLLMEngineStage") == "generate"
     assert dog.stage("ReadRange") == "ReadRange"  # not ours: its own name
 

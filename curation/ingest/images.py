@@ -15,7 +15,7 @@ from curation.config import IngestConfig
 from curation.files import path_text
 from curation.ingest.errors import IngestError
 from curation.ingest.quality import NONE, PENDING_OCR
-from curation.ingest.render import encode_image
+from curation.ingest.render import encode_image, is_blank
 from curation.schema import Page
 from curation.seeding import file_sha256
 
@@ -111,8 +111,9 @@ def iter_file_pages(
     found = count_pages(files, cfg.max_pages)
     n_pages = found if cfg.max_pages is None else min(found, cfg.max_pages)
     frames = chain.from_iterable(decoded_frames(path, cfg) for path in files)
-    text_source = NONE if cfg.ocr == "never" else PENDING_OCR
     for index, image in enumerate(islice(frames, n_pages)):
+        # A blank image (no ink) has nothing for OCR to read.
+        text_source = NONE if cfg.ocr == "never" or is_blank(image) else PENDING_OCR
         data, width, height = encode_image(image, cfg)
         yield Page(
             doc_id=doc_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from curation.config import IngestConfig
 from curation.ingest.errors import IngestError
 from curation.ingest.ocr import OCRBackend, build_ocr_backend
-from curation.ingest.quality import LAYER, NONE, OCR, OCR_FAILED, PENDING_OCR
+from curation.ingest.quality import OCR, OCR_FAILED, PENDING_OCR, without_ocr
 from curation.ingest.slides import NOTES_HEADING
 
 
@@ -50,4 +50,4 @@ class OCRStage:
             unit["text_sources"][index] = OCR
             unit["ocr_scores"][index] = result.score
         else:
-            unit["text_sources"][index] = LAYER if unit["texts"][index].strip() else NONE
+            unit["text_sources"][index] = without_ocr(unit["texts"][index])

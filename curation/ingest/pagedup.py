@@ -39,7 +39,8 @@ from curation.ingest.remote import is_uri, staged
 from curation.seeding import content_id
 
 # Bump when what a signature is made of changes: cached signatures of another version are unused.
-SIGNATURE_VERSION = 1
+# 2: a blank page's text layer is used as it is (no OCR), so a short one makes it `textual`.
+SIGNATURE_VERSION = 2
 # The pre-pass render's longest side: phash reads a 32 x 32 reduction of it.
 PASS_MAX_SIDE = 512
 EMPTY_TEXT = "empty"

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pymupdf
+from PIL import Image
 
 from curation.config import IngestConfig
 from curation.files import name_is_text, path_text
 from curation.ingest.errors import IngestError
-from curation.ingest.quality import PENDING_OCR, choose_text_source
-from curation.ingest.render import fit_scale
+from curation.ingest.quality import PENDING_OCR, choose_text_source, without_ocr
+from curation.ingest.render import fit_scale, is_blank
 from curation.schema import Page
 
 PDF_MAGIC = b"%PDF-"
@@ -73,10 +74,26 @@ def text_page(page: pymupdf.Page) -> pymupdf.TextPage:
 
 def render_page(page: pymupdf.Page, cfg: IngestConfig) -> tuple[bytes, int, int]:
     """Render at cfg.dpi, scaled down under max_image_side and max_pixels; (bytes, width, height)."""
+    return encode_pixmap(page_pixmap(page, cfg), cfg)
+
+
+def page_pixmap(page: pymupdf.Page, cfg: IngestConfig) -> pymupdf.Pixmap:
+    """The page's pixels at cfg.dpi, scaled down under max_image_side and max_pixels."""
     zoom = cfg.dpi / 72.0
     zoom *= fit_scale(page.rect.width * zoom, page.rect.height * zoom, cfg)
     colorspace = pymupdf.csGRAY if cfg.grayscale else pymupdf.csRGB
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=colorspace, alpha=False)
+    return page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=colorspace, alpha=False)
+
+
+def pixmap_is_blank(pix: pymupdf.Pixmap) -> bool:
+    """No ink on the render (`render.is_blank`), read in place."""
+    mode = "L" if pix.n == 1 else "RGB"
+    size = (pix.width, pix.height)
+    return is_blank(Image.frombuffer(mode, size, pix.samples_mv, "raw", mode, pix.stride, 1))
+
+
+def encode_pixmap(pix: pymupdf.Pixmap, cfg: IngestConfig) -> tuple[bytes, int, int]:
+    """The pixmap as cfg.image_format; (bytes, width, height)."""
     if cfg.image_format == "jpeg":
         data = pix.tobytes("jpeg", jpg_quality=cfg.jpeg_quality)
     else:
@@ -119,7 +136,8 @@ def iter_pdf_pages(
 ) -> Iterator[Page]:
     """Yield the pages of a PDF one at a time (at most cfg.max_pages).
 
-    A page whose text layer is missing or garbled gets text_source 'pending_ocr' (see quality.py).
+    A page whose text layer is missing or garbled gets text_source 'pending_ocr' (see quality.py),
+    unless its render is blank (no ink: OCR would read nothing), which keeps its text layer.
     """
     doc = open_pdf(path)
     try:
@@ -131,7 +149,10 @@ def iter_pdf_pages(
                 textpage = text_page(page)
                 text = page_text(page, textpage)
                 source = choose_text_source(text, cfg, image_coverage(page, textpage))
-                image, width, height = render_page(page, cfg)
+                pix = page_pixmap(page, cfg)
+                if source == PENDING_OCR and pixmap_is_blank(pix):
+                    source = without_ocr(text)
+                image, width, height = encode_pixmap(pix, cfg)
                 ocr_image = (
                     render_ocr_image(page, cfg)
                     if source == PENDING_OCR and ocr_render_dpi(cfg) is not None

@@ -1,4 +1,4 @@
-"""Is a page's text layer usable, or should the page be OCR'd?"""
+"""Is a page's text layer usable, or should the page be OCR'd? And is there any text at all?"""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ LAYER, OCR, NONE, PENDING_OCR = "layer", "ocr", "none", "pending_ocr"
 OCR_FAILED = "ocr_failed"  # OCR was needed but the backend could not read the image
 # U+FFFD and the private-use area: what a font without a usable ToUnicode map extracts as.
 BAD_CHARS = re.compile("[\ufffd\ue000-\uf8ff]")
+# Why a unit gets no LLM call when none of its pages holds text (schema `skipped`, before ':').
+NO_TEXT = "no_text"
 
 
 def bad_char_share(text: str) -> float:
@@ -44,3 +46,20 @@ def choose_text_source(text: str, cfg: IngestConfig, image_coverage: float = 0.0
     if cfg.ocr == "auto":
         return PENDING_OCR
     return LAYER if text.strip() else NONE
+
+
+def without_ocr(text: str) -> str:
+    """The source of a page OCR has nothing to read on (it found no text, or the page is
+    blank): its text layer when it has one, else none."""
+    return LAYER if text.strip() else NONE
+
+
+def mark_textless(row: dict) -> dict:
+    """A Unit row with `skipped` (NO_TEXT) when none of its pages holds text and none waits
+    for OCR: a prompt over empty text gets questions about nothing ("What is the purpose of
+    the article?"). For runs whose model reads text only (generate.images off)."""
+    if row.get("error_code") is not None or row.get("skipped") or not row["pages"]:
+        return row
+    if PENDING_OCR in row["text_sources"] or any(text.strip() for text in row["texts"]):
+        return row
+    return {**row, "skipped": f"{NO_TEXT}: no page holds text (blank, or OCR found none)"}

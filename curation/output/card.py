@@ -46,7 +46,10 @@ FUNNEL_STAGES = (
 
 
 # Why a unit got no LLM call (RunCounts.units_skipped keys), as the funnel says it.
-SKIP_LABELS = {"duplicate_pages": "every page repeats an earlier one"}
+SKIP_LABELS = {
+    "duplicate_pages": "every page repeats an earlier one",
+    "no_text": "no page holds text",
+}
 
 
 class OutputFolderError(ValueError):
@@ -527,7 +530,14 @@ def card_body(
             " A unit whose pages all repeat earlier pages of the run (page dedup: the same text "
             "and a near-identical image) was skipped before generation; a kept page that repeats "
             "one names it in `page_meta.duplicate_of`."
-            if stats["funnel"]["units_skipped"] or stats["funnel"]["pages_duplicate"]
+            if "duplicate_pages" in stats["funnel"]["units_skipped"]
+            or stats["funnel"]["pages_duplicate"]
+            else ""
+        )
+        + (
+            " A unit none of whose pages holds text (blank pages, or pages OCR found no text "
+            "on) was skipped before generation: the model reads text only."
+            if "no_text" in stats["funnel"]["units_skipped"]
             else ""
         ),
         _table(("stage", "count"), funnel_rows(stats)),
