@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from grounding_cases import load_cases
+from grounding_corpus import load_corpus, split_of
 
 from curation.filters.base import PairContext
 from curation.filters.grounding import GroundingFilter
@@ -124,3 +125,17 @@ def test_labeled_set_keeps_correct_and_rejects_wrong_derived_answers(tmp_path: P
     kept = sum(right.passed for right, _ in decisions) / len(cases)
     rejected = sum(not wrong.passed for _, wrong in decisions) / len(cases)
     assert kept >= KEPT_FLOOR and rejected >= REJECTED_FLOOR, (kept, rejected)
+
+
+def test_the_corpus_holds_400_labelled_answers_over_four_kinds_split_by_case(tmp_path: Path):
+    answers = load_corpus(tmp_path)
+    assert len(answers) >= 400
+    assert {a.doc_kind for a in answers} == {"financial", "scientific", "prose", "slides"}
+    assert {a.wrong_kind for a in answers} == {None, "moved", "transposed", "neighbour", "year"}
+    # Every answer of a case is in its case's split, and the split is about 70/30.
+    assert all(a.split == split_of(a.case) for a in answers)
+    held_out = {a.case for a in answers if a.split == "held_out"}
+    assert 0.2 <= len(held_out) / len({a.case for a in answers}) <= 0.4
+    assert (
+        split_of("wm-lamps-more") == "held_out" and split_of("wm-lamps-total") == "train"
+    )  # stable across machines and runs
