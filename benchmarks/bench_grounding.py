@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from grounding_cases import load_cases  # noqa: E402
 from grounding_corpus import CorpusAnswer, load_corpus, tally  # noqa: E402
 
+from curation.filters import numbers  # noqa: E402
 from curation.filters.grounding import GroundingFilter  # noqa: E402
 
 HEADER = (
@@ -48,8 +49,18 @@ def main() -> None:
         "--misses", choices=["train", "held_out", "old"], action="append", default=[]
     )
     parser.add_argument("--set", action="append", default=[], help="GroundingFilter field=value")
+    parser.add_argument(
+        "--bound",
+        action="append",
+        default=[],
+        help="a bound of curation.filters.numbers (RELATED_SHARE=0.9, PAIR_SUMS=any, COARSE=1e9)",
+    )
     args = parser.parse_args()
     settings = dict(s.split("=", 1) for s in args.set)
+    for bound in args.bound:
+        name, value = bound.split("=", 1)
+        old = getattr(numbers, name)
+        setattr(numbers, name, type(old)(value))
     with tempfile.TemporaryDirectory() as folder:
         cases = load_cases(Path(folder))
         answers = load_corpus(Path(folder))
@@ -59,7 +70,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
     )
-    print(f"settings: {settings or 'defaults'}\n")
+    print(f"settings: {settings or 'defaults'}; bounds: {args.bound or 'defaults'}\n")
     print(HEADER.format("split"))
     for split in ("train", "held_out"):
         chosen = [(a, p) for a, p in zip(answers, passed, strict=True) if a.split == split]
@@ -97,7 +108,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for pair in pairs:  # a fresh filter per pair: page groups built each time
             GroundingFilter(**settings).decide([pair])
-    per_pair = (time.perf_counter() - start) / (args.repeat * len(pairs))
+    per_pair = (time.perf_counter() - start) / max(args.repeat * len(pairs), 1)
     print(
         f"\ntime per pair (old set, page groups built each time, one core): {per_pair * 1e3:.1f} ms"
     )
