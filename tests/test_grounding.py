@@ -139,3 +139,73 @@ def test_the_corpus_holds_400_labelled_answers_over_four_kinds_split_by_case(tmp
     assert (
         split_of("wm-lamps-more") == "held_out" and split_of("wm-lamps-total") == "train"
     )  # stable across machines and runs
+
+
+MINUTES_PAGE = """Minutes of the Public Works Committee
+The depot crews repaired 412 lamps in 2023 and 598 in 2024. Crews resurfaced 18.6 km of road.
+The lighting budget was 436 thousand dollars, of which 287 thousand dollars went on parts and
+149 thousand dollars on overtime. The reserve was cut from 850,000 to 600,000. Pothole complaints fell from 1,940 to
+1,315.
+The city runs three depots: Northgate, Riverside and Elm Park. Riverside handled 1,845 work orders."""
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "note"),
+    [
+        # "over ... years" once read as a difference, and a sum was only of neighbouring cells.
+        (
+            "How many lamps did the crews repair over 2023 and 2024?",
+            "1,010 lamps.",
+            "=sum(598,412)",
+        ),
+        ("How did lamp repairs change between 2023 and 2024?", "About 505 lamps a year.", "=avg("),
+        ("How much more was spent on parts than on overtime?", "$138,000 more.", "=diff("),
+    ],
+)
+def test_every_operation_is_tried_whatever_the_wording(question, answer, note):
+    decision = decide(question, answer, MINUTES_PAGE)
+    assert decision.passed, decision.reason
+    assert note in decision.reason
+
+
+def test_a_percentage_change_down_a_column_is_found():
+    page = "Table 1. Temper conditions\nCondition Yield (MPa) Tensile (MPa)\nAs cast 142 188\nPeak aged 268 310"
+    decision = decide("By what percentage does peak ageing raise the yield strength over as cast?",
+                      "It rises by 88.7%.", page)  # fmt: skip
+    assert decision.passed and "88.7%=pct_change(268,142)" in decision.reason
+
+
+def test_number_words_are_claims_only_as_the_answers_quantity():
+    over_years = decide(
+        "How many lamps were repaired?", "1,010 lamps over the two years.", MINUTES_PAGE
+    )
+    assert over_years.passed, over_years.reason
+    one_of = "Riverside, one of the city's four depots, handled 1,845 work orders."
+    assert decide("How many work orders did Riverside handle?", one_of, MINUTES_PAGE).passed
+    # The count a "how many" question asks for is checked against the page.
+    wrong = decide("How many depots does the city run?", "The city runs four depots.", MINUTES_PAGE)
+    assert not wrong.passed and "answer number 4 " in wrong.reason
+    assert decide("How many depots does the city run?", "Three depots.", MINUTES_PAGE).passed
+
+
+def test_coarse_coincidences_unit_ratios_and_wrong_directions_stay_rejected():
+    # 22% is 95/412 x 100 (a share no one asked for): a coarse number needs an operation its
+    # wording names.
+    page = "Passengers (thousands)\nHarbor Line 412 538 701 466\nBay Express 95 120 162 104"
+    coarse = decide("By what percentage did Harbor Line passengers fall from Q3 to Q4?",
+                    "They fell by about 22%.", page)  # fmt: skip
+    assert not coarse.passed, coarse.reason
+    assert decide("By what percentage did Harbor Line passengers fall from Q3 to Q4?",
+                  "They fell by 33.5%.", page).passed  # fmt: skip
+    # A number with a unit is not a ratio (1,940 / 1,315 = 1.48).
+    assert not decide("How much road was resurfaced?", "1.5 km more.", MINUTES_PAGE).passed
+    # A cut is a fall: 41.7% is the rise from 600,000 to 850,000, the cut is 29.4%.
+    assert not decide(
+        "By how much was the reserve cut?", "It was cut by 41.7%.", MINUTES_PAGE
+    ).passed
+    assert decide("By how much was the reserve cut?", "It was cut by 29.4%.", MINUTES_PAGE).passed
+
+
+def test_a_number_wrapped_onto_its_own_line_ends_its_sentence():
+    sentences = [g for g in page_groups(MINUTES_PAGE) if g.kind == "sentence"]
+    assert [1940.0, 1315.0] in [[q.value for q in g.numbers] for g in sentences]
