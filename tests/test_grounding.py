@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from grounding_cases import load_cases
-from grounding_corpus import load_corpus, split_of
+from grounding_corpus import load_corpus, split_of, tally
 
 from curation.filters.base import PairContext
 from curation.filters.grounding import GroundingFilter
@@ -209,3 +209,20 @@ def test_coarse_coincidences_unit_ratios_and_wrong_directions_stay_rejected():
 def test_a_number_wrapped_onto_its_own_line_ends_its_sentence():
     sentences = [g for g in page_groups(MINUTES_PAGE) if g.kind == "sentence"]
     assert [1940.0, 1315.0] in [[q.value for q in g.numbers] for g in sentences]
+
+
+# Measured on the held-out 30% of the corpus (docs/benchmarks.md): 114/129 correct kept (88.4%),
+# 59/68 wrong not printed on the page rejected (86.8%): of those, every moved or transposed value
+# (56/56), 3 of 12 values derived from the neighbouring row or another year. The goal of issue 28
+# (97% / 95%) is not reached with the page alone; the trade-off is in docs/benchmarks.md.
+CORPUS_KEPT_FLOOR, CORPUS_REJECTED_FLOOR, CORPUS_OFF_VALUE_FLOOR = 0.88, 0.86, 0.98
+
+
+def test_held_out_corpus_figures(tmp_path: Path):
+    answers = [a for a in load_corpus(tmp_path) if a.split == "held_out"]
+    passed = [d.passed for d in GroundingFilter().decide([a.pair for a in answers])]
+    figures = tally(answers, passed)["all"]
+    off_value = tally(answers, passed, lambda a: a.wrong_kind in ("moved", "transposed"))[True]
+    assert figures.kept_share >= CORPUS_KEPT_FLOOR, figures
+    assert figures.rejected_share >= CORPUS_REJECTED_FLOOR, figures
+    assert off_value.rejected_share >= CORPUS_OFF_VALUE_FLOOR, off_value
