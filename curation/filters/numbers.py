@@ -558,6 +558,8 @@ class DerivationSearch:
                         continue
                     additive = operation in ("diff", "sum", "avg")
                     if _hit(target, value, scale if additive else target.scale):
+                        if operation in self.asked:
+                            return Derivation(operation, (a, b))  # none comes before it
                         found.append(Derivation(operation, (a, b)))
                 if products and j > i and not target.percent and target.matches(a.value * b.value):
                     found.append(Derivation("product", (a, b)))
