@@ -111,6 +111,8 @@ bench-filters: setup
 bench-dedup: setup
 	$(BIN)/python benchmarks/bench_dedup.py
 
+# Grounding of numbers: kept-correct and rejected-wrong per split, document kind, operation,
+# phrasing and wrong kind, on the corpus of issue 28 and the older labelled set.
 bench-grounding: setup
 	$(BIN)/python benchmarks/bench_grounding.py
 

@@ -12,11 +12,13 @@ from pydantic import Field
 from curation.filters.base import Filter, PairContext
 from curation.filters.numbers import (
     PERCENT_CONTEXT,
+    POINTS,
     QUANTITY,
     DerivationSearch,
     Group,
     Quantity,
     asked_operations,
+    direction,
     page_groups,
     quantities,
     written_arithmetic,
@@ -93,6 +95,22 @@ ARITHMETIC_WORDS = frozenset(
         "much",
         "relative",
         "terms",
+        # Hedges and spans a model wraps a number in ("roughly 3.9 times", "505 a year over the
+        # two years", "across the four quarters").
+        "about",
+        "roughly",
+        "approximately",
+        "around",
+        "nearly",
+        "almost",
+        "per",
+        "across",
+        "year",
+        "years",
+        "quarter",
+        "quarters",
+        "month",
+        "months",
     ]
 )
 # Operands of a written calculation that need not be on the pages: "x 100", "/ 2", "/ 3".
@@ -113,6 +131,50 @@ YES_NO = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)
 NEGATIVE = "not_answerable"
 LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022+]|\d{1,2}[.)])\s+\S", re.MULTILINE)
 ENUMERATION = re.compile(r":\s*([^.;:\n]+)")
+
+
+HOW_MANY = re.compile(r"\bhow many\s+(?:more\s+|fewer\s+)?([A-Za-z][\w-]*)", re.IGNORECASE)
+
+
+def counts_claim(word: Quantity, answer: str, question: str) -> bool:
+    """A number word ("four", "one") is a claim to check only when it is the answer's quantity:
+    the answer's first word ("Three: ..."), or the count a "how many" question asks for (next to
+    the thing it counts, or the answer's only number). "One of the depots", "over the two years",
+    "across the four quarters" (of a page that names Q1-Q4) count nothing the question asks."""
+    pattern = rf"\b{re.escape(word.text)}\b(?!\s+of\b)((?:\s+[\w'-]+){{0,2}})"
+    match = re.search(pattern, answer)
+    if match is None:
+        return False
+    if not answer[: match.start()].strip(" *_#>-"):
+        return True
+    asked = HOW_MANY.search(question)
+    if asked is None:
+        return False
+    counted = stem(asked.group(1))
+    if counted in {stem(w) for w in match.group(1).split()}:
+        return True
+    return all(q.text.isalpha() for q in quantities(answer))
+
+
+RATIO_WORDS = frozenset({"times", "x", "fold", "to", "as", "of", "the", "and", "or", "\u00d7"})
+
+
+def unitless(number: Quantity, answer: str) -> bool:
+    """The number carries no unit, so it may be a ratio ("3.1", "about 3.1 times as many", "a
+    ratio of 0.86"); "47 g", "$2.4M" and "1.5 million cubic metres" are not ratios of two
+    page numbers."""
+    at = answer.find(number.text)
+    rest = answer[at + len(number.text) :] if at >= 0 else ""
+    if re.match(r"\W*(?:\w+\W+){0,6}?per\b", rest):
+        return True  # "$1.19 million of revenue per million cubic metres": a ratio with a unit
+    if (
+        number.text.isalpha()
+        or number.scale != 1
+        or re.match(r"[$\u20ac\u00a3\u00a5]", number.text)
+    ):
+        return False
+    after = re.match(r"\s*-?([A-Za-z\u00d7]+)", rest)
+    return after is None or after.group(1).lower() in RATIO_WORDS
 
 
 def listed_counts(answer: str) -> set[int]:
@@ -160,8 +222,9 @@ class GroundingFilter(Filter):
     answer, up to `max_unsupported_numbers`, is on the pages or one arithmetic step from them
     (`curation.filters.numbers`). Numbers compare at the precision written, with thousands
     separators, currency, %, scales and small number words normalised ("1,250" == "1250",
-    "$16.1M" == "16.1 million", "three" == "3"). A calculation written out in the answer that does
-    not hold rejects the pair. The score is the share of supported content words; a kept pair's
+    "$16.1M" == "16.1 million", "three" == "3"); a number word is a claim only when it is the
+    answer's quantity (`counts_claim`: not "one of the depots" nor "over the two years"). A
+    calculation written out in the answer that does not hold rejects the pair. The score is the share of supported content words; a kept pair's
     reason says how each number was supported ("262=diff(1250,988); 1250=page").
     """
 
@@ -305,6 +368,8 @@ class GroundingFilter(Filter):
             if not number.percent and number.decimals == 0 and number.value in listed:
                 notes[number.label] = "count(listed)"
                 continue
+            if number.text.isalpha() and not counts_claim(number, pair.answer, pair.question):
+                continue  # a number word that is not the answer's quantity
             if self.derived_numbers:
                 if search is None:
                     named = [
@@ -316,9 +381,14 @@ class GroundingFilter(Filter):
                     asked = f"{pair.question} {pair.answer}"
                     topic = {stem(w) for w in content_words(asked)} - ARITHMETIC_WORDS
                     search = DerivationSearch(
-                        vocabulary.groups, named, topic, asked_operations(asked)
+                        vocabulary.groups,
+                        named,
+                        topic,
+                        asked_operations(asked),
+                        points=bool(POINTS.search(asked)),
+                        way=direction(asked),
                     )
-                derivation = search.find(number)
+                derivation = search.find(number, ratio=unitless(number, pair.answer))
                 if derivation is not None:
                     notes[number.label] = derivation.describe()
                     continue
