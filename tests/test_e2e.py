@@ -16,6 +16,7 @@ import pytest
 from conftest import (
     LENIENT_CHAIN,
     SAMPLES,
+    blank_pdf,
     curation_cli,
     make_bad_inputs,
     make_pdf,
@@ -133,7 +134,8 @@ def test_nothing_processable_exits_non_zero(tmp_path, ray_local):
 def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_path, ray_local):
     """A FIFO, a folder and a link to /dev/zero matched by the glob, and a missing name listed
     beside it, are error rows with codes (never opened); a PDF whose name is raw bytes that are
-    not UTF-8 is read by its real name and shown escaped; the run goes on and exits 0."""
+    not UTF-8 is read by its real name and shown escaped; a PDF of blank pages is read, sent
+    neither to OCR nor to the model, its units counted as skipped; the run goes on, exits 0."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     make_pdf(inputs / "good.pdf", ["The reservoir held 41 million litres in March 2024."])
@@ -142,12 +144,13 @@ def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_pa
     os.mkfifo(inputs / "fifo.pdf")
     (inputs / "dir.pdf").mkdir()
     (inputs / "zero.pdf").symlink_to("/dev/zero")
+    (inputs / "blank.pdf").write_bytes(blank_pdf(3))
     (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
     out = tmp_path / "out"
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         f"name: hostile\ninputs: ['{inputs}/*.pdf', '{tmp_path}/typo.pdf']\n"
-        "ingest: {dpi: 50, ocr: never}\n"
+        "ingest: {dpi: 50, ocr: auto}\n"
         f"generate: {{pairs_per_unit: 1, max_tokens: 16, cache_dir: '{tmp_path}/cache'}}\n"
         f"filters: {tmp_path}/lenient.yaml\noutput: {{dir: '{out}'}}\n"
     )
@@ -160,6 +163,7 @@ def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_pa
         path: (r["status"], [e["code"] for e in r["errors"]]) for path, r in records.items()
     } == {
         f"{inputs}/good.pdf": ("ok", []),
+        f"{inputs}/blank.pdf": ("ok", []),
         shown: ("ok", []),
         f"{inputs}/fifo.pdf": ("error", ["not_a_file"]),
         f"{inputs}/dir.pdf": ("error", ["not_a_file"]),
@@ -168,7 +172,10 @@ def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_pa
     }
     assert records[shown]["pages"] == 1 and records[shown]["units"] == 1
     counts = manifest["counts"]
-    assert counts["documents"] == 6 and counts["units"] == 2
+    assert counts["documents"] == 7 and counts["pages_by_text_source"]["none"] == 3
+    assert counts["units_skipped"] == {"no_text": records[f"{inputs}/blank.pdf"]["units"]}
+    # The model was asked once per readable document, never over the blank pages.
+    assert len((tmp_path / "cache" / "sent.log").read_text().split()) == 2
     assert counts["errors_by_code"] == {"missing": 1, "not_a_file": 3}
     errors = pq.read_table(list((out / "errors").glob("*.parquet"))).to_pylist()
     assert sorted(e["source"] for e in errors) == sorted(
