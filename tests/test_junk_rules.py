@@ -217,15 +217,53 @@ def test_names_are_found_after_normalisation(page):
     assert verdict(EntityGroundingFilter(), p).passed
 
 
-def test_the_document_name_stands_in_for_its_title_page():
+def test_the_first_page_or_the_file_name_holds_the_documents_title_and_owner():
     p = pair(
         "How many staff did Northwind Ferries employ?",
         "198 terminal staff.",
         texts=["Staff by department: Terminal staff 198."],
     )
     assert not verdict(EntityGroundingFilter(), p).passed
-    p.source = "/data/in/northwind_ferries_2025.pdf"
+    p.title_text = "Northwind Ferries 2025 Operations Report\nNorthwind Ferries runs three routes"
     assert verdict(EntityGroundingFilter(), p).passed
+    p.title_text, p.source = "", "/data/in/northwind_ferries_2025.pdf"
+    assert verdict(EntityGroundingFilter(), p).passed
+
+
+def test_a_run_carries_the_first_page_to_every_unit_and_its_pairs(tmp_path):
+    """Units of a 4-page PDF: each carries its document's first page text, and the chain hands
+    it to the filters with the unit's pages."""
+    import pymupdf
+
+    from curation.config import IngestConfig, UnitsConfig
+    from curation.ingest import iter_pages
+    from curation.units import document_units
+
+    path = tmp_path / "report.pdf"
+    doc = pymupdf.open()
+    for text in ["Brightfern Analytics annual report", "Staff", "Offices", "Outlook"]:
+        doc.new_page().insert_text((72, 72), text)
+    doc.save(path)
+    units = list(
+        document_units(iter_pages(path, "d", IngestConfig(dpi=36)), UnitsConfig(pages_per_unit=2))
+    )
+    assert [u["pages"] for u in units] == [[0, 1], [2, 3]]
+    assert all(u["title_text"].strip() == "Brightfern Analytics annual report" for u in units)
+    outcome = {
+        **units[1],
+        "pairs": [
+            {
+                "qa_id": "q",
+                "question": "What does Brightfern Analytics expect?",
+                "answer": "The outlook.",
+                "rationale": None,
+                "evidence_pages": [],
+            }
+        ],
+    }
+    chain = FilterChain("names", [EntityGroundingFilter()])
+    (pair_row,) = chain([outcome])[0]["pairs"]
+    assert pair_row["decisions"][0]["passed"], pair_row["decisions"]
 
 
 def test_default_chain_drops_each_junk_pair_with_its_rule():

@@ -35,8 +35,9 @@ MAX_COST = 0.01  # 1 point of good pairs kept
 
 @pytest.fixture(scope="module")
 def realistic(tmp_path_factory) -> list[PairContext]:
-    """The correct pairs of the realistic run, each with its unit's two pages of text, as the
-    rules see them (citation markers cleaned out first, as the default chain does)."""
+    """The correct pairs of the realistic run, each with its unit's two pages of text and its
+    document's first page and name, as the rules see them in a run (citation markers cleaned
+    out first, as the default chain does)."""
     docs = write_documents(tmp_path_factory.mktemp("docs"))
     pages = [[page_text(p) for p in pymupdf.open(d)] for d in docs]
     names = {id(doc): str(path) for doc, path in zip(pages, docs, strict=True)}
@@ -54,6 +55,7 @@ def realistic(tmp_path_factory) -> list[PairContext]:
                     pair_id=f"{phrase}#{n}",
                     pages=[first, first + 1],
                     texts=doc[first : first + 2],
+                    title_text=doc[0],
                     source=names[id(doc)],
                 )
                 pairs.append(citations.rewrite(pair))

@@ -201,6 +201,7 @@ class FilterChain:
                         pages=list(outcome["pages"]),
                         texts=list(outcome["texts"]),
                         images=list(outcome.get("images") or []),
+                        title_text=outcome.get("title_text") or "",
                         source=outcome.get("source") or "",
                         question_type=pair.get("question_type"),
                     )

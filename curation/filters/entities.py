@@ -8,10 +8,11 @@ out, occur in the pages' text treated the same way: "Kes-\ntrel Bay", "KESTREL B
 "Kest rel Bay" all hold "kestrelbay". A run not found whole is still on the pages when each of
 its words is (a page says "the Island Loop" and "Harbor", the answer "Harbor and Island Loop").
 
-The pages are the unit's, and the document's file name stands in for its title: a PairContext
-carries no other page of the document, so a name only the document's first page prints (its
-title, its owner) is found in a later unit only when the file name holds it
-("northwind_ferries_2025.pdf" holds "Northwind Ferries").
+The pages are the unit's and the document's first page (`PairContext.title_text`: a run carries
+its start to every unit), which hold the document's title and owner; the document's file name
+counts too ("northwind_ferries_2025.pdf" names "Northwind Ferries"). A scanned document's first
+page has its text only once OCR has read it, in the unit that holds it: a later unit sees its
+file name only.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class EntityGroundingFilter(Filter):
                 return self.reject("no page text to check names against")
             return self.keep(reason="no page text to check names against")
         name = PurePosixPath(pair.source.split("#")[0].split("?")[0]).stem if pair.source else ""
-        pages = squeeze("\n".join([*pair.texts, name]))
+        pages = squeeze("\n".join([*pair.texts, pair.title_text, name]))
         for field_name in self.fields:
             missing = [e for e in entities(getattr(pair, field_name)) if not on_pages(e, pages)]
             if missing:
@@ -106,7 +107,7 @@ class EntityGroundingFilter(Filter):
                 what = "asks about" if field_name == "question" else "names"
                 return self.reject(
                     f"{field_name} {what} {names}, which neither the unit's pages nor the "
-                    "document's name holds"
+                    "document's first page or name holds"
                 )
         return self.keep()
 
