@@ -108,8 +108,11 @@ def test_assistant_boilerplate_is_dropped(question, answer):
     assert not decision.passed and "chat assistant's line" in decision.reason
 
 
-def test_boilerplate_spares_documents_that_talk_about_help():
-    p = pair("How can volunteers help the food bank?", "They can sort donations on Saturdays.")
+@pytest.mark.parametrize(
+    "question", ["How can volunteers help the food bank?", "How can I help the food bank?"]
+)
+def test_boilerplate_spares_documents_that_talk_about_help(question):
+    p = pair(question, "Sort donations on Saturdays.")
     assert verdict(BoilerplateFilter(), p).passed
 
 

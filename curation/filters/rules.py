@@ -161,7 +161,7 @@ def near_echo(question: str, answer: str) -> str | None:
     asked, said = plain_words(question), plain_words(answer)
     if len(asked) < 4:
         return None
-    ops = [op for op in SequenceMatcher(a=asked, b=said, autojunk=False).get_opcodes()]
+    ops = SequenceMatcher(a=asked, b=said, autojunk=False).get_opcodes()
     changed = [op for op in ops if op[0] != "equal"]
     if len(changed) != 1:
         return None
@@ -262,7 +262,7 @@ class ReplyLabelFilter(Filter):
 # What a chat assistant says to its user, not what a document says: as a question or an answer
 # it is a line the model wrote out of its chat habit.
 BOILERPLATE = {
-    "offer_of_help": r"\b(?:how|what) (?:can|may|could) I (?:help|assist|do for)\b",
+    "offer_of_help": r"\b(?:how|what) (?:can|may|could) I (?:help|assist|do for) you\b",
     "assistant_self": r"\bI(?:['\u2019]m| am)(?: just)? (?:here to (?:help|assist)|happy to help|"
     r"an AI|a language model|an? (?:AI |virtual |helpful )?assistant)\b",
     "as_an_ai": r"\bas an? (?:AI|artificial intelligence|language model|assistant)\b",
