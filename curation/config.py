@@ -345,7 +345,10 @@ class Recipe(StrictModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     units: UnitsConfig = Field(default_factory=UnitsConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
-    filters: str = Field("filters/docmatix.yaml", description="A filter chain file.")
+    filters: str = Field(
+        "filters/default.yaml",
+        description="A filter chain file (the default: the product's best chain).",
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 

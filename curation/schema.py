@@ -68,6 +68,9 @@ class Unit:
     page_dups: list[str | None] = field(default_factory=list)
     # Why the unit gets no LLM call (e.g. every page repeats an earlier one); None: generate.
     skipped: str | None = None
+    # The start of the document's first page's text (its title and owner, which a later unit's
+    # pages may not print), for the filters that check names; "" until a first page has text.
+    title_text: str = ""
 
     def row(self) -> dict:
         return dict(vars(self))
@@ -136,6 +139,7 @@ UNIT_FIELDS = [
     pa.field("layout", pa.string()),  # window | page | document
     pa.field("page_dups", pa.list_(pa.string())),  # per page: the earlier page it repeats
     pa.field("skipped", pa.string()),  # why no LLM call is made for the unit
+    pa.field("title_text", pa.string()),  # the start of the document's first page's text
 ]
 UNIT_SCHEMA = pa.schema(UNIT_FIELDS)
 # A Unit row on its way from ingest to the OCR stage: per page, the image rendered for OCR at

@@ -62,7 +62,7 @@ def document_units(pages: Iterable[Page], cfg: UnitsConfig) -> Iterator[dict]:
         held = [first, *pages]
         ranges = document_parts([len(p.text) for p in held], cfg.max_pages_per_unit, cfg.max_chars)
         for start, stop in ranges:
-            yield unit_row(held[start:stop], len(ranges), layout)
+            yield unit_row(held[start:stop], len(ranges), layout, first.text)
         return
     size, overlap = (1, 0) if layout == "page" else (cfg.pages_per_unit, cfg.overlap)
     windows = unit_windows(first.n_pages, size, overlap)
@@ -72,14 +72,22 @@ def document_units(pages: Iterable[Page], cfg: UnitsConfig) -> Iterator[dict]:
         held_pages[page.page] = page
         while next_window < len(windows) and page.page == windows[next_window][1] - 1:
             start, stop = windows[next_window]
-            yield unit_row([held_pages[i] for i in range(start, stop)], len(windows), layout)
+            window = [held_pages[i] for i in range(start, stop)]
+            yield unit_row(window, len(windows), layout, first.text)
             next_window += 1
             keep_from = windows[next_window][0] if next_window < len(windows) else stop
             held_pages = {i: p for i, p in held_pages.items() if i >= keep_from}
 
 
-def unit_row(pages: list[Page], doc_units: int, layout: str = "window") -> dict:
-    """A Unit row (schema.UNIT_SCHEMA) from consecutive pages of one document."""
+# How much of the document's first page a unit carries: its title and owner come first.
+TITLE_CHARS = 2000
+
+
+def unit_row(
+    pages: list[Page], doc_units: int, layout: str = "window", title_text: str = ""
+) -> dict:
+    """A Unit row (schema.UNIT_SCHEMA) from consecutive pages of one document; `title_text`
+    is the document's first page's text (its start is kept)."""
     first = pages[0]
     return Unit(
         unit_id=unit_id(first.doc_id, first.page, pages[-1].page + 1),
@@ -95,6 +103,7 @@ def unit_row(pages: list[Page], doc_units: int, layout: str = "window") -> dict:
         images=[p.image for p in pages],
         layout=layout,
         page_dups=[None] * len(pages),
+        title_text=(title_text or "")[:TITLE_CHARS],
     ).row()
 
 

@@ -23,6 +23,21 @@ def test_shipped_recipes_load():
         assert recipe.inputs and recipe.name
 
 
+def test_every_recipe_runs_the_default_chain(tmp_path):
+    """The product's best chain is the default: a recipe that names no chain runs it, and every
+    shipped recipe runs it or a chain extending it (filters/docmatix.yaml is only the faithful
+    reproduction of Docmatix's own filtering)."""
+    from curation.filters.chain import chain_specs
+
+    assert load_recipe(write(tmp_path, "name: r\ninputs: ['*.pdf']\n")).filters == (
+        "filters/default.yaml"
+    )
+    for path in sorted((ROOT / "recipes").glob("*.yaml")):
+        chain = ROOT / load_recipe(path).filters
+        files = [source for source, _ in chain_specs(chain)]
+        assert ROOT / "filters" / "default.yaml" in files, path
+
+
 def test_defaults_follow_docmatix(tmp_path):
     recipe = load_recipe(write(tmp_path, "name: r\ninputs: ['*.pdf']\n"))
     assert recipe.ingest.dpi == 150

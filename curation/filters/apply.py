@@ -333,6 +333,7 @@ class RowUnits:
                     evidence_pages=list(row.get("evidence_pages") or []),
                     pages=list(row.get("pages") or range(len(texts))),
                     texts=texts,
+                    source=str(row.get("source") or ""),
                     pair_id=self._key(own_id),
                     question_type=row.get("question_type"),
                 )
@@ -356,6 +357,7 @@ class RowUnits:
                         evidence_pages=list(info.get("evidence_pages") or []),
                         pages=pages,
                         texts=texts,
+                        source=str(row.get("source") or ""),
                         pair_id=self._key(f"{own_id}#{i}"),
                         ratings=stored_ratings(info.get("ratings")),
                         question_type=info.get("question_type"),

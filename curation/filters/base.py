@@ -26,6 +26,10 @@ class PairContext:
     pages: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     images: list[bytes] = field(default_factory=list)  # the unit's page images (for a VLM judge)
+    # The document's first page's text (its start) and its source (a path or URL), when known:
+    # they hold the title and owner a later unit's pages need not print.
+    title_text: str = ""
+    source: str = ""
     # Ratings a per-axis judge already gave this pair (a rated dataset's qa_meta.ratings):
     # a judge rating the same axes decides from them instead of asking again.
     ratings: dict[str, float] = field(default_factory=dict)

@@ -23,15 +23,18 @@ from curation.filters.citations import CitationFilter
 from curation.filters.cross_page import CrossPageFilter
 from curation.filters.decontam import DecontamFilter
 from curation.filters.dedup import DedupFilter, Deduplicator
+from curation.filters.entities import EntityGroundingFilter
 from curation.filters.grounding import GroundingFilter
 from curation.filters.judge import JudgeFilter
 from curation.filters.repetition import RepetitionFilter
 from curation.filters.rules import (
     AnomalyFilter,
     AnswerEchoFilter,
+    BoilerplateFilter,
     LengthFilter,
     NonEmptyFilter,
     PatternFilter,
+    ReplyLabelFilter,
     UnitDuplicateFilter,
 )
 from curation.schema import Decision
@@ -44,8 +47,11 @@ FILTER_TYPES: dict[str, type[Filter]] = {
         LengthFilter,
         PatternFilter,
         AnswerEchoFilter,
+        ReplyLabelFilter,
+        BoilerplateFilter,
         AnomalyFilter,
         GroundingFilter,
+        EntityGroundingFilter,
         CrossPageFilter,
         RepetitionFilter,
         UnitDuplicateFilter,
@@ -202,6 +208,8 @@ class FilterChain:
                         pages=list(outcome["pages"]),
                         texts=list(outcome["texts"]),
                         images=list(outcome.get("images") or []),
+                        title_text=outcome.get("title_text") or "",
+                        source=outcome.get("source") or "",
                         question_type=pair.get("question_type"),
                     )
                 )

@@ -14,6 +14,7 @@ earliest pair it duplicates.
 from __future__ import annotations
 
 import hashlib
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -34,9 +35,25 @@ MAX_HASH = np.uint32(0xFFFFFFFF)
 CHUNK_SHINGLES = 8192  # rows of the (shingles x permutations) matrix computed at once
 
 
+# A label or number a model put before a question or an answer ("B1:", "C1:", "**Q3:**", "2.",
+# "(3)", "Question 4:"): its numbering, not its text. A quarter's "Q3:" before a statement is
+# stripped too, harmlessly: two pairs then differ in their questions.
+PREFIX = re.compile(
+    r"^[\W_]*(?:(?:question|answer|q|a)\s*\d*\s*[:.)]|[A-Z]\d{1,2}\s*[:.)]|\(?\d{1,3}[.)])(?!\d)"
+    r"[\W_]*(?=\w)",
+    re.IGNORECASE,
+)
+
+
+def without_prefix(text: str) -> str:
+    """The text without the reply label or number a model put before it."""
+    return PREFIX.sub("", text, count=1)
+
+
 def pair_text(question: str, answer: str) -> str:
-    """The text a question-answer pair is deduplicated on."""
-    return f"{question}\n{answer}"
+    """The text a question-answer pair is deduplicated on: its question and answer without the
+    labels or numbers before them, so pairs that differ only in those are duplicates."""
+    return f"{without_prefix(question)}\n{without_prefix(answer)}"
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:

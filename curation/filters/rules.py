@@ -1,16 +1,25 @@
 """Rule filters: empty or abnormal fields, forbidden patterns (the Docmatix list), repeated
-questions, answers that echo their question, InternVL's anomaly heuristics."""
+questions, answers that echo their question, reply labels left in the text, a chat assistant's
+lines, InternVL's anomaly heuristics."""
 
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 from typing import ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
 from curation.config import StrictModel
 from curation.filters.base import Filter, PairContext
-from curation.filters.tokens import content_words, numbers, stem
+from curation.filters.tokens import (
+    POLARITY,
+    STOPWORDS,
+    content_words,
+    numbers,
+    plain_words,
+    stem,
+)
 from curation.schema import Decision
 
 PairField = Literal["question", "answer", "rationale"]
@@ -78,15 +87,19 @@ class PatternFilter(Filter):
 
 
 class UnitDuplicateFilter(Filter):
-    """Reject a pair whose question (case and spacing ignored) was already asked in its unit."""
+    """Reject a pair whose question was already asked in its unit: case, spacing and a leading
+    reply label or number ("B1:", "C1:", "2.") ignored, so a loop that asks one question under
+    successive labels keeps the first."""
 
     type: ClassVar[str] = "unit_duplicates"
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
+        from curation.filters.dedup import without_prefix
+
         seen: set[tuple[str, str]] = set()
         decisions = []
         for pair in pairs:
-            key = (pair.unit_id, " ".join(pair.question.lower().split()))
+            key = (pair.unit_id, " ".join(without_prefix(pair.question).lower().split()))
             decisions.append(
                 self.reject("question repeats an earlier one") if key in seen else self.keep()
             )
@@ -136,12 +149,41 @@ class LengthFilter(Filter):
         return self.keep()
 
 
+INTERROGATIVE_LIST = "what which who whom whose where when why how"
+INTERROGATIVES = frozenset(INTERROGATIVE_LIST.split())
+
+
+def near_echo(question: str, answer: str) -> str | None:
+    """The word an answer swapped into its question when it is the question with one word
+    changed ("What is the capacity of the truck?" to "... of the bike?"), or None. Swapping the
+    question word for the answer ("Who signed it?" -> "Okafor signed it") is an answer, and so is
+    a yes or no ("Was it closed?" -> "It was not closed")."""
+    asked, said = plain_words(question), plain_words(answer)
+    if len(asked) < 4:
+        return None
+    ops = SequenceMatcher(a=asked, b=said, autojunk=False).get_opcodes()
+    changed = [op for op in ops if op[0] != "equal"]
+    if len(changed) != 1:
+        return None
+    tag, i1, i2, j1, j2 = changed[0]
+    old, new = asked[i1:i2], said[j1:j2]
+    if tag != "replace" or len(old) != 1 or len(new) != 1:
+        return None
+    if old[0] in INTERROGATIVES or new[0] in POLARITY or new[0] in STOPWORDS:
+        return None
+    return new[0]
+
+
 class AnswerEchoFilter(Filter):
-    """Reject an answer that only repeats its question: no content word the question lacks."""
+    """Reject an answer that only repeats its question: no content word the question lacks, or
+    the question itself with one word changed (a near-echo: it asks instead of answering)."""
 
     type: ClassVar[str] = "answer_echo"
     min_new_words: int = Field(
         1, ge=1, description="Content words (yes/no/not included) the answer must add."
+    )
+    near_echoes: bool = Field(
+        True, description="Also reject the question repeated with one word changed."
     )
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
@@ -153,12 +195,108 @@ class AnswerEchoFilter(Filter):
                 w for w in content_words(pair.answer, keep_polarity=True) if stem(w) not in asked
             ]
             added += [n for n in numbers(pair.answer) if n not in asked_numbers]
-            decisions.append(
-                self.reject(f"answer only repeats the question ({len(added)} new words)")
-                if len(added) < self.min_new_words
-                else self.keep()
-            )
+            swapped = near_echo(pair.question, pair.answer) if self.near_echoes else None
+            if len(added) < self.min_new_words:
+                decisions.append(
+                    self.reject(f"answer only repeats the question ({len(added)} new words)")
+                )
+            elif swapped:
+                decisions.append(
+                    self.reject(f"answer repeats the question with one word changed ({swapped!r})")
+                )
+            else:
+                decisions.append(self.keep())
         return decisions
+
+
+# A reply label a model numbers its pairs with ("B1:", "C12:", "**Q3:**"): one capital and one or
+# two digits before a colon, not inside a word, a time ("10:30") or a ratio.
+REPLY_LABEL = re.compile(r"(?<![\w/.-])([A-Z]\d{1,2}):(?!\d)")
+LEADING_LABEL = re.compile(r"^\W*([A-Z]\d{1,2})\s*[:.)](?!\d)")
+
+
+def printed_on(label: str, texts: list[str]) -> bool:
+    """Whether the unit's pages print this label as a word of their own (a quarter "Q3", a table
+    row "B2"): then it is the document's, not the model's numbering."""
+    word = re.compile(rf"(?<![\w]){re.escape(label)}(?!\w)")
+    return any(word.search(text) for text in texts)
+
+
+class ReplyLabelFilter(Filter):
+    """Reject reply labels left in a pair: a question that starts with one ("B1: How many..."),
+    an answer or question that runs on through two or more ("... B1: ... B2: ..."), or the same
+    clause said again after a label. A label the unit's pages print themselves (quarters Q1-Q4,
+    a table's row labels) is the document's and passes."""
+
+    type: ClassVar[str] = "reply_labels"
+    fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
+    max_labels: int = Field(1, ge=0, description="Labels one field may hold (more is a loop).")
+
+    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+        return [self._decide_one(pair) for pair in pairs]
+
+    def _decide_one(self, pair: PairContext) -> Decision:
+        lead = LEADING_LABEL.match(pair.question) if "question" in self.fields else None
+        if lead and not printed_on(lead.group(1), pair.texts):
+            return self.reject(
+                f"question starts with the reply label {lead.group(1)!r}: the model's "
+                "numbering, not part of the question"
+            )
+        for name in self.fields:
+            text = field_text(pair, name)
+            found = [
+                m for m in REPLY_LABEL.finditer(text) if not printed_on(m.group(1), pair.texts)
+            ]
+            if not found:
+                continue
+            labels = ", ".join(dict.fromkeys(m.group(1) for m in found))
+            if len(found) > self.max_labels:
+                return self.reject(f"{name} runs on through reply labels ({labels}): a loop")
+            clauses = [" ".join(plain_words(c)) for c in REPLY_LABEL.split(text)[::2]]
+            clauses = [c for c in clauses if c]
+            if len(clauses) != len(set(clauses)):
+                return self.reject(f"{name} says the same thing again after the label {labels}")
+        return self.keep()
+
+
+# What a chat assistant says to its user, not what a document says: as a question or an answer
+# it is a line the model wrote out of its chat habit.
+BOILERPLATE = {
+    "offer_of_help": r"\b(?:how|what) (?:can|may|could) I (?:help|assist|do for) you\b",
+    "assistant_self": r"\bI(?:['\u2019]m| am)(?: just)? (?:here to (?:help|assist)|happy to help|"
+    r"an AI|a language model|an? (?:AI |virtual |helpful )?assistant)\b",
+    "as_an_ai": r"\bas an? (?:AI|artificial intelligence|language model|assistant)\b",
+    "sure_here": r"^\W*(?:sure|certainly|of course|absolutely|great)\b[!,.]?\s*here (?:is|are)\b",
+    "sign_off": r"\b(?:feel free to ask|let me know if you (?:need|have|want|would)|"
+    r"I hope this helps|is there anything else I can)\b",
+}
+
+
+class BoilerplateFilter(Filter):
+    """Reject a pair whose question or answer is a chat assistant's line ("How can I help you?",
+    "As an AI...", "I'm here to assist", "Sure! Here are..."), not a question or an answer about
+    the pages."""
+
+    type: ClassVar[str] = "boilerplate"
+    fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
+    patterns: dict[str, str] = Field(default_factory=lambda: dict(BOILERPLATE))
+    _compiled: list[tuple[str, re.Pattern[str]]] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, context: object) -> None:
+        self._compiled = [(name, re.compile(p, re.IGNORECASE)) for name, p in self.patterns.items()]
+
+    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+        return [self._decide_one(pair) for pair in pairs]
+
+    def _decide_one(self, pair: PairContext) -> Decision:
+        for name in self.fields:
+            for kind, regex in self._compiled:
+                if match := regex.search(field_text(pair, name)):
+                    return self.reject(
+                        f"{name} is a chat assistant's line ({kind}: {match.group(0)!r}), "
+                        "not about the pages"
+                    )
+        return self.keep()
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
