@@ -332,6 +332,7 @@ def under(home: Path) -> set[str]:
     return {p.relative_to(home).as_posix() for p in home.rglob("*")}
 
 
+@pytest.mark.e2e  # a process of its own that loads the OCR model (~6 s)
 def test_importing_curation_and_ocr_write_nothing_under_home(tmp_path):
     """onnxruntime (imported with pymupdf, and by RapidOCR) would write a device id under
     ~/.cache/Microsoft/DeveloperTools when imported, and send telemetry."""
