@@ -82,8 +82,11 @@ class PatternFilter(Filter):
             for name, regex in self._compiled:
                 match = regex.search(text)
                 if match:
-                    return self.reject(f"{field_name} has {name}: {match.group(0)[:40]!r}")
+                    return self.reject(self.reason(field_name, name, match.group(0)))
         return self.keep()
+
+    def reason(self, field_name: str, pattern: str, matched: str) -> str:
+        return f"{field_name} has {pattern}: {matched[:40]!r}"
 
 
 class UnitDuplicateFilter(Filter):
@@ -272,31 +275,19 @@ BOILERPLATE = {
 }
 
 
-class BoilerplateFilter(Filter):
+class BoilerplateFilter(PatternFilter):
     """Reject a pair whose question or answer is a chat assistant's line ("How can I help you?",
     "As an AI...", "I'm here to assist", "Sure! Here are..."), not a question or an answer about
-    the pages."""
+    the pages: a `patterns` filter with these patterns, case ignored."""
 
     type: ClassVar[str] = "boilerplate"
-    fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
-    patterns: dict[str, str] = Field(default_factory=lambda: dict(BOILERPLATE))
-    _compiled: list[tuple[str, re.Pattern[str]]] = PrivateAttr(default_factory=list)
+    patterns: dict[str, str] = Field(default_factory=lambda: dict(BOILERPLATE), min_length=1)
+    ignore_case: bool = True
 
-    def model_post_init(self, context: object) -> None:
-        self._compiled = [(name, re.compile(p, re.IGNORECASE)) for name, p in self.patterns.items()]
-
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
-        return [self._decide_one(pair) for pair in pairs]
-
-    def _decide_one(self, pair: PairContext) -> Decision:
-        for name in self.fields:
-            for kind, regex in self._compiled:
-                if match := regex.search(field_text(pair, name)):
-                    return self.reject(
-                        f"{name} is a chat assistant's line ({kind}: {match.group(0)!r}), "
-                        "not about the pages"
-                    )
-        return self.keep()
+    def reason(self, field_name: str, pattern: str, matched: str) -> str:
+        return (
+            f"{field_name} is a chat assistant's line ({pattern}: {matched!r}), not about the pages"
+        )
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
