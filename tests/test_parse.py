@@ -193,6 +193,16 @@ def test_a_table_cut_off_at_max_tokens_rejects_its_last_row():
     assert len(result.errors) == 1 and "Who leads the team?" in result.errors[0]
 
 
+def test_a_table_cut_off_before_its_question_cell_is_a_reject_not_a_crash():
+    reply = (
+        "| # | Topic | Question | Answer |\n|---|---|---|---|\n"
+        "| 1 | Lamps | How many lamps were repaired? | 412. |\n| 2 | Budg"
+    )
+    result = parse_reply(reply, cut_off=True)
+    assert [p.answer for p in result.pairs] == ["412."]
+    assert len(result.errors) == 1 and "| 2 | Budg" in result.errors[0]
+
+
 def test_a_table_inside_an_answer_stays_the_answer():
     reply = "Q1: What does the table give?\nA1:\n| Year | Lamps |\n|---|---|\n| 2023 | 412 |\n"
     [pair] = parse_reply(reply).pairs

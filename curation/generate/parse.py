@@ -360,7 +360,8 @@ def _parse_tables(text: str, cut_off: bool) -> ParseResult | None:
             cells = _cells(row)
             last = n == len(rows) - 1 and i == len(lines)
             if last and cut_off and (len(cells) < len(columns) or not row.rstrip().endswith("|")):
-                question = cells[columns.index("question")] if len(cells) > 1 else row
+                at = columns.index("question")
+                question = cells[at] if at < len(cells) else row  # cut before its question cell
                 result.errors.append(f"reply cut off at max_tokens in this pair: {question[:80]!r}")
                 continue
             item = {
