@@ -242,25 +242,22 @@ def _parse_json(text: str) -> ParseResult | None:
         if group is None:
             cut = True
             continue
-        _items(iter([group]), "JSON", result)
+        _items(group, "JSON", result)
     if cut:
         result.errors.append("reply cut off inside a JSON item (max_tokens?)")
     return result if found else None
 
 
-def _items(groups: Iterator[list[dict]], label: str, result: ParseResult) -> None:
+def _items(items: list[dict], label: str, result: ParseResult) -> None:
     """Question-answer dicts (any key names of KEY_NAMES) into the result's pairs, or errors."""
-    for group in groups:
-        for item in group:
-            index = len(result.pairs) + len(result.errors)
-            named = {KEY_NAMES.get(str(k).lower(), str(k)): v for k, v in item.items()}
-            try:
-                result.pairs.append(QAItem.model_validate(named))
-            except ValidationError as exc:
-                problem = "; ".join(
-                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-                )
-                result.errors.append(f"{label} item {index}: {problem}")
+    for item in items:
+        index = len(result.pairs) + len(result.errors)
+        named = {KEY_NAMES.get(str(k).lower(), str(k)): v for k, v in item.items()}
+        try:
+            result.pairs.append(QAItem.model_validate(named))
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            result.errors.append(f"{label} item {index}: {problem}")
 
 
 # --- YAML ----------------------------------------------------------------------------------
@@ -295,7 +292,7 @@ def _parse_yaml(text: str) -> ParseResult | None:
     """Pairs from YAML (a list of pairs, or a mapping holding one); None when no YAML block
     holds any, or the YAML is invalid (model-written YAML often is: `answer: Note: ...`), so the
     line reader takes the reply, fences and all."""
-    groups = []
+    items: list[dict] = []
     for block in _yaml_blocks(text):
         try:  # the one YAML reader: aliases bounded (a reply is untrusted text)
             value = parse_yaml(block, "reply")
@@ -305,11 +302,11 @@ def _parse_yaml(text: str) -> ParseResult | None:
         # One bare mapping (`Question: ...` / `Answer: ...`) is left to the line reader: YAML
         # would keep only the last of repeated keys.
         if found and found != [value]:
-            groups.append(found)
-    if not groups:
+            items += found
+    if not items:
         return None
     result = ParseResult()
-    _items(iter(groups), "YAML", result)
+    _items(items, "YAML", result)
     return result
 
 
@@ -369,7 +366,7 @@ def _parse_tables(text: str, cut_off: bool) -> ParseResult | None:
                 for name, cell in zip(columns, cells, strict=False)
                 if name is not None
             }
-            _items(iter([[item]]), "table row", result)
+            _items([item], "table row", result)
     return result if found else None
 
 
