@@ -11,7 +11,7 @@ from typing import Any
 
 from curation.config import ConfigError
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult, cut_at_stop
-from curation.models import loadable, resolve_model
+from curation.models import ModelLocation, loadable, resolve_model
 from curation.seeding import stable_hash
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,11 @@ def local_model_name(model: str, dtype: str = "auto", device: str | None = None)
     """The name a LocalEngine of `model` reports, without loading it. It keys the response
     cache: a dtype other than the usual one for the device is named in it, since it writes
     other replies."""
-    usual = usual_dtype(device or default_device())
-    return resolve_model(model).name + ("" if dtype in ("auto", usual) else f":{dtype}")
+    return _model_name(resolve_model(model), dtype, device or default_device())
+
+
+def _model_name(location: ModelLocation, dtype: str, device: str) -> str:
+    return location.name + ("" if dtype in ("auto", usual_dtype(device)) else f":{dtype}")
 
 
 class LocalEngine(Engine):
@@ -60,7 +63,7 @@ class LocalEngine(Engine):
         self.batch_size = batch_size
         self.device = device or default_device()
         usual = usual_dtype(self.device)
-        self.model_name = local_model_name(model, dtype, self.device)
+        self.model_name = _model_name(location, dtype, self.device)
         location = loadable(location)  # a GGUF file loads from its converted copy
         dtype = getattr(torch, usual if dtype == "auto" else dtype)
         kwargs = {"gguf_file": location.gguf_file} if location.gguf_file else {}
