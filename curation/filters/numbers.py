@@ -109,10 +109,15 @@ class Quantity:
     def matches_quantity(self, other: Quantity) -> bool:
         """The same number: equal digits at this precision, or equal after scales ("391 thousand"
         and "391,000")."""
-        if self.matches(other.value):
+        return self.matches_scaled(other.value, other.scale)
+
+    def matches_scaled(self, value: float, scale: float) -> bool:
+        """`value` in units of `scale` is this number at its written precision: as written, or
+        in plain units ("$138,000" from "287 thousand dollars" - "149 thousand dollars")."""
+        if self.matches(value):
             return True
-        return self.scale != other.scale and (
-            abs(other.value * other.scale - self.value * self.scale)
+        return self.scale != scale and (
+            abs(abs(value) * scale - self.value * self.scale)
             <= self.step * self.scale / 2 * (1 + 1e-9)
         )
 
@@ -365,18 +370,6 @@ def coarse(target: Quantity) -> bool:
     return target.step > COARSE * abs(target.value)
 
 
-def _hit(target: Quantity, value: float, scale: float) -> bool:
-    """`value` (in units of `scale`) is the target at its written precision: as written ("15.2
-    million" from cells of a "(GBP million)" table), or in plain units ("$138,000" from "287
-    thousand dollars" - "149 thousand dollars")."""
-    if target.matches(value):
-        return True
-    return scale != target.scale and (
-        abs(abs(value) * scale - target.value * target.scale)
-        <= target.step * target.scale / 2 * (1 + 1e-9)
-    )
-
-
 def _pair_values(
     a: float, b: float, percent: bool, pointwise: bool, sums: bool, way: int = 0
 ) -> Iterator[tuple[str, float]]:
@@ -426,9 +419,9 @@ def _aggregates(target: Quantity, numbers: list[Quantity], shares: bool) -> Deri
             if target.matches(q.value / total * 100):
                 return Derivation("share_of_sum", (q, *(o for o in numbers if o is not q)))
         return None
-    if _hit(target, total, scale):
+    if target.matches_scaled(total, scale):
         return Derivation("sum", tuple(numbers))
-    if _hit(target, total / len(numbers), scale):
+    if target.matches_scaled(total / len(numbers), scale):
         return Derivation("avg", tuple(numbers))
     return None
 
@@ -557,7 +550,7 @@ class DerivationSearch:
                     if operation not in allowed or (operation == "ratio" and not self.ratio):
                         continue
                     additive = operation in ("diff", "sum", "avg")
-                    if _hit(target, value, scale if additive else target.scale):
+                    if target.matches_scaled(value, scale if additive else target.scale):
                         if operation in self.asked:
                             return Derivation(operation, (a, b))  # none comes before it
                         found.append(Derivation(operation, (a, b)))
