@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import curation_cli, shell_escape, write_prompt
+from grounding_corpus import load_corpus, tally, verified_by_labels
 from scripted_server import message_text, scripted_server
 from test_judge import ScriptedEngine
 
@@ -306,3 +307,17 @@ def test_the_bundled_model_as_verifier_keeps_a_pair_only_verified(tmp_path):
     else:
         assert decision.reason.startswith(("1,010 not verified: ", "unsupported 1,010: "))
         assert "engine error" not in decision.reason
+
+
+def test_with_the_label_verifier_printed_elsewhere_wrong_answers_are_rejected(tmp_path):
+    """On the held-out corpus with a scripted verifier answering from the labels (as in `make
+    bench-grounding`): `unsettled: verify` keeps the correct answers the search cannot settle,
+    but only `verify_settled` sends the wrong values printed elsewhere on the page."""
+    answers = [a for a in load_corpus(tmp_path) if a.split == "held_out"]
+    unsettled, asked = verified_by_labels(answers, settled=False)
+    every, asked_every = verified_by_labels(answers, settled=True)
+    assert tally(answers, unsettled)["all"].kept_share >= 0.98
+    assert tally(answers, unsettled)["all"].printed_rejected == 0
+    figures = tally(answers, every)["all"]
+    assert figures.printed and figures.printed_rejected == figures.printed
+    assert figures.rejected == figures.wrong and asked < asked_every

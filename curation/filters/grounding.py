@@ -26,25 +26,10 @@ from curation.filters.numbers import (
     written_arithmetic,
 )
 from curation.filters.tokens import WORD, content_words, stem
-from curation.filters.verify import (
-    SHOWN_CHARS,
-    VERIFY_SCHEMA,
-    Verdict,
-    VerifyReplyError,
-    parse_verdict,
-    unsound,
-    verify_messages,
-)
-from curation.generate.cache import client
-from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.generate.prompts import (
-    PromptLibrary,
-    PromptRenderError,
-    PromptTemplate,
-    resolve_prompt_dir,
-)
+from curation.filters.verify import SHOWN_CHARS, Verdict, Verifier, unsound, verify_messages
+from curation.generate.engines.base import Engine
+from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.schema import Decision
-from curation.seeding import content_id
 
 # Words that say how a number was computed, not what the page is about: an answer need not
 # find them on the pages ("62 g heavier", "a net gain of 37", "12.5% of revenue").
@@ -309,8 +294,7 @@ class GroundingFilter(Filter):
     max_page_chars: int = Field(
         4000, ge=200, description="Page text shown to the verifier: excerpts around the claim."
     )
-    _engine: Engine | None = PrivateAttr(None)
-    _template: PromptTemplate | None = PrivateAttr(None)
+    _verifier: Verifier | None = PrivateAttr(None)
 
     @field_validator("engine")
     @classmethod
@@ -335,9 +319,17 @@ class GroundingFilter(Filter):
             raise ValueError(str(exc)) from exc
         return prompt
 
+    @property
+    def verifier(self) -> Verifier:
+        """What asks the verifier model (built on first use; its engine on its first request)."""
+        if self._verifier is None:
+            cfg = self.engine or GenerateConfig()
+            self._verifier = Verifier(cfg, self.prompts, self.prompt, self.max_page_chars)
+        return self._verifier
+
     def use_engine(self, engine: Engine) -> None:
         """Verify with an engine that is already loaded instead of building one."""
-        self._engine = engine
+        self.verifier.engine = engine
 
     @property
     def refusal(self) -> re.Pattern[str]:
@@ -362,12 +354,11 @@ class GroundingFilter(Filter):
             if vocabulary is None:
                 vocabulary = vocabularies[pair.unit_id] = PageVocabulary(pair)
             decisions.append(self._decide_one(pair, vocabulary))
-        unsettled = {i: d for i, d in enumerate(decisions) if isinstance(d, Unsettled)}
-        if unsettled:
-            verdicts = self._verify([(pairs[i], d.claims) for i, d in unsettled.items()])
-            for (i, pending), verdict in zip(unsettled.items(), verdicts, strict=True):
-                decisions[i] = self._verified(pending, verdict)
-        return decisions  # type: ignore[return-value]  # every Unsettled was decided
+        pending = [(i, d) for i, d in enumerate(decisions) if isinstance(d, Unsettled)]
+        asked = [(pairs[i], d.claims) for i, d in pending]
+        verdicts = self.verifier.verdicts(asked) if pending else []
+        verified = {i: self._verified(d, v) for (i, d), v in zip(pending, verdicts, strict=True)}
+        return [verified[i] if isinstance(d, Unsettled) else d for i, d in enumerate(decisions)]
 
     def rewrite(self, pair: PairContext) -> PairContext:
         """A kept refusal to a question of another type is a not_answerable pair."""
@@ -441,60 +432,13 @@ class GroundingFilter(Filter):
             return Unsettled(score, notes, list(dict.fromkeys(claims)))
         return self.keep(score, "; ".join(notes))
 
-    def _verify(self, asked: list[tuple[PairContext, list[str]]]) -> list[Verdict | str]:
-        """The verifier's verdict on each pair's claims, or why there is none (the prompt did
-        not render, the engine failed, the reply had no readable verdict)."""
-        cfg = self.engine or GenerateConfig()
-        if self._template is None:
-            self._template = PromptLibrary(resolve_prompt_dir(self.prompts)).named(self.prompt)
-        out: dict[int, Verdict | str] = {}
-        requests: dict[int, ChatRequest] = {}
-        for i, (pair, claims) in enumerate(asked):
-            try:
-                requests[i] = self._request(pair, claims, cfg)
-            except PromptRenderError as exc:  # a branch of the template only this pair reaches
-                out[i] = f"verification prompt not rendered: {exc}"
-        results: list[EngineResult] = []
-        if requests:  # the engine (a model, for `local`) is built only when it is asked
-            self._engine = client(cfg, self._engine)
-        sent = list(requests.values())
-        for start in range(0, len(sent), cfg.batch_size):
-            results.extend(self._engine.generate(sent[start : start + cfg.batch_size]))
-        for i, result in zip(requests, results, strict=True):
-            if result.error:
-                out[i] = f"engine error: {result.error}"
-                continue
-            try:
-                out[i] = parse_verdict(result.text)
-            except VerifyReplyError as exc:
-                out[i] = f"verifier reply unreadable: {exc}"
-        return [out[i] for i in range(len(asked))]
-
-    def _request(self, pair: PairContext, claims: list[str], cfg: GenerateConfig) -> ChatRequest:
-        """The request that asks the verifier about `claims` of one pair (the same on every
-        run, so a rerun finds its reply in the response cache)."""
-        assert self._template is not None
-        return ChatRequest(
-            request_id=content_id(
-                "verify", self.prompt, pair.unit_id, pair.question, pair.answer, *claims
-            ),
-            messages=verify_messages(self._template, pair, claims, self.max_page_chars),
-            max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            repetition_penalty=cfg.repetition_penalty,
-            seed=cfg.seed,
-            prefill=self._template.meta.prefill,
-            json_schema=VERIFY_SCHEMA if self._template.meta.output == "json" else None,
-        )
-
     def _verified(self, pending: Unsettled, verdict: Verdict | str) -> Decision:
         """The pair's decision by the verifier's verdict: kept only when it is verified by a
         computation that holds; unsupported, unreadable or failed, it is rejected."""
         checked = ", ".join(pending.claims)
         if isinstance(verdict, str):
             return self.reject(f"{checked} not verified: {verdict}"[:300], pending.score)
-        shown = verdict.text[:SHOWN_CHARS]
+        shown = verdict.text[:SHOWN_CHARS] or "no reason given"
         if not verdict.verified:
             return self.reject(f"unsupported {checked}: {shown}", pending.score)
         wrong = unsound(verdict)

@@ -301,11 +301,7 @@ class JudgeFilter(Filter):
         return ChatRequest(
             request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
             messages=messages,
-            max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            repetition_penalty=cfg.repetition_penalty,
-            seed=cfg.seed,
+            **cfg.sampling(),
             prefill=template.meta.prefill,
             json_schema=(
                 judge_schema(self.axes(template, images))

@@ -18,12 +18,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from curation.config import GenerateConfig
 from curation.filters.base import PairContext
 from curation.filters.judge import REASON_KEYS, data_fence
 from curation.filters.numbers import quantities, written_arithmetic
 from curation.filters.tokens import content_words
-from curation.generate.prompts import PromptTemplate
+from curation.generate.cache import client
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.generate.prompts import (
+    PromptLibrary,
+    PromptRenderError,
+    PromptTemplate,
+    resolve_prompt_dir,
+)
 from curation.jsonscan import json_values
+from curation.seeding import content_id
 
 VERDICT_KEYS = ("verdict", "status", "result", "conclusion")
 COMPUTATION_KEYS = ("computation", "calculation", "derivation", "working", "evidence", "proof")
@@ -158,3 +167,57 @@ def verify_messages(
         pages=pages,
         fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
     )
+
+
+class Verifier:
+    """Asks the verifier model about the numbers of pairs, in batches, through the response
+    cache when its engine section keeps `cache` on."""
+
+    def __init__(self, cfg: GenerateConfig, prompts: str, prompt: str, max_page_chars: int):
+        self.cfg, self.prompts, self.prompt = cfg, prompts, prompt
+        self.max_page_chars = max_page_chars
+        self.engine: Engine | None = None
+        self.template: PromptTemplate | None = None
+
+    def verdicts(self, asked: list[tuple[PairContext, list[str]]]) -> list[Verdict | str]:
+        """The verdict on each pair's claims, or why there is none (the prompt did not render,
+        the engine failed, the reply had no readable verdict)."""
+        if self.template is None:
+            self.template = PromptLibrary(resolve_prompt_dir(self.prompts)).named(self.prompt)
+        out: dict[int, Verdict | str] = {}
+        requests: dict[int, ChatRequest] = {}
+        for i, (pair, claims) in enumerate(asked):
+            try:
+                requests[i] = self.request(pair, claims, self.template)
+            except PromptRenderError as exc:  # a branch of the template only this pair reaches
+                out[i] = f"verification prompt not rendered: {exc}"
+        results: list[EngineResult] = []
+        if requests:  # the engine (a model, for `local`) is built only when it is asked
+            self.engine = client(self.cfg, self.engine)
+        sent = list(requests.values())
+        for start in range(0, len(sent), self.cfg.batch_size):
+            results.extend(self.engine.generate(sent[start : start + self.cfg.batch_size]))
+        for i, result in zip(requests, results, strict=True):
+            if result.error:
+                out[i] = f"engine error: {result.error}"
+                continue
+            try:
+                out[i] = parse_verdict(result.text)
+            except VerifyReplyError as exc:
+                out[i] = f"verifier reply unreadable: {exc}"
+        return [out[i] for i in range(len(asked))]
+
+    def request(
+        self, pair: PairContext, claims: list[str], template: PromptTemplate
+    ) -> ChatRequest:
+        """The request about `claims` of one pair (the same on every run, so a rerun finds its
+        reply in the response cache)."""
+        return ChatRequest(
+            request_id=content_id(
+                "verify", self.prompt, pair.unit_id, pair.question, pair.answer, *claims
+            ),
+            messages=verify_messages(template, pair, claims, self.max_page_chars),
+            **self.cfg.sampling(),
+            prefill=template.meta.prefill,
+            json_schema=VERIFY_SCHEMA if template.meta.output == "json" else None,
+        )
