@@ -4,7 +4,8 @@
 
 Prints kept-correct and rejected-wrong per split, document kind, operation, phrasing and wrong
 kind; wrong answers whose value is printed elsewhere on the page are counted apart (the page
-alone cannot tell them from right ones). Also the time per pair.
+alone cannot tell them from right ones). Then the same with `unsettled: verify` (and with
+`verify_settled`) and a scripted verifier that answers from the labels. Also the time per pair.
 
 Run: make bench-grounding   (or .venv/bin/python benchmarks/bench_grounding.py [--repeat N]
 [--misses train|held_out|old] [--set field=value ...] for GroundingFilter settings)
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from grounding_cases import load_cases  # noqa: E402
-from grounding_corpus import CorpusAnswer, load_corpus, tally  # noqa: E402
+from grounding_corpus import CorpusAnswer, load_corpus, tally, verified_by_labels  # noqa: E402
 
 from curation.filters import numbers  # noqa: E402
 from curation.filters.grounding import GroundingFilter  # noqa: E402
@@ -83,6 +84,23 @@ def main() -> None:
     print(
         f"| old set, derived_numbers.yaml ({2 * n} answers) | {kept}/{n} ({kept / n:.1%}) | {rejected}/{n} ({rejected / n:.1%}) | - |\n"
     )
+    print(
+        "With `unsettled: verify` and a scripted verifier that answers from the corpus labels "
+        "(a perfect reader: what it shows is which answers reach the verifier):\n"
+    )
+    print(
+        "| split, verification | correct kept | wrong rejected | wrong, printed elsewhere, "
+        "rejected | sent to the verifier |\n|---|---|---|---|---|"
+    )
+    for settled in (False, True):
+        name = "unsettled: verify" + (", verify_settled" if settled else "")
+        for split in ("train", "held_out"):
+            sub = [a for a in answers if a.split == split]
+            verified, asked = verified_by_labels(sub, settled)
+            t = tally(sub, verified)["all"]
+            cells = " | ".join(t.cells())
+            print(f"| corpus {split}, {name} | {cells} | {asked} of {len(sub)} |")
+    print()
     for split in ("train", "held_out"):
         chosen = [(a, p) for a, p in zip(answers, passed, strict=True) if a.split == split]
         sub, ok = [a for a, _ in chosen], [p for _, p in chosen]

@@ -259,6 +259,17 @@ class GenerateConfig(StrictModel):
     )
     cache_dir: str = Field(".cache/responses", description="Where replies are stored.")
 
+    def sampling(self) -> dict[str, Any]:
+        """The sampling fields of a ChatRequest sent with these settings and their one seed (a
+        judge's or a verifier's; generation seeds each unit apart)."""
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
+            "seed": self.seed,
+        }
+
 
 class OutputConfig(StrictModel):
     """Where and how the dataset is written."""

@@ -15,7 +15,7 @@ from typing import Any
 from curation import __version__
 from curation.config import ConfigError, Recipe
 from curation.files import path_text
-from curation.filters.chain import chain_entries, chain_specs, load_chain
+from curation.filters.chain import FILTER_TYPES, chain_entries, chain_specs, load_chain
 from curation.filters.dataset_dedup import dataset_checker, dedup_outcome, outcome_pairs
 from curation.filters.dedup import DEDUP_STAGING
 from curation.generate import QAGenerator
@@ -45,13 +45,16 @@ def package_versions() -> dict[str, str]:
 
 def run_identity(recipe: Recipe, chain_path: Path, prompt_dir: Path) -> str:
     """What an interrupted run must share with its resumption: the recipe's settings and the
-    bytes of the filter chain and of the prompt templates (the generation set and any judge's),
-    so that editing a prompt or a filter and rerunning starts over instead of mixing outcomes."""
+    bytes of the filter chain and of the prompt templates (the generation set, any judge's and
+    a verifying grounding's), so that editing a prompt or a filter and rerunning starts over
+    instead of mixing outcomes."""
     specs = chain_specs(chain_path)
     folders = [prompt_dir]
     for _, entry in chain_entries(specs):
-        if entry.get("type") == "judge":
-            folders.append(resolve_prompt_dir(entry.get("prompts", "prompts/judge")))
+        kind = entry.get("type")
+        if kind == "judge" or (kind == "grounding" and entry.get("unsettled") == "verify"):
+            default = FILTER_TYPES[kind].model_fields["prompts"].default
+            folders.append(resolve_prompt_dir(entry.get("prompts", default)))
     parts: list[object] = [recipe.content_hash()]
     parts += [path.read_bytes() for path, _ in specs]
     for folder in folders:

@@ -21,9 +21,11 @@ import pymupdf
 import yaml
 from grounding_cases import calculate, render
 
+from curation.config import GenerateConfig
 from curation.filters.base import PairContext
-from curation.filters.grounding import PageVocabulary
+from curation.filters.grounding import GroundingFilter, PageVocabulary
 from curation.filters.numbers import quantities
+from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.ingest.pdf import page_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,3 +261,46 @@ def tally(answers: list[CorpusAnswer], passed: list[bool], key=None) -> dict[str
     for answer, ok in zip(answers, passed, strict=True):
         out.setdefault(key(answer) if key else "all", Tally()).add(answer, ok)
     return dict(sorted(out.items()))
+
+
+def fenced(text: str, label: str) -> str:
+    """The data a prompt shows fenced under `label` ("Question:", "Answer:")."""
+    after = text.split(f"\n{label}\n", 1)[1]
+    fence, _, rest = after.partition("\n")
+    return rest.split(f"\n{fence}", 1)[0]
+
+
+class LabelVerifier(Engine):
+    """A scripted verifier that answers from the corpus labels, as a perfect reader would:
+    verified for a correct answer, unsupported for a wrong one. What it measures is which
+    answers grounding sends to the verifier, not a model."""
+
+    model_name = "corpus-labels"
+
+    def __init__(self, answers: list[CorpusAnswer]) -> None:
+        self.labels = {(a.pair.question, a.pair.answer): a.correct for a in answers}
+        self.asked = 0
+
+    def generate(self, requests: list[ChatRequest]) -> list[EngineResult]:
+        results = []
+        for request in requests:
+            self.asked += 1
+            user = str(request.messages[-1]["content"])
+            correct = self.labels[(fenced(user, "Question:"), fenced(user, "Answer:"))]
+            reply = (
+                "Verified: as the label says." if correct else "Unsupported: wrong by its label."
+            )
+            results.append(EngineResult(request.request_id, reply, "stop"))
+        return results
+
+
+def verified_by_labels(answers: list[CorpusAnswer], settled: bool) -> tuple[list[bool], int]:
+    """Each answer's outcome with `unsettled: verify` (and `verify_settled`) and the label
+    verifier, and how many answers were sent to it."""
+    grounding = GroundingFilter(
+        unsettled="verify", verify_settled=settled, engine=GenerateConfig(cache=False)
+    )
+    verifier = LabelVerifier(answers)
+    grounding.use_engine(verifier)
+    passed = [d.passed for d in grounding.decide([a.pair for a in answers])]
+    return passed, verifier.asked

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError
 
 from curation.config import (
     ConfigError,
+    GenerateConfig,
     StrictModel,
     describe_validation_error,
     load_model,
@@ -149,11 +150,12 @@ class FilterChain:
         return cls(specs[0][1].name, filters, inactive)
 
     def send_again(self) -> None:
-        """Turn the response cache off for the chain's LLM filters (the judge): every request is
-        sent again, as `curation run --no-cache` asks."""
+        """Turn the response cache off for the chain's LLM filters (the judge, a verifying
+        grounding): every request is sent again, as `curation run --no-cache` asks."""
         for flt in self.filters:
-            if isinstance(flt, JudgeFilter) and flt.engine is not None:
-                flt.engine.cache = False
+            engine = getattr(flt, "engine", None)
+            if isinstance(engine, GenerateConfig):
+                engine.cache = False
 
     def deduplicator(self) -> Deduplicator | None:
         """A streaming Deduplicator for the whole dataset, from the chain's dedup entry (or None)."""

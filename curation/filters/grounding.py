@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
+from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import Filter, PairContext
+from curation.filters.judge import STAND_IN_PAIR
 from curation.filters.numbers import (
     PERCENT_CONTEXT,
     POINTS,
@@ -24,6 +26,9 @@ from curation.filters.numbers import (
     written_arithmetic,
 )
 from curation.filters.tokens import WORD, content_words, stem
+from curation.filters.verify import SHOWN_CHARS, Verdict, Verifier, unsound, verify_messages
+from curation.generate.engines.base import Engine
+from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.schema import Decision
 
 # Words that say how a number was computed, not what the page is about: an answer need not
@@ -213,6 +218,16 @@ class PageVocabulary:
         return any(number.matches_quantity(q) for q in candidates)
 
 
+@dataclass(frozen=True)
+class Unsettled:
+    """A pair that waits for the verifier: its word-support score, how its settled numbers were
+    supported, and the numbers (as written) the verifier is asked about."""
+
+    score: float
+    notes: list[str]
+    claims: list[str]
+
+
 class GroundingFilter(Filter):
     """Reject a pair whose answer the unit's page text does not support, or that cites a page the
     unit does not have.
@@ -224,8 +239,13 @@ class GroundingFilter(Filter):
     separators, currency, %, scales and small number words normalised ("1,250" == "1250",
     "$16.1M" == "16.1 million", "three" == "3"); a number word is a claim only when it is the
     answer's quantity (`counts_claim`: not "one of the depots" nor "over the two years"). A
-    calculation written out in the answer that does not hold rejects the pair. The score is the share of supported content words; a kept pair's
-    reason says how each number was supported ("262=diff(1250,988); 1250=page").
+    calculation written out in the answer that does not hold rejects the pair. The score is the
+    share of supported content words; a kept pair's reason says how each number was supported
+    ("262=diff(1250,988); 1250=page").
+
+    With `unsettled: verify`, a pair whose numbers the search cannot settle (and that nothing
+    else here rejects) goes to the verifier model instead (`curation.filters.verify`): kept as
+    "verified: 1,010 = 412 + 598", or rejected as unsupported, unreadable or failed.
     """
 
     type: ClassVar[str] = "grounding"
@@ -252,6 +272,64 @@ class GroundingFilter(Filter):
         "refusal to another type of question is kept as not_answerable when the pages lack what "
         "it asks about, and rejected when they hold it.",
     )
+    unsettled: Literal["reject", "verify"] = Field(
+        "reject",
+        description="An answer number the bounded search cannot settle: reject the pair, or "
+        "ask the `engine` (verify: it shows the computation or says the number is unsupported, "
+        "and its verdict keeps or rejects the pair).",
+    )
+    verify_settled: bool = Field(
+        False,
+        description="With unsettled: verify, every answer with a number goes to the verifier, "
+        "settled or not: a wrong value printed elsewhere on the page (the neighbouring row, "
+        "another year) settles by the page like a right one.",
+    )
+    engine: GenerateConfig | None = Field(
+        None,
+        validate_default=True,
+        description="The verifier model (unsettled: verify): a generate section, as the judge's.",
+    )
+    prompts: str = Field("prompts/verify", description="The folder of verification prompts.")
+    prompt: str = Field("verify/number", description="The template id (its front matter `id`).")
+    max_page_chars: int = Field(
+        4000, ge=200, description="Page text shown to the verifier: excerpts around the claim."
+    )
+    _verifier: Verifier | None = PrivateAttr(None)
+
+    @field_validator("engine")
+    @classmethod
+    def _verifier_named(cls, engine: GenerateConfig | None, info: ValidationInfo):
+        if info.data.get("unsettled") == "verify" and engine is None:
+            raise ValueError("unsettled: verify needs an engine (the verifier model)")
+        if info.data.get("verify_settled") and info.data.get("unsettled") != "verify":
+            raise ValueError("verify_settled needs unsettled: verify")
+        return engine
+
+    @field_validator("prompt")
+    @classmethod
+    def _known_template(cls, prompt: str, info: ValidationInfo) -> str:
+        """With unsettled: verify, the template exists and renders once on a stand-in pair: a
+        template the sandbox refuses stops the chain from loading, naming its file."""
+        if info.data.get("unsettled") != "verify":
+            return prompt
+        try:
+            folder = resolve_prompt_dir(info.data.get("prompts", "prompts/verify"))
+            verify_messages(PromptLibrary(folder).named(prompt), STAND_IN_PAIR, ["1,010"], 4000)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return prompt
+
+    @property
+    def verifier(self) -> Verifier:
+        """What asks the verifier model (built on first use; its engine on its first request)."""
+        if self._verifier is None:
+            cfg = self.engine or GenerateConfig()
+            self._verifier = Verifier(cfg, self.prompts, self.prompt, self.max_page_chars)
+        return self._verifier
+
+    def use_engine(self, engine: Engine) -> None:
+        """Verify with an engine that is already loaded instead of building one."""
+        self.verifier.engine = engine
 
     @property
     def refusal(self) -> re.Pattern[str]:
@@ -263,7 +341,7 @@ class GroundingFilter(Filter):
 
     def decide(self, pairs: list[PairContext]) -> list[Decision]:
         vocabularies: dict[str, PageVocabulary] = {}
-        decisions = []
+        decisions: list[Decision | Unsettled] = []
         for pair in pairs:
             if not any(text.strip() for text in pair.texts):
                 decisions.append(
@@ -276,7 +354,11 @@ class GroundingFilter(Filter):
             if vocabulary is None:
                 vocabulary = vocabularies[pair.unit_id] = PageVocabulary(pair)
             decisions.append(self._decide_one(pair, vocabulary))
-        return decisions
+        pending = [(i, d) for i, d in enumerate(decisions) if isinstance(d, Unsettled)]
+        asked = [(pairs[i], d.claims) for i, d in pending]
+        verdicts = self.verifier.verdicts(asked) if pending else []
+        verified = {i: self._verified(d, v) for (i, d), v in zip(pending, verdicts, strict=True)}
+        return [verified[i] if isinstance(d, Unsettled) else d for i, d in enumerate(decisions)]
 
     def rewrite(self, pair: PairContext) -> PairContext:
         """A kept refusal to a question of another type is a not_answerable pair."""
@@ -305,7 +387,7 @@ class GroundingFilter(Filter):
             len(absent) / max(asked, 1), f"absent from the pages: {', '.join(absent[:5])}"
         )
 
-    def _decide_one(self, pair: PairContext, vocabulary: PageVocabulary) -> Decision:
+    def _decide_one(self, pair: PairContext, vocabulary: PageVocabulary) -> Decision | Unsettled:
         if pair.question_type == NEGATIVE or self.refuses(pair):
             return self._decide_negative(pair, vocabulary)
         if self.check_evidence_pages and pair.evidence_pages:
@@ -329,7 +411,9 @@ class GroundingFilter(Filter):
                 f"answer arithmetic '{wrong.text}' gives {shown}, not {wrong.result.label}", score
             )
         notes, unsupported = self._support(pair, vocabulary, written)
-        if len(unsupported) > self.max_unsupported_numbers:
+        too_many = len(unsupported) > self.max_unsupported_numbers
+        # Only a pair that nothing else rejects is worth a verifier's request.
+        if too_many and (self.unsettled == "reject" or score < self.min_word_support):
             return self.reject(
                 f"answer number {unsupported[0]} is not in the pages nor one step from them",
                 score,
@@ -341,7 +425,26 @@ class GroundingFilter(Filter):
                 f"(missing: {', '.join(missing_words)})",
                 score,
             )
+        claims = [q.text for q in quantities(pair.answer) if too_many and q.label in unsupported]
+        if self.verify_settled:
+            claims += [q.text for q in quantities(pair.answer) if not q.text.isalpha()]
+        if too_many or claims:
+            return Unsettled(score, notes, list(dict.fromkeys(claims)))
         return self.keep(score, "; ".join(notes))
+
+    def _verified(self, pending: Unsettled, verdict: Verdict | str) -> Decision:
+        """The pair's decision by the verifier's verdict: kept only when it is verified by a
+        computation that holds; unsupported, unreadable or failed, it is rejected."""
+        checked = ", ".join(pending.claims)
+        if isinstance(verdict, str):
+            return self.reject(f"{checked} not verified: {verdict}"[:300], pending.score)
+        shown = verdict.text[:SHOWN_CHARS] or "no reason given"
+        if not verdict.verified:
+            return self.reject(f"unsupported {checked}: {shown}", pending.score)
+        wrong = unsound(verdict)
+        if wrong:
+            return self.reject(f"unsupported {checked}: {wrong}", pending.score)
+        return self.keep(pending.score, "; ".join([f"verified: {shown}", *pending.notes]))
 
     def _support(
         self, pair: PairContext, vocabulary: PageVocabulary, written: list

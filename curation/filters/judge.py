@@ -252,14 +252,10 @@ class JudgeFilter(Filter):
         loading (before a run starts any worker), naming the template's file."""
         try:
             folder = resolve_prompt_dir(info.data.get("prompts", "prompts/judge"))
-            templates = {t.id: t for t in PromptLibrary(folder).templates}
-            if prompt not in templates:
-                raise ConfigError(
-                    f"no template '{prompt}' in {folder} (found: {', '.join(templates)})"
-                )
+            template = PromptLibrary(folder).named(prompt)
             engine = info.data.get("engine")
             for images in {False, bool(engine and engine.images)}:
-                judge_messages(templates[prompt], STAND_IN_PAIR, 4000, images)
+                judge_messages(template, STAND_IN_PAIR, 4000, images)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
         return prompt
@@ -281,8 +277,7 @@ class JudgeFilter(Filter):
         """The template (checked against `min_ratings` once) and the engine section."""
         cfg = self.engine or GenerateConfig()
         if self._template is None:
-            library = PromptLibrary(resolve_prompt_dir(self.prompts))
-            self._template = next(t for t in library.templates if t.id == self.prompt)
+            self._template = PromptLibrary(resolve_prompt_dir(self.prompts)).named(self.prompt)
             unknown = set(self.min_ratings) - {a.name for a in self._template.meta.axes}
             if unknown:
                 raise ConfigError(
@@ -306,11 +301,7 @@ class JudgeFilter(Filter):
         return ChatRequest(
             request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
             messages=messages,
-            max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            repetition_penalty=cfg.repetition_penalty,
-            seed=cfg.seed,
+            **cfg.sampling(),
             prefill=template.meta.prefill,
             json_schema=(
                 judge_schema(self.axes(template, images))

@@ -228,6 +228,13 @@ class PromptLibrary:
                 f"(the set declares {sorted(t for t in declared if t)})"
             )
 
+    def named(self, prompt_id: str) -> PromptTemplate:
+        """The template with this id; ConfigError naming the folder and the ids it holds."""
+        if prompt_id not in self.by_id:
+            found = ", ".join(self.by_id)
+            raise ConfigError(f"no template '{prompt_id}' in {self.folder} (found: {found})")
+        return self.by_id[prompt_id]
+
     def require_text_prompts(self) -> None:
         """Without images, a unit no image prompt fits falls back on the text-only prompts:
         there must be one with a weight."""
