@@ -525,7 +525,7 @@ def cut_config(rated: dict[str, Path], out: Path, **overrides) -> TrainConfig:
     return TrainConfig.model_validate(raw)
 
 
-def test_rating_cuts_count_every_pair_by_reason_over_one_pass(rated):
+def test_rating_cuts_count_every_pair_by_reason_over_one_pass(rated, datasets):
     (entry, capped) = cut_config(rated, Path("unused")).mixture
     source = build_mixture([entry], seed=0, eval_fraction=0).sources[0]
     assert source.rows == 5  # the rows as stored: the cuts read them as they are
@@ -557,6 +557,12 @@ def test_rating_cuts_count_every_pair_by_reason_over_one_pass(rated):
     assert all(len(p) == 2 and p == sorted(p) for p in picks) and len(set(map(tuple, picks))) > 1
     again = build_mixture([capped], 7, 0).sources[0].read(0)
     assert [[marks(a, "c")[0] for _, a in next(again)[0].turns] for _ in picks] == picks
+    # A dataset with no ratings stored (qa_meta empty, or no such column): every pair unrated.
+    plain = MixtureEntry.model_validate(
+        {"path": str(datasets["alpha"]), "min_ratings": {"correctness": 4}}
+    )
+    sample, _ = next(build_mixture([plain], 0, 0).sources[0].read(0))
+    assert sample.cuts == {"pairs_kept": 2, "pairs_kept_unrated": 2} and len(sample.turns) == 2
 
 
 def test_cuts_that_leave_nothing_and_bad_keys_are_config_errors(rated, tmp_path):

@@ -72,6 +72,22 @@ def _to_sample(source: str, row: dict, fallback_id: str) -> Sample:
     return Sample(source=source, id=str(row.get("id") or fallback_id), images=images, turns=turns)
 
 
+# The parts of qa_meta that the cuts read (its texts, rationales and filter notes are not).
+CUT_FIELDS = {"question_type", "scores.filter", "scores.score", "ratings.axis", "ratings.score"}
+
+
+def cut_columns(parquet: pq.ParquetFile) -> list[str]:
+    """The Parquet leaf columns of qa_meta the cuts need, those of them this file has."""
+    found = []
+    for index in range(len(parquet.schema)):
+        path = parquet.schema.column(index).path
+        head, _, rest = path.partition(".")
+        fields = rest.replace("list.element.", "").replace("list.item.", "")
+        if head == "qa_meta" and fields in CUT_FIELDS:
+            found.append(path)
+    return found
+
+
 class ShardSource:
     """One dataset of the mixture. Rows are addressed by a position that counts every row read,
     epoch after epoch; each epoch visits the row groups in its own seeded order."""
@@ -113,8 +129,9 @@ class ShardSource:
         """The group's rows from `skip` on, each with its qa_meta (read only for a cut)."""
         path, index, rows = self.groups[group]
         parquet = pq.ParquetFile(path)
-        wanted = ("id", "images", "texts", "qa_meta") if self.cut else ("id", "images", "texts")
-        columns = [c for c in wanted if c in parquet.schema_arrow.names]
+        columns = [c for c in ("id", "images", "texts") if c in parquet.schema_arrow.names]
+        if self.cut:
+            columns += cut_columns(parquet)
         offset = sum(n for p, i, n in self.groups[:group] if p == path)  # row number in the file
         seen = 0
         for batch in parquet.iter_batches(READ_BATCH_ROWS, row_groups=[index], columns=columns):
