@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/cpu.lock
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: lock bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train
+.PHONY: lock bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
 
 setup: $(STAMP)
 
@@ -134,6 +134,11 @@ bench-vlm: setup
 CONFIG ?= train/tiny-cpu.yaml
 train: setup
 	$(BIN)/curation train $(CONFIG)
+
+# The training mixture's samples/s on CPU without and with cuts on the pairs (ratings, scores,
+# question types, pairs per sample): the stream alone, and the stream plus the trainer's encoding.
+bench-mixture: setup
+	$(BIN)/python benchmarks/bench_mixture.py
 
 # Training throughput (tokens/s, MFU), packing on vs off; on CPU the tiny preset only.
 bench-train: setup

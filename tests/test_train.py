@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from output_fixtures import document_units
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from curation.cli import app
 from curation.config import ConfigError
+from curation.output.shards import DatasetWriter
 from curation.schema import SAMPLE_SCHEMA
 from curation.train.collate import (
     IGNORE,
@@ -26,7 +30,13 @@ from curation.train.collate import (
     collate,
     pack_rows,
 )
-from curation.train.config import DataConfig, ImagesConfig, RandomInitConfig, TrainConfig
+from curation.train.config import (
+    DataConfig,
+    ImagesConfig,
+    MixtureEntry,
+    RandomInitConfig,
+    TrainConfig,
+)
 from curation.train.images import Idefics3Images
 from curation.train.loop import Trainer, latest_checkpoint, train
 from curation.train.mixture import Sample, build_mixture
@@ -384,3 +394,231 @@ def test_ray_workers_get_absolute_paths(tmp_path, monkeypatch):
         {"name": "h", "mixture": [{"path": "out/docmatix"}], "schedule": {"max_steps": 1}}
     )
     assert with_absolute_paths(hub).model.name == hub.model.name  # a Hub id stays an id
+
+
+# -- cuts on the pairs (issue 33) ---------------------------------------------------------------
+
+# Per row, its pairs: (question type, {axis: rating} or None when the judge left it unrated,
+# grounding score or None); the comment says what the cut of RATED_CUT does with each pair.
+RATED_ROWS = [
+    [
+        ("extractive", {"correctness": 5, "relevance": 4}, 0.9),  # kept
+        ("extractive", {"correctness": 3, "relevance": 5}, 0.9),  # rating: correctness 3 < 4
+        ("extractive", None, 0.9),  # unrated
+    ],
+    [
+        ("yes_no", {"correctness": 5, "relevance": 5}, 0.9),  # question_type
+        ("extractive", {"correctness": 4, "relevance": 4}, 0.4),  # score: grounding 0.4 < 0.5
+        ("comparison", {"correctness": 4, "relevance": 4}, 0.9),  # kept
+    ],
+    [
+        ("extractive", {"correctness": 2, "relevance": 2}, 0.9),  # rating
+        ("extractive", None, 0.9),  # unrated: the row keeps no pair and is skipped
+    ],
+    [
+        ("extractive", {"correctness": 5, "relevance": 1}, 0.9),  # rating: mean 3 < 3.5
+        ("multi_hop", {"correctness": 5, "relevance": 5}, 0.9),  # kept
+    ],
+    [
+        ("extractive", {"relevance": 5}, 0.9),  # unrated: no correctness rating
+        ("extractive", {"correctness": 4, "relevance": 4}, 0.9),  # kept
+        ("extractive", {"correctness": 5, "relevance": 5}, None),  # unscored: no grounding score
+    ],
+]
+RATED_KEPT = {"r0p0", "r1p2", "r3p1", "r4p1"}
+RATED_CUT = {
+    "min_ratings": {"correctness": 4},
+    "min_rating_mean": 3.5,
+    "min_scores": {"grounding": 0.5},
+    "unrated": "drop",
+    "question_types": {"exclude": ["yes_no"]},
+}
+# What one pass over RATED_ROWS counts under RATED_CUT.
+RATED_COUNTS = {
+    "pairs_kept": 4,
+    "pairs_cut_rating": 3,
+    "pairs_cut_unrated": 3,
+    "pairs_cut_question_type": 1,
+    "pairs_cut_score": 1,
+    "pairs_cut_unscored": 1,
+    "samples_cut": 1,
+}
+
+
+def marks(text: str, dataset: str = "r") -> list[str]:
+    """The pair marks (dataset letter, row, pair: r0p1) in a text, in order."""
+    return re.findall(rf"\b{dataset}\d+p\d+\b", text)
+
+
+def write_rated(folder: Path, rows: list[list[tuple]], name: str) -> Path:
+    """A dataset written by the project's writer (DatasetWriter) from Outcome rows whose pairs
+    carry the decisions a run stores: grounding's score, the per-axis judge's ratings."""
+    units = document_units(f"{name}0000", f"docs/{name}.pdf", n_pages=len(rows), pages_per_unit=1)
+    writer = DatasetWriter(folder, rows_per_shard=100, inputs=[f"docs/{name}.pdf"])
+    for r, (unit, pairs) in enumerate(zip(units, rows, strict=True)):
+        made = []
+        for p, (question_type, ratings, grounding) in enumerate(pairs):
+            judge = {"filter": "judge", "passed": True, "score": None, "reason": "unreadable"}
+            if ratings is not None:
+                mean = sum(ratings.values()) / len(ratings)
+                judge = {
+                    "filter": "judge",
+                    "passed": True,
+                    "score": mean,
+                    "reason": "",
+                    "ratings": [{"axis": a, "score": float(s)} for a, s in ratings.items()],
+                }
+            grounded = {"filter": "grounding", "passed": True, "score": grounding, "reason": ""}
+            made.append(
+                {
+                    "qa_id": f"{unit['unit_id']}-{p}",
+                    "question": f"Question {name[0]}{r}p{p}?",
+                    "answer": f"Answer {name[0]}{r}p{p} here.",
+                    "rationale": None,
+                    "evidence_pages": unit["pages"],
+                    "question_type": question_type,
+                    "decisions": [grounded, judge],
+                }
+            )
+        writer.add(
+            {
+                **unit,
+                "prompt_id": "p",
+                "model": "m",
+                "raw_reply": "",
+                "finish_reason": "stop",
+                "completion_tokens": 1,
+                "parse_errors": [],
+                "pairs": made,
+            }
+        )
+    writer.close({})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rated(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("rated")
+    return {
+        "rated": write_rated(root / "rated", RATED_ROWS, "rated"),
+        # One row of five unrated pairs, for max_pairs_per_sample.
+        "capped": write_rated(root / "capped", [[("extractive", None, 0.9)] * 5], "capped"),
+    }
+
+
+def cut_config(rated: dict[str, Path], out: Path, **overrides) -> TrainConfig:
+    raw = {
+        "name": "cuts",
+        "output_dir": str(out),
+        "seed": 1,
+        "model": {"name": "tiny-random"},
+        "finetune": "full",
+        "mixture": [
+            {"path": str(rated["rated"]), "weight": 3, **RATED_CUT},
+            {"path": str(rated["capped"]), "weight": 1, "max_pairs_per_sample": 2},
+        ],
+        "data": {"max_length": 512, "images": {"max_tiles": 2}, "eval": {"fraction": 0}},
+        "schedule": {"max_steps": 2, "batch_size": 4, "grad_accum": 2, "save_every": 1},
+        "precision": "fp32",
+    }
+    raw.update(overrides)
+    return TrainConfig.model_validate(raw)
+
+
+def test_rating_cuts_count_every_pair_by_reason_over_one_pass(rated, datasets):
+    (entry, capped) = cut_config(rated, Path("unused")).mixture
+    source = build_mixture([entry], seed=0, eval_fraction=0).sources[0]
+    assert source.rows == 5  # the rows as stored: the cuts read them as they are
+    counts, turns = Counter(), {}
+    for sample, position in source.read(0):  # one row group: the rows in file order
+        counts.update(sample.cuts)
+        turns[sample.id] = [a for _, a in sample.turns]
+        if position == source.rows:
+            break
+    assert dict(counts) == RATED_COUNTS
+    assert {m for answers in turns.values() for a in answers for m in marks(a)} == RATED_KEPT
+    assert len(turns) == 4
+    # unrated: keep keeps the pairs without a rating (or a grounding score) and counts them.
+    keep = entry.model_copy(update={"unrated": "keep"})
+    lenient = Counter()
+    for sample, position in build_mixture([keep], 0, 0).sources[0].read(0):
+        lenient.update(sample.cuts)
+        if position == 5:
+            break
+    assert lenient["pairs_kept"] == 8 and lenient["pairs_kept_unrated"] == 4
+    assert "pairs_cut_unrated" not in lenient and lenient["samples_cut"] == 0
+    # max_pairs_per_sample: 2 of the 5 pairs, in their order, drawn anew each epoch by the seed.
+    picks = []
+    for sample, position in build_mixture([capped], 7, 0).sources[0].read(0):
+        assert sample.cuts == {"pairs_kept": 2, "pairs_cut_max_pairs": 3}
+        picks.append([marks(a, "c")[0] for _, a in sample.turns])
+        if position == 6:
+            break
+    assert all(len(p) == 2 and p == sorted(p) for p in picks) and len(set(map(tuple, picks))) > 1
+    again = build_mixture([capped], 7, 0).sources[0].read(0)
+    assert [[marks(a, "c")[0] for _, a in next(again)[0].turns] for _ in picks] == picks
+    # A dataset with no ratings stored (qa_meta empty, or no such column): every pair unrated.
+    plain = MixtureEntry.model_validate(
+        {"path": str(datasets["alpha"]), "min_ratings": {"correctness": 4}}
+    )
+    sample, _ = next(build_mixture([plain], 0, 0).sources[0].read(0))
+    assert sample.cuts == {"pairs_kept": 2, "pairs_kept_unrated": 2} and len(sample.turns) == 2
+
+
+def test_cuts_that_leave_nothing_and_bad_keys_are_config_errors(rated, tmp_path):
+    raw = {"path": str(rated["rated"]), **RATED_CUT, "question_types": {"include": ["summary"]}}
+    entry = MixtureEntry.model_validate(raw)
+    with pytest.raises(ConfigError, match=r"'rated': no training row keeps a pair.*only summary"):
+        next(build_mixture([entry], 0, 0).sources[0].read(0))
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: b\nmixture:\n  - path: out/x\n    min_ratings: {correctness: 7}\n"
+        "    question_types: {include: [yes-no]}\n    unrated: maybe\nschedule: {max_steps: 1}\n"
+    )
+    from curation.train.config import load_train_config
+
+    with pytest.raises(ConfigError) as error:
+        load_train_config(path)
+    said = str(error.value)
+    for field in ("min_ratings.correctness", "question_types.include.0", "unrated"):
+        assert f"{path}: field 'mixture.0.{field}'" in said, said
+
+
+def test_cut_pairs_never_reach_a_batch_and_resume_sees_the_same_samples(rated, tmp_path):
+    """Two steps on a mixture whose cuts drop a known set of pairs: exactly the kept pairs reach
+    the batches, the counts say how many, and a rerun from the step-1 checkpoint (the step-2 one
+    lost, as in a kill) retraces step 2 with the same samples and the same counts."""
+    import json
+
+    config = cut_config(rated, tmp_path / "run")
+
+    def run_recording() -> tuple[object, list[list[str]]]:
+        trainer = Trainer(config, log=lambda _m: None)
+        decode = trainer.processor.tokenizer.decode
+        steps: list[list[str]] = []
+        step = trainer.step
+
+        def recording(micro):
+            steps.append([decode(row) for batch in micro for row in batch.inputs["input_ids"]])
+            return step(micro)
+
+        trainer.step = recording
+        return trainer.run(), steps
+
+    first, steps = run_recording()
+    rows = [text for step in steps for text in step]  # one sample a row (no packing)
+    seen = [m for text in rows for m in marks(text)]  # each pair's question and answer
+    assert set(seen) == RATED_KEPT  # every kept pair reached a batch, and no cut pair did
+    data = first.data["rated"]
+    assert data["pairs_kept"] == len(seen) / 2  # the counts are of what the batches held
+    assert {k for k in data if "cut" in k} == {k for k in RATED_COUNTS if "cut" in k}
+    capped = [marks(text, "c") for text in rows if marks(text, "c")]
+    assert capped and all(len(pairs) == 4 for pairs in capped)  # 2 pairs of 5, Q and A each
+    assert first.data["capped"]["pairs_cut_max_pairs"] == 3 * len(capped)
+    state = json.loads((tmp_path / "run/checkpoints/step-000002/trainer_state.json").read_text())
+    assert state["data"] == first.data
+
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-000002")
+    second, resumed = run_recording()
+    assert second.start_step == 1 and resumed == steps[1:]
+    assert second.data == first.data

@@ -27,6 +27,7 @@ class Encoded:
     pixels: list[dict] = field(default_factory=list)  # one entry per image
     tiles: int = 0
     turns_dropped: int = 0
+    cuts: dict[str, int] = field(default_factory=dict)  # the sample's, from the mixture
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Dropped:
 
     source: str
     reason: str  # too_long | too_many_images | bad_image | no_turns
+    cuts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +62,8 @@ class DataReport:
         self.counts.setdefault(source, Counter())[key] += n
 
     def record(self, item: Encoded | Dropped) -> None:
+        for key, n in item.cuts.items():  # the mixture's cuts on its pairs (train/cuts.py)
+            self.add(item.source, key, n)
         if isinstance(item, Dropped):
             self.add(item.source, f"dropped_{item.reason}")
             return
@@ -130,6 +134,13 @@ class SampleEncoder:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def encode(self, sample: Sample) -> Encoded | Dropped:
+        """The sample encoded, or why it cannot be; either way with the counts of the cuts the
+        mixture made up to it, so that the report counts them when it counts the sample."""
+        item = self._encode(sample)
+        item.cuts = sample.cuts
+        return item
+
+    def _encode(self, sample: Sample) -> Encoded | Dropped:
         # A literal image token in the text would claim an image that is not there.
         turns = [
             (u.replace(self.image_token, ""), a.replace(self.image_token, ""))

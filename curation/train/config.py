@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from curation.config import StrictModel, load_model
+from curation.config import QuestionType, StrictModel, load_model
 
 TINY_RANDOM = "tiny-random"
+Rating = Annotated[float, Field(ge=1, le=5)]  # a per-axis judge's scale
 
 
 class RandomInitConfig(StrictModel):
@@ -74,8 +75,28 @@ class LoraConfig(StrictModel):
     )
 
 
+class QuestionTypesCut(StrictModel):
+    """Which question types of an entry are trained on: a list to keep, or a list to leave out.
+    A pair without a stored type is kept by `exclude` and dropped by `include`."""
+
+    include: list[QuestionType] | None = Field(None, min_length=1)
+    exclude: list[QuestionType] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_list(self) -> QuestionTypesCut:
+        if (self.include is None) == (self.exclude is None):
+            raise ValueError("give either include or exclude")
+        return self
+
+    def keeps(self, question_type: str | None) -> bool:
+        if self.include is not None:
+            return question_type in self.include
+        return question_type not in (self.exclude or [])
+
+
 class MixtureEntry(StrictModel):
-    """One dataset of the training mixture."""
+    """One dataset of the training mixture, and the cuts on its pairs (applied while streaming,
+    from what each pair's `qa_meta` stores)."""
 
     path: str | None = Field(
         None, description="A curated dataset folder, e.g. out/<recipe> (make recipes builds it)."
@@ -97,6 +118,34 @@ class MixtureEntry(StrictModel):
     )
     optional: bool = Field(False, description="Skip with a warning when the folder is missing.")
     revision: str | None = Field(None, description="Hub dataset revision.")
+    min_ratings: dict[str, Rating] = Field(
+        default_factory=dict,
+        description="Per axis, the lowest stored judge rating (1-5) of a pair that is trained on "
+        "(qa_meta.ratings), e.g. {correctness: 4}.",
+    )
+    min_rating_mean: Rating | None = Field(
+        None, description="The lowest mean of a pair's stored ratings (all its axes) trained on."
+    )
+    min_scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per filter (its label in qa_meta.scores, e.g. grounding, judge), the lowest "
+        "stored score of a pair that is trained on. Shards keep each filter's score, not a "
+        "chain's pass/fail decisions: these thresholds re-cut on what is stored.",
+    )
+    unrated: Literal["keep", "drop"] = Field(
+        "keep",
+        description="A pair with no stored value for a threshold above (an axis of min_ratings, "
+        "any rating for min_rating_mean, a filter of min_scores): kept, or dropped.",
+    )
+    question_types: QuestionTypesCut | None = Field(
+        None, description="{include: [...]} or {exclude: [...]} of the question types."
+    )
+    max_pairs_per_sample: int | None = Field(
+        None,
+        ge=1,
+        description="Keep at most N of a sample's pairs that pass the cuts, drawn anew each "
+        "epoch by the seed, in their order.",
+    )
 
     @model_validator(mode="after")
     def _weight_or_repeat(self) -> MixtureEntry:
@@ -105,6 +154,16 @@ class MixtureEntry(StrictModel):
         if (self.path is None) == (self.hub is None):
             raise ValueError("give either path (a local folder) or hub (a dataset id)")
         return self
+
+    def has_cuts(self) -> bool:
+        """Whether any pair of this entry may be cut (then its `qa_meta` is read)."""
+        return bool(
+            self.min_ratings
+            or self.min_rating_mean is not None
+            or self.min_scores
+            or self.question_types is not None
+            or self.max_pairs_per_sample is not None
+        )
 
     def label(self) -> str:
         return self.name or Path(str(self.path or self.hub).rstrip("/")).name

@@ -195,7 +195,8 @@ class Trainer:
         )
         for source, weight in zip(self.mixture.sources, self.mixture.weights, strict=True):
             share = weight / sum(self.mixture.weights)
-            self.log(f"mixture: {source.label}: {source.rows} rows, share {share:.1%}")
+            cut = f", cuts: {source.cut.describe()}" if source.cut else ""
+            self.log(f"mixture: {source.label}: {source.rows} rows, share {share:.1%}{cut}")
         max_images = {entry.label(): entry.max_images for entry in config.mixture}
         self.encoder = SampleEncoder(self.processor, self.family, config.data, max_images)
         optim = config.optim
@@ -319,9 +320,11 @@ class Trainer:
         self._data_state_path(partial).write_text(
             json.dumps({"stream": data_state, "report": report.as_dict()})
         )
+        data = self._gather_report(report)  # every process's counts, the cuts' among them
         acc.wait_for_everyone()
         if acc.is_main_process:
-            state = {"step": step, "config_hash": config_hash(self.config), **history}
+            state = {"step": step, "config_hash": config_hash(self.config), "data": data}
+            state.update(history)
             (partial / TRAINER_STATE).write_text(json.dumps(state, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             partial.rename(final)
@@ -419,12 +422,21 @@ class Trainer:
     ) -> TrainResult:
         """The final model and the run's report, written once every rank is done."""
         result.data = self._gather_report(counts)
+        self._log_cuts(result.data)
         result.final_dir = self.save_final()
         if self.accelerator.is_main_process:
             report_file = self.out / REPORT
             report_file.write_text(json.dumps({**result.summary(), **history}, indent=1))
         self.accelerator.wait_for_everyone()
         return result
+
+    def _log_cuts(self, data: dict) -> None:
+        """What the mixture's cuts kept and left out, per entry that has cuts."""
+        for source, counts in data.items():
+            cut = {k: n for k, n in counts.items() if k.startswith("pairs_") or k == "samples_cut"}
+            if cut:
+                said = ", ".join(f"{key.replace('_', ' ')} {n:,}" for key, n in cut.items())
+                self.log(f"cuts: {source}: {said}")
 
     def _gather_report(self, report: DataReport) -> dict:
         from accelerate.utils import gather_object

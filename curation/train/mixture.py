@@ -4,8 +4,9 @@ by weight with a seeded generator, with a position that a checkpoint saves and a
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 from curation.config import ConfigError
 from curation.seeding import stable_fraction, stable_hash
 from curation.train.config import MixtureEntry
+from curation.train.cuts import PairCut, cut_for
 
 READ_BATCH_ROWS = 16  # rows decoded from Parquet at a time: images stay encoded bytes until used
 
@@ -25,6 +27,9 @@ class Sample:
     id: str
     images: list[bytes | None]  # None where a row stores an image by path only
     turns: list[tuple[str, str]]  # (user, assistant)
+    # What the entry's cuts did since the sample before it from the same entry: its own pairs
+    # kept and cut, and the rows skipped for want of a pair (counted where the sample is).
+    cuts: dict[str, int] = field(default_factory=dict)
 
 
 def resolve_files(entry: MixtureEntry) -> list[Path] | None:
@@ -67,14 +72,36 @@ def _to_sample(source: str, row: dict, fallback_id: str) -> Sample:
     return Sample(source=source, id=str(row.get("id") or fallback_id), images=images, turns=turns)
 
 
+# The parts of qa_meta that the cuts read (its texts, rationales and filter notes are not).
+CUT_FIELDS = {"question_type", "scores.filter", "scores.score", "ratings.axis", "ratings.score"}
+
+
+def cut_columns(parquet: pq.ParquetFile) -> list[str]:
+    """The Parquet leaf columns of qa_meta the cuts need, those of them this file has."""
+    found = []
+    for index in range(len(parquet.schema)):
+        path = parquet.schema.column(index).path
+        head, _, rest = path.partition(".")
+        fields = rest.replace("list.element.", "").replace("list.item.", "")
+        if head == "qa_meta" and fields in CUT_FIELDS:
+            found.append(path)
+    return found
+
+
 class ShardSource:
     """One dataset of the mixture. Rows are addressed by a position that counts every row read,
     epoch after epoch; each epoch visits the row groups in its own seeded order."""
 
     def __init__(
-        self, label: str, files: list[Path], seed: int, eval_fraction: float, max_samples=None
+        self,
+        label: str,
+        files: list[Path],
+        seed: int,
+        eval_fraction: float,
+        max_samples: int | None = None,
+        cut: PairCut | None = None,
     ) -> None:
-        self.label, self.seed, self.eval_fraction = label, seed, eval_fraction
+        self.label, self.seed, self.eval_fraction, self.cut = label, seed, eval_fraction, cut
         self.groups: list[tuple[Path, int, int]] = []  # (file, row group, rows used)
         total = 0
         for path in files:
@@ -98,10 +125,13 @@ class ShardSource:
         random.Random(stable_hash(self.seed, self.label, epoch)).shuffle(order)
         return order
 
-    def _read_group(self, group: int, skip: int = 0) -> Iterator[Sample]:
+    def _read_group(self, group: int, skip: int = 0) -> Iterator[tuple[Sample, list[dict]]]:
+        """The group's rows from `skip` on, each with its qa_meta (read only for a cut)."""
         path, index, rows = self.groups[group]
         parquet = pq.ParquetFile(path)
         columns = [c for c in ("id", "images", "texts") if c in parquet.schema_arrow.names]
+        if self.cut:
+            columns += cut_columns(parquet)
         offset = sum(n for p, i, n in self.groups[:group] if p == path)  # row number in the file
         seen = 0
         for batch in parquet.iter_batches(READ_BATCH_ROWS, row_groups=[index], columns=columns):
@@ -109,12 +139,23 @@ class ShardSource:
                 if seen >= rows:
                     return
                 if seen >= skip:
-                    yield _to_sample(self.label, row, f"{path.name}#{offset + seen}")
+                    sample = _to_sample(self.label, row, f"{path.name}#{offset + seen}")
+                    yield sample, row.get("qa_meta") or []
                 seen += 1
 
+    def _cut(self, sample: Sample, meta: list[dict], epoch: int) -> Counter:
+        """Leave out the sample's pairs that fail the entry's cuts; what became of them."""
+        if self.cut is None:
+            return Counter()
+        sample.turns, counts = self.cut.apply(sample.turns, meta, sample.id, epoch)
+        return counts
+
     def read(self, position: int) -> Iterator[tuple[Sample, int]]:
-        """Training rows from `position` on, forever, each with the position after it."""
+        """Training rows from `position` on, forever, each with the position after it. A row
+        that the cuts leave without a pair is skipped and counted with the next sample, so that
+        the counts up to a sample depend on its position alone (a resume counts the same)."""
         scanned_without_yield = 0
+        pending: Counter = Counter()
         while True:
             epoch, offset = divmod(position, self.rows)
             for group in self._epoch_order(epoch):
@@ -122,29 +163,43 @@ class ShardSource:
                 if offset >= rows:
                     offset -= rows
                     continue
-                for sample in self._read_group(group, skip=offset):
+                for sample, meta in self._read_group(group, skip=offset):
                     position += 1
-                    if self.is_eval(sample.id):
-                        scanned_without_yield += 1
-                        if scanned_without_yield > self.rows:
-                            raise ConfigError(
-                                f"mixture entry '{self.label}': every row is held out for eval; "
-                                "lower data.eval.fraction"
-                            )
-                        continue
-                    scanned_without_yield = 0
-                    yield sample, position
+                    if not self.is_eval(sample.id):
+                        pending += self._cut(sample, meta, epoch)
+                        if sample.turns or self.cut is None:
+                            sample.cuts, pending = dict(pending), Counter()
+                            scanned_without_yield = 0
+                            yield sample, position
+                            continue
+                    scanned_without_yield += 1
+                    if scanned_without_yield > self.rows:
+                        raise ConfigError(self._nothing_left())
                 offset = 0
 
+    def _nothing_left(self) -> str:
+        if self.cut is None:
+            return (
+                f"mixture entry '{self.label}': every row is held out for eval; "
+                "lower data.eval.fraction"
+            )
+        return (
+            f"mixture entry '{self.label}': no training row keeps a pair under its cuts "
+            f"({self.cut.describe()}) or every row is held out for eval; loosen the cuts "
+            "(unrated: keep keeps pairs the judge did not rate) or lower data.eval.fraction"
+        )
+
     def eval_samples(self, limit: int) -> list[Sample]:
-        """The first `limit` held-out rows in file order."""
+        """The first `limit` held-out rows in file order, under the same cuts (as in epoch 0)."""
         found: list[Sample] = []
         for group in range(len(self.groups)):
-            for sample in self._read_group(group):
+            for sample, meta in self._read_group(group):
                 if len(found) >= limit:
                     return found
                 if self.is_eval(sample.id):
-                    found.append(sample)
+                    self._cut(sample, meta, 0)
+                    if sample.turns:
+                        found.append(sample)
         return found
 
 
@@ -201,7 +256,9 @@ def build_mixture(
                 f"mixture: skipping optional '{entry.label()}' ({entry.path or entry.hub} has no data)"
             )
             continue
-        source = ShardSource(entry.label(), files, seed, eval_fraction, entry.max_samples)
+        source = ShardSource(
+            entry.label(), files, seed, eval_fraction, entry.max_samples, cut_for(entry, seed)
+        )
         sources.append(source)
         weights.append(
             entry.weight if entry.weight is not None else (entry.repeat_time or 1.0) * source.rows
