@@ -120,15 +120,17 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.mark.e2e
 def test_the_shipped_recipe_joins_by_ray_address_uses_both_nodes_and_matches_a_local_run(
-    cluster: LocalCluster, ray_local, tmp_path: Path
+    cluster: LocalCluster, ray_local, inputs: Path, tmp_path: Path
 ) -> None:
     # OCR auto and a model actor on one of the two 1-CPU nodes: every stage still finds room.
     # Only the reply cache moves (a run-time setting): the cluster generates every reply, and
     # the local run reuses them, so the two datasets must match byte for byte.
     spec = yaml.safe_load((ROOT / "recipes" / "docmatix.yaml").read_text())
     spec["generate"]["cache_dir"] = str(tmp_path / "cache")
-    # Shorter replies: what is tested is where each stage finds room, not what the model writes.
-    spec["generate"]["max_tokens"] = 48
+    # The module's two short documents: what is tested is where each stage finds room, not
+    # what the model writes about the sample corpus.
+    spec["inputs"] = [f"{inputs}/*.pdf"]
+    spec["generate"]["max_tokens"] = 48  # shorter replies, for the same reason
     recipe = tmp_path / "docmatix.yaml"
     recipe.write_text(yaml.safe_dump(spec))
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"

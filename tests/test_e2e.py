@@ -1,13 +1,10 @@
-"""End to end: the real CLI, real Ray, the real bundled SmolLM2 model, real PDFs and bad inputs.
-The first run is a `curation run` process of its own; the second, and the other CLI checks, run
-the same command line in this process (CliRunner, the session's Ray): the same shards from a
-fresh process and from a warm one."""
+"""End to end: the real CLI (`curation run` in this process through CliRunner, the session's
+Ray), the real bundled SmolLM2 model, real PDFs and bad inputs."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,7 +17,6 @@ from conftest import (
     curation_cli,
     make_bad_inputs,
     make_pdf,
-    run_curation,
 )
 from datasets import load_dataset
 from PIL import Image
@@ -40,10 +36,6 @@ output: {{dir: "{out}", rows_per_shard: 1}}
 """
 
 
-def run_cli(recipe: Path) -> subprocess.CompletedProcess:
-    return run_curation("run", str(recipe), timeout=900)
-
-
 def write_recipe(tmp_path: Path, inputs: Path, out: Path, cache: Path | None = None) -> Path:
     chain = tmp_path / "lenient.yaml"
     chain.write_text(LENIENT_CHAIN)
@@ -55,10 +47,11 @@ def write_recipe(tmp_path: Path, inputs: Path, out: Path, cache: Path | None = N
 
 @pytest.fixture(scope="module")
 def mixed_run(tmp_path_factory, ray_session):
-    """Two real PDFs and the four bad inputs, run twice into two output folders: first as a
-    process of its own, then in this process with the first run's replies (the same requests,
-    so the same reply cache entries; that generation itself gives the same replies in another
-    process is shown by test_cluster.py's node-loss test). Each: (out, what it printed)."""
+    """Two real PDFs and the four bad inputs, run twice into two output folders: the second run
+    with the first run's replies (the same requests, so the same reply cache entries). That a
+    fresh `curation run` process gives the shards of a warm one is test_resume.py's (killed
+    processes, resumed and compared with a run in this process); that generation gives the same
+    replies in another process, test_cluster.py's node-loss test. Each: (out, what it printed)."""
     tmp = tmp_path_factory.mktemp("e2e")
     inputs = tmp / "inputs"
     inputs.mkdir()
@@ -67,12 +60,11 @@ def mixed_run(tmp_path_factory, ray_session):
             doc.select([0, 1])
             doc.save(inputs / name, no_new_id=True)
     bad = make_bad_inputs(inputs)
-    first = run_cli(write_recipe(tmp, inputs, tmp / "first"))
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = write_recipe(tmp, inputs, tmp / "second", cache=Path(f"{tmp / 'first'}-cache"))
-    second = curation_cli("run", str(again))
-    assert second.exit_code == 0, second.output[-3000:]
-    runs = [(tmp / "first", first.stderr), (tmp / "second", second.output)]
+    runs = []
+    for name, cache in (("first", None), ("second", Path(f"{tmp / 'first'}-cache"))):
+        result = curation_cli("run", str(write_recipe(tmp, inputs, tmp / name, cache=cache)))
+        assert result.exit_code == 0, result.output[-3000:]
+        runs.append((tmp / name, result.output))
     return inputs, bad, runs
 
 

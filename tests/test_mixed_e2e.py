@@ -1,12 +1,11 @@
-"""Every kind of source: born-digital PDF, scanned PDF, PPTX, folder of PNG pages; read by the
-ingest and OCR stages in this process, then once through a whole run.
+"""Every kind of source: born-digital PDF, scanned PDF, PPTX, folder of PNG pages, in one whole
+run: each is read with the right text source, and each gives a sample.
 
 Real LibreOffice, real RapidOCR; the run adds real Ray and a scripted LLM server.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -14,15 +13,7 @@ import pymupdf
 import pytest
 from conftest import LENIENT_CHAIN, SAMPLES, curation_cli, make_deck
 from datasets import load_dataset
-from output_fixtures import TINY_MANIFEST
-from PIL import Image
 from scripted_server import message_text, scripted_server
-
-from curation.config import IngestConfig, UnitsConfig
-from curation.ingest import expand_inputs, ingest_document
-from curation.ingest.ocr_stage import OCRStage
-from curation.output.shards import DatasetWriter
-from curation.schema import Reply
 
 RECIPE = """
 name: mixed
@@ -87,35 +78,6 @@ EXPECTED_SOURCES = {
 }
 
 
-@pytest.mark.e2e
-def test_every_kind_of_source_is_read_with_the_right_text_source(inputs: Path) -> None:
-    """The run's ingest and OCR stages in this process (no Ray, no model), real LibreOffice and
-    real RapidOCR; the page counts by text source as the run's writer makes them."""
-    ingest, units = IngestConfig(dpi=100), UnitsConfig(pages_per_unit=2)
-    ocr = OCRStage(ingest)
-    files = expand_inputs([f"{inputs}/*"]).files
-    rows = [row for path in files for row in ocr(list(ingest_document(path, ingest, units)))]
-    assert all(row["error_code"] is None for row in rows)
-    by_source = {Path(row["source"]).name: row for row in rows}
-    assert set(by_source) == set(EXPECTED_SOURCES) and len(rows) == 4
-    for name, source in EXPECTED_SOURCES.items():
-        row = by_source[name]
-        assert row["text_sources"] == [source] * len(row["pages"]), name
-        if source == "ocr":
-            assert all(0 < score <= 1 for score in row["ocr_scores"]), name
-        assert all(text.strip() for text in row["texts"]), name
-    assert len(by_source["scan_pages"]["images"]) == 2
-    deck = [Image.open(io.BytesIO(page)) for page in by_source["deck.pptx"]["images"]]
-    assert len(deck) == 2 and deck[0].width > deck[0].height  # 16:9 slides
-    assert "Speaker notes for Harbor Ferry Ridership." in by_source["deck.pptx"]["texts"][0]
-
-    writer = DatasetWriter(inputs.parent / "out", 10, [str(path) for path in files])
-    for row in rows:
-        writer.add(Reply().outcome_row(row))  # no reply: the pages are counted all the same
-    counts = writer.close(TINY_MANIFEST)["counts"]
-    assert counts["pages_by_text_source"] == {"layer": 3, "ocr": 3}
-
-
 def reply(messages: list[dict]) -> str:
     """A question on the unit's first words, answered with them."""
     words = message_text(messages).split("Page 1", 1)[-1].split()[:8]
@@ -144,6 +106,7 @@ def test_a_run_over_every_kind_of_source_gives_samples_of_each(
         result = curation_cli("run", str(recipe))
         assert result.exit_code == 0, result.output[-3000:]
         assert len(server.requests) == 4  # one per unit
+        asked = [message_text(request["messages"]) for request in server.requests]
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert {r["status"] for r in manifest["inputs"]} == {"ok"}
@@ -154,5 +117,12 @@ def test_a_run_over_every_kind_of_source_gives_samples_of_each(
     for name, source in EXPECTED_SOURCES.items():
         meta = by_source[name]["page_meta"]
         assert [m["text_source"] for m in meta] == [source] * len(meta), name
+        if source == "ocr":
+            assert all(0 < m["ocr_score"] <= 1 for m in meta), name
         assert len(by_source[name]["images"]) == len(meta)
         assert by_source[name]["texts"][0]["assistant"].strip(".")  # the page's own words
+    assert len(by_source["scan_pages"]["images"]) == 2
+    deck = by_source["deck.pptx"]["images"]
+    assert len(deck) == 2 and deck[0].width > deck[0].height  # 16:9 slides
+    # The deck's speaker notes reach the model with their slide's text.
+    assert any("Speaker notes for Harbor Ferry Ridership." in text for text in asked)
