@@ -1,4 +1,4 @@
-from curation.generate.parse import ReplySchema, parse_reply
+from curation.generate.parse import ReplySchema, parse_question, parse_reply
 
 
 def qa(result):
@@ -223,3 +223,33 @@ def test_a_yaml_alias_bomb_in_a_reply_is_not_expanded():
 def test_think_blocks_are_dropped_wherever_they_are():
     reply = "<think>Q1: Draft?\nA1: Draft.</think>\nQ1: Real?\nA1: Yes.\n<THINK>more drafts"
     assert [(p.question, p.answer) for p in parse_reply(reply).pairs] == [("Real?", "Yes.")]
+
+
+SPAN = "The Harlow pump moved 4,200 litres in its first hour of work."
+
+
+def test_answer_first_reply_is_its_question_with_the_span_as_answer():
+    """The question line, its `Question:` label and what the model ran on to after the question
+    mark left out; the answer is the span, cited on its page."""
+    result = parse_question(
+        "Question: **How much did the Harlow pump move?** It moved a lot.", SPAN, 3
+    )
+    assert result.errors == []
+    (pair,) = result.pairs
+    assert (pair.question, pair.answer, pair.evidence_pages) == (
+        "How much did the Harlow pump move?",
+        SPAN,
+        [3],
+    )
+
+
+def test_answer_first_reply_without_a_question_about_its_span_is_rejected():
+    cases = {
+        "Question: The answer to this question would be the pump.": "no question in the reply",
+        "Question: How much did the Harlow pump": "reply cut off before its question mark",
+        "Question: What is 1% of 25?": "question shares no word with its answer span",
+        "Question: How much did the pump move in 1998?": "question names 1998, its answer span does not",
+    }
+    for reply, reason in cases.items():
+        result = parse_question(reply, SPAN, 1, cut_off="cut off" in reason)
+        assert result.pairs == [] and result.errors[0].startswith(reason), reply

@@ -203,3 +203,24 @@ def test_only_prompt_templates_are_rendered():
             if any(name.split(".")[0] == "jinja2" for name in names):
                 importers.add(path.relative_to(root).as_posix())
     assert importers == {"curation/generate/prompts.py"}
+
+
+def test_answer_first_asks_for_the_question_of_a_page_span(tmp_path):
+    """The answer_first set renders the unit's chosen sentence, stops the reply at its line, and
+    the pair is the model's question with that sentence as the answer, cited on its page. A unit
+    whose pages hold no sentence sends no request and is a reject with the reason."""
+    engine = ScriptedEngine("Question: How many litres did the pump move?\nQuestion: And")
+    generator = QAGenerator(
+        GenerateConfig(prompt_set="answer_first", cache=False), UnitsConfig(), engine=engine
+    )
+    blank = {**unit(1), "unit_id": "doc:1-1", "texts": ["Item\nSpecification"]}
+    written, empty = generator([unit(2), blank])
+    (request,) = engine.requests
+    (pair,) = written["pairs"]
+    assert pair["question"] == "How many litres did the pump move?"
+    assert pair["answer"] in unit(2)["texts"] and pair["answer"] in request.messages[-1]["content"]
+    assert pair["evidence_pages"] == [unit(2)["texts"].index(pair["answer"]) + 1]
+    assert pair["question_type"] == "extractive" and written["prompt_id"] == "answer_first/question"
+    assert request.stop == ["\n"] and request.prefill == "Question:"
+    assert empty["pairs"] == [] and empty["finish_reason"] == "unrendered"
+    assert "no sentence on the pages to ask about" in empty["parse_errors"][0]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import asdict
 from pathlib import Path
 
 from curation.config import GenerateConfig, UnitsConfig
 from curation.generate.cache import client
 from curation.generate.engines import ChatRequest, Engine, EngineResult
-from curation.generate.parse import ReplySchema, parse_reply
+from curation.generate.parse import ReplySchema, parse_question, parse_reply
 from curation.generate.prompts import (
     PromptLibrary,
     PromptMeta,
@@ -17,6 +18,7 @@ from curation.generate.prompts import (
     page_excerpts,
     resolve_prompt_dir,
 )
+from curation.generate.spans import Span, choose_span
 from curation.schema import Pair, Reply, wants_reply
 from curation.seeding import content_id, stable_hash
 
@@ -34,7 +36,7 @@ def stand_in_unit(meta: PromptMeta) -> dict:
         "kind": (meta.kinds or ["document"])[0],
         "layout": (meta.layouts or ["window"])[0],
         "pages": pages,
-        "texts": [f"Stand-in text of page {page + 1}." for page in pages],
+        "texts": [f"Stand-in text of page {page + 1}, a sentence to ask about." for page in pages],
         "images": [b"\x89PNG stand-in" for _ in pages],
     }
 
@@ -99,15 +101,26 @@ class QAGenerator:
         )
         return self.request_with(template, unit)
 
+    def span_for(self, template: PromptTemplate, unit: dict) -> Span:
+        """The page span an answer-first prompt asks a question for (the same on every run);
+        PromptRenderError when the unit's pages hold no sentence that fits."""
+        span = choose_span(unit["texts"], unit["pages"], self.cfg.seed, unit["unit_id"])
+        if span is None:
+            message = f"{template.template.filename}: no sentence on the pages to ask about"
+            raise PromptRenderError(template.id, message)
+        return span
+
     def request_with(self, template: PromptTemplate, unit: dict) -> ChatRequest:
         """The chat request for one unit with the given prompt."""
         images = self.images_sent(unit)
         with_images = bool(images)
+        question_only = template.meta.output == "question"
         messages = template.render(
             pages=page_excerpts(unit["pages"], unit["texts"], self.max_chars),
             kind=unit["kind"],
             layout=unit.get("layout") or "window",
             n_pairs=self.cfg.pairs_per_unit,
+            span=asdict(self.span_for(template, unit)) if question_only else None,
         )
         if with_images:
             text = {"type": "text", "text": messages[-1]["content"]}
@@ -124,12 +137,16 @@ class QAGenerator:
             # each unit its own draw, the same on every run.
             seed=stable_hash("generate", self.cfg.seed, unit["unit_id"]) % 2**31,
             prefill=template.meta.prefill,
-            # Small models run on past the pairs asked for; the next marker ends the reply.
-            stop=[f"\nQ{self.cfg.pairs_per_unit + 1}:"]
-            if template.meta.output == "qa_lines"
-            else [],
+            stop=self.stop(template),
             json_schema=REPLY_JSON_SCHEMA if template.meta.output == "json" else None,
         )
+
+    def stop(self, template: PromptTemplate) -> list[str]:
+        """Small models run on past what was asked: the next pair's marker ends a reply of
+        pairs, a line break one of a single question."""
+        if template.meta.output == "question":
+            return ["\n"]
+        return [f"\nQ{self.cfg.pairs_per_unit + 1}:"] if template.meta.output == "qa_lines" else []
 
     def __call__(self, units: list[dict]) -> list[dict]:
         """Outcome rows (schema.OUTCOME_SCHEMA) for a batch of Unit rows; error rows pass through."""
@@ -175,8 +192,13 @@ class QAGenerator:
             source = "prompt not rendered" if result.finish_reason == UNRENDERED else "engine error"
             reply.parse_errors = [f"{source}: {result.error}"]
             return reply
-        parsed = parse_reply(result.text, cut_off=result.finish_reason == "length")
         template = self.library.by_id.get(reply.prompt_id)
+        cut_off = result.finish_reason == "length"
+        if template is not None and template.meta.output == "question":
+            span = self.span_for(template, unit)
+            parsed = parse_question(result.text, span.text, span.page, cut_off)
+        else:
+            parsed = parse_reply(result.text, cut_off=cut_off)
         question_type = template.meta.question_type if template else None
         reply.pairs = [
             Pair(

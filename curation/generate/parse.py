@@ -88,6 +88,38 @@ def parse_reply(text: str, cut_off: bool = False) -> ParseResult:
     return result
 
 
+# --- One question (answer-first) ----------------------------------------------------------
+
+QUESTION_LABEL = re.compile(r"^\W*(?:question|q)\s*\d*\s*[:.)]\s*", re.IGNORECASE)
+DIGITS = re.compile(r"\d+")
+
+
+def parse_question(text: str, answer: str, page: int, cut_off: bool = False) -> ParseResult:
+    """The pair of an answer-first reply: the question on its first line (a `Question:` label
+    left out, what follows its question mark dropped), answered by the page span it was asked
+    for (`answer`, from `page`). A reply with no question is rejected, and so is a question not
+    about its span: one that shares no content word with it, or names a number it lacks."""
+    # Here, not at the top: filters/ imports generate/ (the judge runs an engine).
+    from curation.filters.tokens import content_words, stem
+
+    text = strip_reasoning(text or "")[0]
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    line = clean_text([QUESTION_LABEL.sub("", line.strip())])
+    question, mark, _ = line.partition("?")
+    if not mark:
+        reason = "reply cut off before its question mark" if cut_off else "no question in the reply"
+        return ParseResult(errors=[f"{reason}: {line[:80]!r}"])
+    question = f"{question.strip()}?"
+    if not {stem(w) for w in content_words(question)} & {stem(w) for w in content_words(answer)}:
+        return ParseResult(errors=[f"question shares no word with its answer span: {question!r}"])
+    stray = [n for n in DIGITS.findall(question) if n not in DIGITS.findall(answer)]
+    if stray:
+        return ParseResult(
+            errors=[f"question names {stray[0]}, its answer span does not: {question!r}"]
+        )
+    return ParseResult(pairs=[QAItem(question=question, answer=answer, evidence_pages=[page])])
+
+
 # --- Reasoning --------------------------------------------------------------------------------
 
 THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.DOTALL)

@@ -50,9 +50,11 @@ class PromptMeta(StrictModel):
     weight: float = Field(1.0, ge=0.0)
     output: str = Field(
         "qa_lines",
-        pattern="^(qa_lines|json)$",
+        pattern="^(qa_lines|json|question)$",
         description="qa_lines: `Q1:/A1:` (+ `R1:` rationale, `E1:` evidence pages); json: the "
-        "reply schema, sent to engines that enforce it.",
+        "reply schema, sent to engines that enforce it; question (answer-first): one question "
+        "for the page span the pipeline chose (`span.text`, `span.page` in the template), "
+        "which is its answer.",
     )
     prefill: str = Field("", description="Text the assistant reply starts with (local engine).")
     min_pages: int = Field(
