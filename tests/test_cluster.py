@@ -154,7 +154,7 @@ def test_the_shipped_recipe_joins_by_ray_address_uses_both_nodes_and_matches_a_l
     assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads((on_cluster / "manifest.json").read_text())
     assert Counter(record["status"] for record in manifest["inputs"]) == {"ok": 2}
-    assert manifest["counts"]["pairs_generated"] > 0
+    assert manifest["counts"]["completion_tokens"] > 0  # the model on the cluster wrote replies
     assert dataset_fingerprint(on_cluster) == dataset_fingerprint(local)
 
 
