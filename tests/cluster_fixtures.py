@@ -101,6 +101,9 @@ class LocalCluster:
             **os.environ,
             **(auth if token else {"RAY_AUTH_MODE": "disabled"}),
             "RAY_USAGE_STATS_ENABLED": "0",
+            # A killed node is marked dead after 5 missed health checks a second apart, not 3 s
+            # apart (Ray's default): the node-loss test waits 5 s, not 15, for what it tests.
+            "RAY_health_check_period_ms": "1000",
         }
         self.env.pop("RAY_ADDRESS", None)
 

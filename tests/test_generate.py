@@ -31,7 +31,7 @@ def request(i: int, question: str, **overrides) -> ChatRequest:
     fields = {
         "request_id": f"r{i}",
         "messages": [{"role": "user", "content": question}],
-        "max_tokens": 24,
+        "max_tokens": 12,
         "temperature": 0.8,
         "top_p": 0.9,
         "seed": 100 + i,
