@@ -217,21 +217,6 @@ def test_killed_runs_resume_to_the_same_dataset(ray_local, inputs: Path, tmp_pat
     assert dataset_fingerprint(out) == dataset_fingerprint(reference)
 
 
-@pytest.fixture(scope="module")
-def short_inputs(tmp_path_factory) -> Path:
-    """Three documents of two short pages: small prompts, so each unit takes seconds."""
-    folder = tmp_path_factory.mktemp("short-inputs")
-    for name, topic in (("ferry", "ferry timetable"), ("bakery", "bakery"), ("school", "school")):
-        make_pdf(
-            folder / f"{name}.pdf",
-            [
-                f"The {topic} report for 2023 lists 412 visitors in spring and 598 in autumn.",
-                f"In 2024 the {topic} budget rose to 2.4 million euros, approved on 4 March.",
-            ],
-        )
-    return folder
-
-
 def journaled_documents(journal: Path) -> set[str]:
     """Sources with at least one unit (not an error row) in the journal."""
     rows = chunk_rows(journal, ["source", "error_code"])
@@ -243,15 +228,15 @@ class Interrupted(Exception):
 
 
 def test_a_file_changed_after_an_interruption_is_ingested_again(
-    ray_local, short_inputs: Path, tmp_path: Path
+    ray_local, inputs: Path, tmp_path: Path
 ) -> None:
     """In this process (the session's Ray, `curation run` through CliRunner): a run stopped once
     a readable document's units are journaled, one of those documents edited, and the rerun
     ingests it again and drops its old units (the journal's own rules: test_journal.py)."""
     folder = tmp_path / "inputs"
     folder.mkdir()
-    for path in short_inputs.glob("*.pdf"):
-        shutil.copy(path, folder / path.name)
+    for name in ("lighthouse.pdf", "council.pdf"):  # two documents: three units
+        shutil.copy(inputs / name, folder / name)
     out, cache = tmp_path / "changed", tmp_path / "cache"
     # Short replies: kept or rejected, every unit's row names its document all the same.
     recipe = write_recipe(tmp_path, folder, out, cache, max_tokens=16)
