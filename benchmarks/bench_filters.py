@@ -26,7 +26,7 @@ from datasketch import MinHash
 from curation.filters import FilterChain, PairContext
 from curation.filters.dedup import MinHasher, pair_text, shingles
 from curation.filters.repetition import RepetitionLimits, gopher_failure
-from curation.filters.tokens import tokenize
+from curation.tokens import tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "data" / "samples").glob("*.pdf"))

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "curation.files",
         "curation.jsonscan",
         "curation.models",
+        "curation.tokens",
     ),
     ("curation.units", "curation.outdir", "curation.runtime", "curation.output"),
     ("curation.ingest", "curation.generate"),

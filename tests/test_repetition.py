@@ -8,7 +8,7 @@ from curation.filters.repetition import (
     find_loops,
     gopher_failure,
 )
-from curation.filters.tokens import tokenize
+from curation.tokens import tokenize
 
 PROSE = (
     "The Northgate pumping station delivered 1,250 megalitres in 2023, up from 1,180 megalitres "

@@ -9,8 +9,8 @@ from pydantic import Field
 
 from curation.filters.base import Filter, PairContext
 from curation.filters.numbers import quantities
-from curation.filters.tokens import WORD, content_words, stem
 from curation.schema import Decision
+from curation.tokens import WORD, content_words, stem
 
 
 class PageTerms:

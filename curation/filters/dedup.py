@@ -23,8 +23,8 @@ import numpy as np
 from pydantic import Field
 
 from curation.filters.base import Filter, PairContext
-from curation.filters.tokens import normalize_text, plain_words
 from curation.schema import Decision
+from curation.tokens import normalize_text, plain_words
 
 if TYPE_CHECKING:
     from datasketch import MinHash

@@ -25,11 +25,11 @@ from curation.filters.numbers import (
     quantities,
     written_arithmetic,
 )
-from curation.filters.tokens import WORD, content_words, stem
 from curation.filters.verify import SHOWN_CHARS, Verdict, Verifier, unsound, verify_messages
 from curation.generate.engines.base import Engine
 from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
 from curation.schema import Decision
+from curation.tokens import WORD, content_words, stem
 
 # Words that say how a number was computed, not what the page is about: an answer need not
 # find them on the pages ("62 g heavier", "a net gain of 37", "12.5% of revenue").

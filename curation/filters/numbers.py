@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from curation.filters.tokens import NUMBER_WORDS, content_words, stem
+from curation.tokens import NUMBER_WORDS, content_words, stem
 
 SCALES = {
     "k": 1e3,

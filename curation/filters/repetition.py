@@ -23,8 +23,8 @@ from pydantic import Field
 from curation.config import StrictModel
 from curation.filters.base import Filter, PairContext
 from curation.filters.rules import PairField, field_text, without_markdown_rules
-from curation.filters.tokens import tokenize
 from curation.schema import Decision
+from curation.tokens import tokenize
 
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 LINE_BREAK = re.compile(r"\n+")

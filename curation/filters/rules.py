@@ -12,7 +12,8 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from curation.config import StrictModel
 from curation.filters.base import Filter, PairContext
-from curation.filters.tokens import (
+from curation.schema import Decision
+from curation.tokens import (
     POLARITY,
     STOPWORDS,
     content_words,
@@ -20,7 +21,6 @@ from curation.filters.tokens import (
     plain_words,
     stem,
 )
-from curation.schema import Decision
 
 PairField = Literal["question", "answer", "rationale"]
 

@@ -22,7 +22,6 @@ from curation.config import GenerateConfig
 from curation.filters.base import PairContext
 from curation.filters.judge import REASON_KEYS, data_fence
 from curation.filters.numbers import quantities, written_arithmetic
-from curation.filters.tokens import content_words
 from curation.generate.cache import client
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.prompts import (
@@ -33,6 +32,7 @@ from curation.generate.prompts import (
 )
 from curation.jsonscan import json_values
 from curation.seeding import content_id
+from curation.tokens import content_words
 
 VERDICT_KEYS = ("verdict", "status", "result", "conclusion")
 COMPUTATION_KEYS = ("computation", "calculation", "derivation", "working", "evidence", "proof")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from curation.config import ConfigError, parse_yaml
 from curation.jsonscan import json_values
+from curation.tokens import content_words, stem
 
 
 class QAItem(BaseModel):
@@ -99,9 +100,6 @@ def parse_question(text: str, answer: str, page: int, cut_off: bool = False) -> 
     left out, what follows its question mark dropped), answered by the page span it was asked
     for (`answer`, from `page`). A reply with no question is rejected, and so is a question not
     about its span: one that shares no content word with it, or names a number it lacks."""
-    # Here, not at the top: filters/ imports generate/ (the judge runs an engine).
-    from curation.filters.tokens import content_words, stem
-
     text = strip_reasoning(text or "")[0]
     line = next((line for line in text.splitlines() if line.strip()), "")
     line = clean_text([QUESTION_LABEL.sub("", line.strip())])
