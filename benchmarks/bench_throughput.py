@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -90,8 +89,10 @@ def bare_pages(path: Path, dpi: int) -> int:
 def bare_loop(files: list[Path], dpi: int) -> tuple[int, float, float]:
     """Two processes, one file per task: (pages, seconds, CPU seconds of the two processes)."""
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        pool.starmap(bare_pages, [(f, dpi) for f in files[:2]])  # started and warm, as Ray's workers are not
-        procs = [psutil.Process(p.pid) for p in pool._pool]  # noqa: SLF001
+        pool.starmap(
+            bare_pages, [(f, dpi) for f in files[:2]]
+        )  # started and warm, as Ray's workers are not
+        procs = [psutil.Process(p.pid) for p in pool._pool]
         cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
         start = time.perf_counter()
         pages = sum(pool.starmap(bare_pages, [(f, dpi) for f in files], chunksize=1))
@@ -217,7 +218,7 @@ def main() -> None:
     parser.add_argument("--no-bare", action="store_true", help="skip the bare PyMuPDF loop")
     args = parser.parse_args()
 
-    files, pages = pick_files(args.pages)
+    files, _ = pick_files(args.pages)
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(child,))
