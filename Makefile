@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/cpu.lock
 RECIPES ?= $(wildcard recipes/*.yaml)
 
-.PHONY: lock bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
+.PHONY: lock bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-throughput bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
 
 setup: $(STAMP)
 
@@ -87,6 +87,14 @@ bench: setup
 bench-ingest: setup
 	$(BIN)/python -m pip install --quiet rapidfuzz
 	$(BIN)/python benchmarks/bench_ingest.py
+
+# Issue 32: a `curation run` of N real pages (PAGES=1000; the cache of bench-ingest), the shipped
+# default chain and the openai engine against a stand-in server that answers instantly (a free
+# LLM), vs a bare two-process PyMuPDF loop: pages/s, their ratio, CPU seconds, and the time of
+# each Ray Data operator and of the driver's phases. ARGS passes more, e.g. ARGS='--profile f'.
+PAGES ?= 1000
+bench-throughput: setup
+	$(BIN)/python benchmarks/bench_throughput.py --pages $(PAGES) $(ARGS)
 
 # OCR recognition (characters, bag of words) and reading order apart, against the text layer
 # of 200 born-digital pages of Debian documentation packages (LaTeX and R manuals, Beamer decks,

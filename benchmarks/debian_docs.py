@@ -18,6 +18,7 @@ def fetch(package: str, cache: Path) -> Path:
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
         deb = next(debs.glob(f"{package}_*.deb"))
         tmp = target.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)  # dpkg-deb makes the last folder only
         subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
         tmp.rename(target)
     return target

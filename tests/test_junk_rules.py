@@ -4,14 +4,16 @@ example kept. What the rules cost on good pairs is measured in tests/test_rule_c
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
 
+import curation.filters.entities as entity_module
 from curation.config import load_recipe
 from curation.filters import FilterChain, PairContext
 from curation.filters.dedup import DedupFilter
-from curation.filters.entities import EntityGroundingFilter, entities
+from curation.filters.entities import EntityGroundingFilter, entities, squeeze
 from curation.filters.rules import (
     AnswerEchoFilter,
     BoilerplateFilter,
@@ -267,6 +269,36 @@ def test_a_run_carries_the_first_page_to_every_unit_and_its_pairs(tmp_path):
     chain = FilterChain("names", [EntityGroundingFilter()])
     (pair_row,) = chain([outcome])[0]["pairs"]
     assert pair_row["decisions"][0]["passed"], pair_row["decisions"]
+
+
+def test_squeeze_keeps_letters_and_digits_of_every_script():
+    """The regex form of `squeeze` keeps what a per-character isalnum() test kept."""
+    text = "Kes-\ntrel Bay's Ünïcode \uff2b\uff25\uff33 x_1 ٣٤ 中文 ½ e\u0301 — №5 ß"
+    folded = "".join(
+        ch
+        for ch in unicodedata.normalize("NFKC", text).replace("'s", "").casefold()
+        if ch.isalnum()
+    )
+    assert squeeze(text) == folded
+
+
+def test_entity_grounding_squeezes_a_units_pages_once_not_once_a_pair(monkeypatch):
+    """Each of a unit's pairs is checked against the same pages: they are squeezed once."""
+    squeezed = []
+    real = entity_module.squeeze
+
+    def counting(text: str) -> str:
+        squeezed.extend([text] if PAGE in text else [])
+        return real(text)
+
+    monkeypatch.setattr(entity_module, "squeeze", counting)
+    pages = (PAGE, "A page no other test has.")
+    pairs = [
+        pair(f"Who built the bridge over the Ouse, question {i}?", "A local company.", texts=pages)
+        for i in range(4)
+    ]
+    assert all(d.passed for d in EntityGroundingFilter().decide(pairs))
+    assert len(squeezed) == 1
 
 
 def test_default_chain_drops_each_junk_pair_with_its_rule():

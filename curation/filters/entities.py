@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import ClassVar, Literal
 
@@ -36,6 +37,9 @@ ENTITY = re.compile(rf"(?<![\w'\u2019-]){WORD}(?:{LINK}\s+{WORD})*")
 # capital there need not be a name.
 OPENING = re.compile(r"(?:^|[.!?:;|#\n\"\u201c(\u2014]|\*\*)[\s\"'*_\u201c(\-+\u2022\d.)]*$")
 POSSESSIVE = re.compile(r"['\u2019]s\b")
+# What `squeeze` drops: \W is exactly "not str.isalnum() and not _" (checked over every code
+# point), so this keeps the characters a per-character isalnum() test kept, in C.
+NOT_ALNUM = re.compile(r"[\W_]+")
 # Capitalised words that are not names: the first person, labels of the page's own parts, the
 # calendar (dates are the numeric grounding's), and words titles capitalise.
 NOT_NAME_LIST = """
@@ -54,7 +58,14 @@ def squeeze(text: str) -> str:
     the form in which a name and the pages are compared."""
     text = unicodedata.normalize("NFKC", text)
     text = POSSESSIVE.sub("", text)
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
+    return NOT_ALNUM.sub("", text.casefold())
+
+
+@lru_cache(maxsize=16)
+def squeezed_pages(text: str) -> str:
+    """`squeeze` of a unit's pages, which each of the unit's pairs is checked against: once a
+    unit, not once a pair."""
+    return squeeze(text)
 
 
 def entities(text: str) -> list[str]:
@@ -99,7 +110,7 @@ class EntityGroundingFilter(Filter):
                 return self.reject("no page text to check names against")
             return self.keep(reason="no page text to check names against")
         name = PurePosixPath(pair.source.split("#")[0].split("?")[0]).stem if pair.source else ""
-        pages = squeeze("\n".join([*pair.texts, pair.title_text, name]))
+        pages = squeezed_pages("\n".join([*pair.texts, pair.title_text, name]))
         for field_name in self.fields:
             missing = [e for e in entities(getattr(pair, field_name)) if not on_pages(e, pages)]
             if missing:

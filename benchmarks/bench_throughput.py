@@ -1,0 +1,294 @@
+"""Throughput around a free LLM (issue 32): how fast the whole `curation run` goes when the LLM
+costs nothing, against a bare PyMuPDF read + render loop over the same pages.
+
+Run: make bench-throughput   (or .venv/bin/python benchmarks/bench_throughput.py [--pages N]
+     [--profile FILE])
+
+On N real pages (Debian's LaTeX documentation, cached in .cache/bench-pdfs as for
+bench_ingest.py; whole files in order until N pages), the shipped default chain and the
+`openai` engine, against `free_llm_reply` served over real HTTP by tests/scripted_server.py in a
+process of its own. That server is a benchmark-only STAND-IN for `vllm serve`: it answers every
+request at once with pairs copied from the prompt's pages, so the run measures everything but
+the LLM. Prints, as Markdown for docs/benchmarks.md:
+- pages/s of the run (whole, and after its start-up: the first journaled block), of a bare
+  two-process PyMuPDF loop (text blocks + a PNG at the recipe's dpi per page), and their ratios;
+- the pages that went to OCR;
+- the CPU seconds of the driver and of every Ray process (the machine is shared: CPU time is
+  what to compare between runs, wall time moves with other people's jobs);
+- Ray Data's per-operator wall and CPU time (the dataset's stats), and the driver's phases:
+  Ray start, page dedup, the graph (and the journal's writes inside it), assembly with the
+  whole-dataset dedup, the shard writer's close, the dataset card.
+`--profile FILE` writes a cProfile of the driver's whole run (pstats format).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+import pymupdf
+import yaml
+from bench_ingest import fetch_corpus
+
+import curation.pipeline
+import curation.run
+from curation.config import Recipe
+from curation.output.journal import Journal
+from curation.output.shards import DatasetWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from scripted_server import message_text, scripted_server  # noqa: E402
+
+
+def free_llm_reply(messages: list[dict]) -> str:
+    """The stand-in LLM: for each pair asked, a question naming the first words of a sentence of
+    the prompt's pages and that sentence as the answer (grounded by construction)."""
+    text = message_text(messages)
+    asked = text.rsplit("Write ", 1)[-1].split(" ", 1)[0]
+    n_pairs = int(asked) if asked.isdigit() else 4
+    sentences = []
+    for line in text.split("--- Page ", 1)[-1].splitlines():
+        words = line.split()
+        if len(words) >= 6 and not line.startswith("--- Page"):
+            sentences.append(" ".join(words))
+    if not sentences:
+        return "unanswerable"
+    pairs = []
+    for i, sentence in enumerate(sentences[:n_pairs], start=1):
+        topic = " ".join(sentence.split()[:4])
+        pairs.append(f"Q{i}: What does the document say about {topic}?\nA{i}: {sentence}")
+    return "\n".join(pairs)
+
+
+def serve(conn) -> None:
+    """Child process: the free LLM on a loopback port until the parent closes the pipe."""
+    with scripted_server(free_llm_reply, model_id="stand-in/free-llm") as server:
+        conn.send(server.base_url)
+        conn.recv()
+
+
+def bare_pages(path: Path, dpi: int) -> int:
+    """The bare loop's work for one file: text blocks and a PNG at `dpi` for every page."""
+    with pymupdf.open(path) as doc:
+        for page in doc:
+            page.get_text("blocks", sort=True)
+            page.get_pixmap(dpi=dpi).tobytes("png")
+        return doc.page_count
+
+
+def bare_loop(files: list[Path], dpi: int) -> tuple[int, float, float]:
+    """Two processes, one file per task: (pages, seconds, CPU seconds of the two processes)."""
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.starmap(
+            bare_pages, [(f, dpi) for f in files[:2]]
+        )  # started and warm, as Ray's workers are not
+        procs = [psutil.Process(p.pid) for p in pool._pool]
+        cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
+        start = time.perf_counter()
+        pages = sum(pool.starmap(bare_pages, [(f, dpi) for f in files], chunksize=1))
+        seconds = time.perf_counter() - start
+        cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0
+    return pages, seconds, cpu
+
+
+def pick_files(target_pages: int) -> tuple[list[Path], int]:
+    files, pages = [], 0
+    for path in fetch_corpus():
+        if pages >= target_pages:
+            break
+        with pymupdf.open(path) as doc:
+            pages += doc.page_count
+        files.append(path)
+    return files, pages
+
+
+class Phases:
+    """Wall time of named driver calls, by wrapping them where curation.run looks them up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.first_block: tuple[float, int] | None = None
+        self.start = 0.0
+        self.dataset = None
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        self.seconds[label] = 0.0  # listed in the order installed
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+    def install(self) -> None:
+        run = curation.run
+        self.wrap(run, "init_ray", "Ray start (init_ray)")
+        self.wrap(run, "preflight", "preflight")
+        self.wrap(run, "page_duplicates", "page dedup pre-pass")
+        self.wrap(run, "run_graph", "Ray Data graph (run_graph)")
+        self.wrap(Journal, "append", "  of which: journal writes (Journal.append)")
+        self.wrap(run, "assemble", "assembly (journal -> shards, with dedup)")
+        self.wrap(run, "dataset_checker", "  of which: whole-dataset dedup index")
+        self.wrap(DatasetWriter, "close", "shard writer close (last shards, checksums, manifest)")
+        self.wrap(Journal, "remove", "journal removal")
+        self.wrap(run, "write_card", "dataset card")
+        append = Journal.append
+
+        def first(journal, batch):
+            if self.first_block is None:
+                pages = sum(len(p) for p in batch.column("pages").to_pylist())
+                self.first_block = (time.perf_counter() - self.start, pages)
+            return append(journal, batch)
+
+        Journal.append = first
+        graph = curation.pipeline.generate_and_filter
+
+        def keep(*args, **kwargs):
+            self.dataset = graph(*args, **kwargs)
+            return self.dataset
+
+        curation.pipeline.generate_and_filter = keep
+
+
+def process_cpu(exclude: set[int]) -> tuple[float, float]:
+    """(driver, every other descendant) CPU seconds, user + system, of the live processes."""
+    me = psutil.Process()
+    driver = sum(me.cpu_times()[:2])
+    others = 0.0
+    for proc in me.children(recursive=True):
+        if proc.pid in exclude:
+            continue
+        try:
+            others += sum(proc.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return driver, others
+
+
+def recipe_for(files: list[Path], base_url: str, work: Path) -> Recipe:
+    """The shipped docmatix recipe, its inputs the files, on the openai engine and the stand-in;
+    its caches in `work` so every run starts cold."""
+    spec = yaml.safe_load((ROOT / "recipes" / "docmatix.yaml").read_text())
+    spec["inputs"] = [str(f) for f in files]
+    spec["generate"].update(
+        engine="openai",
+        model="bundled",
+        base_url=base_url,
+        cache_dir=str(work / "cache" / "responses"),
+    )
+    spec["filters"] = str(ROOT / "filters" / "default.yaml")
+    spec["output"]["dir"] = str(work / "out")
+    return Recipe.model_validate(spec)
+
+
+def ray_operator_stats(stats: str) -> list[tuple[str, str]]:
+    """Each operator's line and its remote wall and CPU totals from Dataset.stats()."""
+    rows, name = [], None
+    for line in stats.splitlines():
+        line = line.strip()
+        if line.startswith("Operator "):
+            name = line.split(":", 1)[0].split(" ", 2)[-1]
+            done = line.split(":", 1)[1].strip()
+            rows.append([name, done, "", ""])
+        elif name and line.startswith("* Remote wall time:"):
+            rows[-1][2] = line.rsplit(",", 1)[-1].strip()
+        elif name and line.startswith("* Remote cpu time:"):
+            rows[-1][3] = line.rsplit(",", 1)[-1].strip()
+    return [(f"{n}: {done}", f"wall {w}, CPU {c}") for n, done, w, c in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=1000, help="pages to run (whole files)")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the driver's run")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare PyMuPDF loop")
+    args = parser.parse_args()
+
+    files, _ = pick_files(args.pages)
+    work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(child,))
+    server.start()
+    base_url = parent.recv()
+    recipe = recipe_for(files, base_url, work)
+
+    bare = None if args.no_bare else bare_loop(files, recipe.ingest.dpi)
+
+    phases = Phases()
+    phases.install()
+    cpu0 = process_cpu({server.pid})
+    profile = cProfile.Profile() if args.profile else None
+    phases.start = start = time.perf_counter()
+    if profile:
+        profile.enable()
+    manifest = curation.run.run_recipe(recipe, out_dir=work / "out", prompts_root=ROOT / "prompts")
+    if profile:
+        profile.disable()
+        profile.dump_stats(args.profile)
+    seconds = time.perf_counter() - start
+    cpu1 = process_cpu({server.pid})
+    server_cpu = sum(psutil.Process(server.pid).cpu_times()[:2])
+    stats = phases.dataset.stats() if phases.dataset is not None else ""
+    parent.send("stop")
+    server.join()
+
+    counts = manifest["counts"]
+    rate = counts["pages"] / seconds
+    first_s, first_pages = phases.first_block or (0.0, 0)
+    steady = (counts["pages"] - first_pages) / (seconds - first_s)
+    rows = [
+        ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"),
+        ("load average at the end (1, 5, 15 min)", ", ".join(f"{x:.1f}" for x in os.getloadavg())),
+        (
+            "corpus",
+            f"{len(files)} PDFs, {counts['pages']} pages, {counts['units']} units, "
+            f"{counts['pairs_generated']} pairs generated, {counts['pairs_kept']} kept",
+        ),
+        ("pages by text source", str(counts["pages_by_text_source"])),
+        ("OCR'd pages", str(counts["pages_by_text_source"].get("ocr", 0))),
+        ("run, whole", f"{seconds:.1f} s, {rate:.1f} pages/s"),
+        ("run: start-up (to the first journaled block)", f"{first_s:.1f} s ({first_pages} pages)"),
+        ("run: after start-up", f"{steady:.1f} pages/s"),
+        (
+            "run CPU (user+sys): driver / Ray processes / stand-in server",
+            f"{cpu1[0] - cpu0[0]:.1f} s / {cpu1[1] - cpu0[1]:.1f} s / {server_cpu:.1f} s",
+        ),
+        (
+            "run CPU per page (driver + Ray)",
+            f"{1000 * (cpu1[0] + cpu1[1] - cpu0[0] - cpu0[1]) / counts['pages']:.0f} ms",
+        ),
+    ]
+    if bare:
+        bare_rate = bare[0] / bare[1]
+        rows += [
+            (
+                f"bare PyMuPDF loop, 2 processes, {recipe.ingest.dpi} dpi",
+                f"{bare[1]:.1f} s, {bare_rate:.1f} pages/s, CPU {bare[2]:.1f} s "
+                f"({1000 * bare[2] / bare[0]:.0f} ms/page)",
+            ),
+            ("ratio, whole run / bare", f"{rate / bare_rate:.2f}x"),
+            ("ratio, after start-up / bare", f"{steady / bare_rate:.2f}x"),
+        ]
+    rows += [(f"driver: {label}", f"{s:.2f} s") for label, s in phases.seconds.items()]
+    rows += [(f"Ray Data: {name}", figures) for name, figures in ray_operator_stats(stats)]
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
