@@ -55,11 +55,10 @@ def stage_asks(recipe: Recipe) -> dict[str, StageAsk]:
         )
     cfg = recipe.generate
     if cfg.engine == "vllm" and vllm_on_cpu(cfg):
-        # Each replica: one bundle of a CPU and its memory (the processor's placement group).
+        # Each replica: one bundle of a CPU (the processor's placement group), held for the
+        # run, so a node needs a second CPU for the ingest and filter tasks.
         asks["generate"] = StageAsk(
-            "generate",
-            {"CPU": 1.0, "memory": cfg.memory_gb * GIB},
-            "generate.memory_gb, generate.vllm_device (cpu: a CPU per vLLM replica)",
+            "generate", {"CPU": 1.0}, "generate.vllm_device (cpu: a CPU per vLLM replica)"
         )
     elif cfg.engine == "vllm":
         # Each vLLM replica takes tensor_parallel_size x pipeline_parallel_size bundles of 1 GPU.

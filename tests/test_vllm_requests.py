@@ -130,7 +130,7 @@ def test_cpu_config_asks_a_cpu_per_replica_and_the_cpu_engine_settings():
     cfg = GenerateConfig(engine="vllm", model="/models/qwen", workers=2, memory_gb=6)
     config = processor_config(cfg, on_cpu=True)
     assert config["placement_group_config"] == {
-        "bundles": [{"CPU": 1.0, "memory": 6 * 1024**3}],
+        "bundles": [{"CPU": 1.0}],
         "strategy": "PACK",
     }
     assert config["engine_kwargs"] == {
@@ -138,6 +138,7 @@ def test_cpu_config_asks_a_cpu_per_replica_and_the_cpu_engine_settings():
         "dtype": "float32",
         "enforce_eager": True,
         "enable_chunked_prefill": False,  # every request carries a seed
+        "kv_cache_memory_bytes": 3 * 1024**3,  # half of memory_gb, not 92% of the node
     }
     assert config["concurrency"] == 2
     # The recipe's engine_kwargs win over the CPU defaults.

@@ -117,10 +117,15 @@ def result_from_row(row: dict) -> EngineResult:
 
 def processor_config(cfg: GenerateConfig, on_cpu: bool = False) -> dict[str, Any]:
     """Keyword arguments of `ray.data.llm.vLLMEngineProcessorConfig` for a recipe: on GPUs
-    Ray's default placement (a GPU per replica); `on_cpu` a CPU per replica (with the
-    replica's memory, so Ray never over-packs models) and the CPU engine defaults. The
+    Ray's default placement (a GPU per replica); `on_cpu` a CPU per replica and the CPU
+    engine defaults. The
     recipe's engine_kwargs win over either default."""
-    defaults = {**DEFAULT_ENGINE_KWARGS, **(CPU_ENGINE_KWARGS if on_cpu else {})}
+    defaults = dict(DEFAULT_ENGINE_KWARGS)
+    if on_cpu:
+        # vLLM's CPU build reserves 92% of the node's memory unless told the KV cache's size:
+        # half the replica's memory_gb (the weights and activations take the rest).
+        kv_cache = int(cfg.memory_gb * 1024**3 / 2)
+        defaults.update(CPU_ENGINE_KWARGS, kv_cache_memory_bytes=kv_cache)
     config: dict[str, Any] = {
         "model_source": model_source(cfg.model),
         "engine_kwargs": {**defaults, **cfg.engine_kwargs},
@@ -130,8 +135,8 @@ def processor_config(cfg: GenerateConfig, on_cpu: bool = False) -> dict[str, Any
         "should_continue_on_error": True,
     }
     if on_cpu:
-        bundle = {"CPU": 1.0, "memory": int(cfg.memory_gb * 1024**3)}
-        config["placement_group_config"] = {"bundles": [bundle], "strategy": "PACK"}
+        # Ray Data LLM takes no memory in a bundle: the replica's memory is its own concern.
+        config["placement_group_config"] = {"bundles": [{"CPU": 1.0}], "strategy": "PACK"}
     if cfg.images:
         # Decodes the image_url parts of the messages for the model's processor.
         config["prepare_multimodal_stage"] = True
