@@ -1,5 +1,5 @@
 """The rows the pipeline sends through Ray's vLLM stage and reads back (vLLM is not installed in
-the main virtualenv: the stage's output rows are built by hand, named as such; tests/vllm/ runs
+the main virtualenv: the stage's output rows are built by hand, named as such; tests/vllm_cpu/ runs
 the real stage from .venv-vllm)."""
 
 from __future__ import annotations
