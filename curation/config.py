@@ -377,6 +377,18 @@ class Recipe(StrictModel):
     def output_dir(self) -> Path:
         return Path(self.output.dir) if self.output.dir else Path("out") / self.name
 
+    def with_engine(self, engine: str) -> Recipe:
+        """The recipe run through another engine (`curation run --engine`): its own output
+        folder, the recipe's with `-<engine>` appended, so the two datasets stand side by side
+        (the engine is in the recipe hash: one folder could not hold both runs)."""
+        if engine == self.generate.engine:
+            return self
+        generate = self.generate.model_copy(update={"engine": engine})
+        output = self.output.model_copy(update={"dir": f"{self.output_dir()}-{engine}"})
+        return Recipe.model_validate(
+            {**self.model_dump(), "generate": generate.model_dump(), "output": output.model_dump()}
+        )
+
     def chain_file(self) -> Path:
         """The filter chain file as `locate` finds it, made absolute for the workers."""
         return locate(self.filters).resolve()

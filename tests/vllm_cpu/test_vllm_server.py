@@ -125,7 +125,7 @@ def test_greedy_replies_of_vllm_and_the_local_engine(vllm_server: VLLMServer) ->
         "| request | identical | common prefix (words) | words vLLM / local | similarity |",
         "|---|---|---|---|---|",
         *[
-            f"| {r['request']} | {r['same']} | {r['common_prefix_words']} | "
+            f"| {r['request'].replace('|', '/')} | {r['same']} | {r['common_prefix_words']} | "
             f"{r['words'][0]} / {r['words'][1]} | {r['char_similarity']} |"
             for r in rows
         ],
