@@ -118,8 +118,7 @@ def result_from_row(row: dict) -> EngineResult:
 def processor_config(cfg: GenerateConfig, on_cpu: bool = False) -> dict[str, Any]:
     """Keyword arguments of `ray.data.llm.vLLMEngineProcessorConfig` for a recipe: on GPUs
     Ray's default placement (a GPU per replica); `on_cpu` a CPU per replica and the CPU
-    engine defaults. The
-    recipe's engine_kwargs win over either default."""
+    engine defaults. The recipe's engine_kwargs win over either default."""
     defaults = dict(DEFAULT_ENGINE_KWARGS)
     if on_cpu:
         # vLLM's CPU build reserves 92% of the node's memory unless told the KV cache's size:
