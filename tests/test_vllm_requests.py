@@ -10,6 +10,7 @@ from curation.config import ConfigError, GenerateConfig
 from curation.generate.engines import build_engine
 from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.vllm import (
+    CPU_LIGHT_STAGES,
     INFERENCE_ERROR,
     build_vllm_stage,
     processor_config,
@@ -122,6 +123,7 @@ def test_gpu_config_keeps_rays_gpu_placement_and_vllms_own_defaults():
     config = processor_config(cfg)
     assert config == processor_config(cfg, on_cpu=False)
     assert "placement_group_config" not in config
+    assert not any(stage in config for stage in CPU_LIGHT_STAGES)
     assert config["engine_kwargs"] == {"enable_prefix_caching": True}
     assert config["concurrency"] == 2
 
@@ -141,6 +143,9 @@ def test_cpu_config_asks_a_cpu_per_replica_and_the_cpu_engine_settings():
         "kv_cache_memory_bytes": 3 * 1024**3,  # half of memory_gb, not 92% of the node
     }
     assert config["concurrency"] == 2
+    # Ray Data LLM's actor stages around the engine hold no CPU (two of them and the replica
+    # took more than a 2-CPU node has: the run waited forever).
+    assert [config[stage] for stage in CPU_LIGHT_STAGES] == [{"num_cpus": 0}] * 3
     # The recipe's engine_kwargs win over the CPU defaults.
     tuned = cfg.model_copy(update={"engine_kwargs": {"dtype": "bfloat16", "max_model_len": 2048}})
     kwargs = processor_config(tuned, on_cpu=True)["engine_kwargs"]
@@ -158,6 +163,7 @@ def test_processor_config_names_only_real_fields_of_rays_config():
     assert config.model_source == "/models/qwen"
     on_cpu = processor.vLLMEngineProcessorConfig(**processor_config(cfg, on_cpu=True))
     assert on_cpu.placement_group_config["bundles"][0]["CPU"] == 1.0
+    assert on_cpu.tokenize_stage == {"num_cpus": 0}
 
 
 def test_a_missing_gguf_model_is_refused_for_vllm_naming_the_field(tmp_path):

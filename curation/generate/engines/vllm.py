@@ -53,6 +53,8 @@ DEFAULT_ENGINE_KWARGS: dict[str, Any] = {
 # other replies than the local engine's CPU default), eager mode (compiling adds minutes to each
 # start), and no chunked prefill: every request carries a seed, and the CPU runner fails a seeded
 # request whose prefill is split over steps ("CPU Generator does not use offset").
+# Ray Data LLM's CPU-side stages around the engine (see processor_config).
+CPU_LIGHT_STAGES = ("chat_template_stage", "tokenize_stage", "detokenize_stage")
 CPU_ENGINE_KWARGS: dict[str, Any] = {
     "dtype": "float32",
     "enforce_eager": True,
@@ -136,6 +138,11 @@ def processor_config(cfg: GenerateConfig, on_cpu: bool = False) -> dict[str, Any
     if on_cpu:
         # Ray Data LLM takes no memory in a bundle: the replica's memory is its own concern.
         config["placement_group_config"] = {"bundles": [{"CPU": 1.0}], "strategy": "PACK"}
+        # Its chat-template, tokenize and detokenize stages are actor pools that otherwise hold
+        # a CPU each for the whole run: with the replica's CPU, more than a small node has, and
+        # the run waited forever (as the model actors of the other engines, they ask none).
+        for stage in CPU_LIGHT_STAGES:
+            config[stage] = {"num_cpus": 0}
     if cfg.images:
         # Decodes the image_url parts of the messages for the model's processor.
         config["prepare_multimodal_stage"] = True
