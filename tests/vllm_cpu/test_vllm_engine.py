@@ -1,6 +1,9 @@
 """The `vllm` engine for real: vLLM's CPU build as Ray Data LLM's stage, in a 2-document
 `curation run` (`model: bundled`, the converted folder) that is interrupted once a document is
-journaled and resumed: a loadable dataset with kept pairs, no request sent twice."""
+journaled and resumed: a loadable dataset with kept pairs, no request sent twice. The OCR stage
+is on (as in the shipped recipes; these pages have text, so it OCRs none): with it, ingest is
+not fused into Ray Data LLM's chat-template stage, whose actors then held a CPU each beside the
+vLLM replica's, and the run waited forever on 2 CPUs."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ pytestmark = MARKS
 RECIPE = """
 name: vllm-cpu
 inputs: ["{inputs}/*.pdf"]
-ingest: {{dpi: 72, ocr: never}}
+ingest: {{dpi: 72}}
 units: {{pages_per_unit: 2, overlap: 0}}
 generate:
   engine: vllm
