@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import LENIENT_CHAIN, curation_cli, make_pdf
 from datasets import load_dataset
-from vllm_fixtures import MARKS, own_shared_memory  # noqa: F401 -- the fixture MARKS names
+from vllm_fixtures import MARKS
 
 from curation.config import load_recipe
 from curation.run import run_recipe

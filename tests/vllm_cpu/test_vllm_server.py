@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import ROOT
 from serve_fixtures import bundled_model_folder
-from vllm_fixtures import MARKS, VLLMServer, own_shared_memory  # noqa: F401 -- MARKS names it
+from vllm_fixtures import MARKS, VLLMServer
 
 from curation.config import GenerateConfig, UnitsConfig
 from curation.generate import QAGenerator

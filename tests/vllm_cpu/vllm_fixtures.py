@@ -1,18 +1,13 @@
 """What the vLLM tests share (`make test-vllm`, from .venv-vllm: vLLM's CPU build for real,
 through Ray Data LLM and as an OpenAI server). Each module's tests carry `MARKS`: the `vllm` and
 `e2e` markers, skipped where vLLM is not installed (`make test` in .venv). A plain module, not
-a conftest.py: the tests import tests/conftest.py by that name.
-
-vLLM leaves shared-memory segments (/dev/shm/psm_*, ~0.5 GB a run) behind: `own_shared_memory`
-removes those its module made (new since it began, and mapped by no process), never another's."""
+a conftest.py: the tests import tests/conftest.py by that name (whose `own_shared_memory`
+removes the /dev/shm/psm_* segments vLLM left)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from serve_fixtures import TransformersServer
@@ -20,46 +15,13 @@ from serve_fixtures import TransformersServer
 # A real package, not a namespace (a folder named vllm somewhere on sys.path).
 _SPEC = importlib.util.find_spec("vllm")
 HAVE_VLLM = _SPEC is not None and _SPEC.origin is not None
-SHM = Path("/dev/shm")
 
 # Where a test module of this folder gets its markers from.
 MARKS = [
     pytest.mark.vllm,
     pytest.mark.e2e,
     pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM: make setup-vllm && make test-vllm"),
-    pytest.mark.usefixtures("own_shared_memory"),
 ]
-
-
-def psm_segments() -> set[str]:
-    return {path.name for path in SHM.glob("psm_*")} if SHM.is_dir() else set()
-
-
-def mapped_segments() -> set[str]:
-    """The psm_* segments some process still maps (another run's, or one in use)."""
-    mapped = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
-        with contextlib.suppress(OSError):
-            mapped.update(
-                line.rsplit("/", 1)[-1].strip()
-                for line in maps.read_text().splitlines()
-                if "/dev/shm/psm_" in line
-            )
-    return mapped
-
-
-@pytest.fixture(scope="module")
-def own_shared_memory() -> Iterator[None]:
-    before = psm_segments()
-    yield
-    if not HAVE_VLLM:
-        return
-    left = psm_segments() - before - mapped_segments()
-    for name in left:
-        with contextlib.suppress(OSError):
-            (SHM / name).unlink()
-    if left:
-        print(f"\nremoved {len(left)} shared-memory segment(s) vLLM left: {sorted(left)}")
 
 
 class VLLMServer(TransformersServer):
