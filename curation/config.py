@@ -253,6 +253,12 @@ class GenerateConfig(StrictModel):
         default_factory=dict,
         description="Passed to vLLM's engine (e.g. tensor_parallel_size, max_model_len).",
     )
+    vllm_device: Literal["auto", "gpu", "cpu"] = Field(
+        "auto",
+        description="Where the vllm engine runs: auto is on GPUs when the Ray cluster has (or its "
+        "autoscaler can add) a node with one, else on CPUs (vLLM's CPU build: float32, eager "
+        "mode, a CPU per replica).",
+    )
     # response cache
     cache: bool = Field(
         True, description="Reuse stored replies: a rerun never resends a finished request."
@@ -340,7 +346,12 @@ RUNTIME_SETTINGS = {
 NEUTRAL_SETTINGS: dict[str, dict[str, Any]] = {
     "ingest": {"page_dedup": PageDedupConfig().model_dump(mode="json"), "ocr_dpi": None},
     "units": {"layout": "window", "max_pages_per_unit": 8},
-    "generate": {"question_types": {}, "negative_share": 0.07, "dtype": "auto"},
+    "generate": {
+        "question_types": {},
+        "negative_share": 0.07,
+        "dtype": "auto",
+        "vllm_device": "auto",
+    },
 }
 
 
@@ -365,6 +376,18 @@ class Recipe(StrictModel):
 
     def output_dir(self) -> Path:
         return Path(self.output.dir) if self.output.dir else Path("out") / self.name
+
+    def with_engine(self, engine: str) -> Recipe:
+        """The recipe run through another engine (`curation run --engine`): its own output
+        folder, the recipe's with `-<engine>` appended, so the two datasets stand side by side
+        (the engine is in the recipe hash: one folder could not hold both runs)."""
+        if engine == self.generate.engine:
+            return self
+        generate = self.generate.model_copy(update={"engine": engine})
+        output = self.output.model_copy(update={"dir": f"{self.output_dir()}-{engine}"})
+        return Recipe.model_validate(
+            {**self.model_dump(), "generate": generate.model_dump(), "output": output.model_dump()}
+        )
 
     def chain_file(self) -> Path:
         """The filter chain file as `locate` finds it, made absolute for the workers."""

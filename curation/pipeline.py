@@ -20,15 +20,14 @@ from curation.config import GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.files import path_text
 from curation.filters.chain import load_chain
 from curation.generate import QAGenerator
-from curation.generate.cache import ResponseCache
-from curation.generate.engines.vllm import RESULT_COLUMNS, VLLMRows, build_vllm_stage
+from curation.generate.engines.vllm import VLLMRows, build_vllm_stage, output_columns
 from curation.generate.prompts import resolve_prompt_dir
 from curation.ingest import ingest_document
 from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
 from curation.ingest.quality import mark_textless
 from curation.output.journal import Journal, Progress
-from curation.preflight import stage_asks
+from curation.preflight import stage_asks, vllm_on_cpu
 from curation.schema import OCR_UNIT_SCHEMA, OUTCOME_SCHEMA, UNIT_SCHEMA
 from curation.watchdog import Watchdog
 
@@ -159,19 +158,30 @@ def signature_cache_dir(recipe: Recipe) -> Path:
 
 
 def vllm_rows(recipe: Recipe, prompts_root: Path) -> VLLMRows:
-    """The rows in and out of Ray's vLLM stage for a recipe: its generator and response cache."""
-    cfg = recipe.generate
-    cache = ResponseCache(cfg.cache_dir) if cfg.cache else None
-    return VLLMRows(QAGenerator(cfg, recipe.units, prompts_root), cache)
+    """The rows in and out of Ray's vLLM stage for a recipe, as plain data for the workers
+    (the prompt set as the driver found it, absolute); its generator is built here once, so a
+    prompt that does not render stops the run before it starts."""
+    rows = VLLMRows(workers_generate(recipe, prompts_root), recipe.units)
+    rows.generator  # noqa: B018 -- checks every prompt now, in the driver
+    return rows
+
+
+def workers_generate(recipe: Recipe, prompts_root: Path) -> GenerateConfig:
+    """The generate settings as the workers get them: the prompt set as the driver found it
+    (an absolute folder), as a worker's working folder may be another one."""
+    prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
+    return recipe.generate.model_copy(update={"prompt_set": str(prompt_dir)})
 
 
 def vllm_generate(recipe: Recipe, units: ray.data.Dataset, prompts_root: Path) -> ray.data.Dataset:
-    """Generation with vLLM's offline engine as a Ray Data stage (GPU clusters)."""
+    """Generation with vLLM's offline engine as a Ray Data stage, on GPUs or CPUs
+    (`vllm_on_cpu`)."""
     rows = vllm_rows(recipe, prompts_root)
     processor = build_vllm_stage(
         recipe.generate,
         preprocess=rows.request,
-        postprocess=lambda row: {k: row.get(k) for k in (*RESULT_COLUMNS, *VLLMRows.CARRIED)},
+        postprocess=output_columns,
+        on_cpu=vllm_on_cpu(recipe.generate),
     )
     return processor(units).map_batches(rows.outcomes, batch_format="pyarrow")
 
@@ -183,10 +193,7 @@ def generate_and_filter(
     if recipe.generate.engine == "vllm":
         outcomes = vllm_generate(recipe, units, prompts_root)
     else:
-        # The prompt set as the driver found it (an absolute folder): a worker's working folder
-        # may be another one, so the workers do not look for it again.
-        prompt_dir = resolve_prompt_dir(recipe.generate.prompt_set, prompts_root)
-        generate = recipe.generate.model_copy(update={"prompt_set": str(prompt_dir)})
+        generate = workers_generate(recipe, prompts_root)
         outcomes = units.map_batches(
             GenerateActor,
             batch_size=recipe.generate.batch_size,

@@ -14,7 +14,7 @@ from ray._private.state import state as gcs_state
 from ray.autoscaler.v2.schema import ClusterStatus
 from ray.autoscaler.v2.sdk import get_cluster_status
 
-from curation.config import Recipe
+from curation.config import GenerateConfig, Recipe
 
 GIB = 1024**3
 # Ray's CPU and memory figures are rounded to 1/10000 when scheduled: compare with that slack.
@@ -54,7 +54,13 @@ def stage_asks(recipe: Recipe) -> dict[str, StageAsk]:
             "ocr", {"CPU": 0.0, "memory": OCR_MEMORY}, "ingest.ocr (never: no OCR stage)"
         )
     cfg = recipe.generate
-    if cfg.engine == "vllm":
+    if cfg.engine == "vllm" and vllm_on_cpu(cfg):
+        # Each replica: one bundle of a CPU (the processor's placement group), held for the
+        # run, so a node needs a second CPU for the ingest and filter tasks.
+        asks["generate"] = StageAsk(
+            "generate", {"CPU": 1.0}, "generate.vllm_device (cpu: a CPU per vLLM replica)"
+        )
+    elif cfg.engine == "vllm":
         # Each vLLM replica takes tensor_parallel_size x pipeline_parallel_size bundles of 1 GPU.
         asks["generate"] = StageAsk("generate", {"GPU": 1.0}, "generate.workers, nodes with GPUs")
     else:
@@ -63,6 +69,19 @@ def stage_asks(recipe: Recipe) -> dict[str, StageAsk]:
         )
     asks["filter"] = StageAsk("filter", {"CPU": 1.0}, "the node's CPUs (ray start --num-cpus)")
     return asks
+
+
+def vllm_on_cpu(cfg: GenerateConfig) -> bool:
+    """Whether the vllm engine runs on CPUs: generate.vllm_device, or (auto) when no node of the
+    Ray cluster has a GPU and its autoscaler can add none. Without Ray running (a plan looked
+    at outside a run), auto means GPUs, the engine's usual home."""
+    if cfg.vllm_device != "auto":
+        return cfg.vllm_device == "cpu"
+    if not ray.is_initialized():
+        return False
+    if ray.cluster_resources().get("GPU", 0) > 0:
+        return False
+    return not any(group.get("GPU", 0) > 0 for group in autoscaler_groups().values())
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ processes and servers."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import re
 import subprocess
 import sys
@@ -182,6 +184,48 @@ def serve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transform
 # and none finds what an earlier one left running (`ray_local` waits for every CPU to be free
 # again after each test, and fails the test that holds one). Tests of a cluster of their own
 # start `ray start` nodes in other processes (cluster_fixtures.py) and are not affected.
+
+
+# --- vLLM's shared memory ----------------------------------------------------------------------
+# vLLM leaves segments in /dev/shm (psm_*, ~0.5 GB a run) behind. Where it is installed (the
+# tests/vllm_cpu/ session, `make test-vllm`), the session removes those it made: new since it
+# began and mapped by no process, never another's. Autouse and session-wide, so it is set up
+# before the session's Ray and finishes after it: the vLLM actors of Ray's workers hold their
+# segments until then.
+SHM = Path("/dev/shm")
+
+
+def psm_segments() -> set[str]:
+    return {path.name for path in SHM.glob("psm_*")} if SHM.is_dir() else set()
+
+
+def mapped_segments() -> set[str]:
+    """The psm_* segments some process still maps (another run's, or one in use)."""
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        with contextlib.suppress(OSError):
+            mapped.update(
+                line.rsplit("/", 1)[-1].strip()
+                for line in maps.read_text().splitlines()
+                if "/dev/shm/psm_" in line
+            )
+    return mapped
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_shared_memory() -> Iterator[None]:
+    spec = importlib.util.find_spec("vllm")
+    if spec is None or spec.origin is None:  # not installed (a namespace: some folder named so)
+        yield
+        return
+    before = psm_segments()
+    yield
+    left = psm_segments() - before - mapped_segments()
+    for name in left:
+        with contextlib.suppress(OSError):
+            (SHM / name).unlink()
+    if left:
+        print(f"\nremoved {len(left)} shared-memory segment(s) vLLM left: {sorted(left)}")
 
 
 @pytest.fixture(scope="session")

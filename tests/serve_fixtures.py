@@ -54,6 +54,13 @@ class TransformersServer:
         """The model name the server answers to (it is pinned to this folder)."""
         return str(self.model_folder)
 
+    def command(self) -> list[str]:
+        return [
+            *[sys.executable, "-m", "transformers.cli.transformers", "serve", self.model_id],
+            *["--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
+            *["--dtype", "float32", "--log-level", "warning"],
+        ]
+
     def start(self, timeout_s: float = 180.0) -> None:
         """Start the server and wait until /health answers (the model is loaded before that)."""
         self._empty_hub.mkdir(parents=True, exist_ok=True)
@@ -68,11 +75,7 @@ class TransformersServer:
             # /v1/models lists the Hub cache, not the pinned model: keep that list empty.
             "HF_HUB_CACHE": str(self._empty_hub),
         }
-        command = [
-            *[sys.executable, "-m", "transformers.cli.transformers", "serve", self.model_id],
-            *["--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
-            *["--dtype", "float32", "--log-level", "warning"],
-        ]
+        command = self.command()
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -81,7 +84,7 @@ class TransformersServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"transformers serve exited with {self.process.returncode}; "
+                    f"{self.command()[2]} exited with {self.process.returncode}; "
                     f"log: {self.log_path.read_text()[-3000:]}"
                 )
             try:
@@ -91,7 +94,7 @@ class TransformersServer:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"transformers serve did not answer /health within {timeout_s:.0f} s")
+        raise TimeoutError(f"the server did not answer /health within {timeout_s:.0f} s")
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as a crash would."""

@@ -176,3 +176,23 @@ def test_every_yaml_read_goes_through_the_bounded_loader():
             ):
                 callers.add(f"{path.relative_to(ROOT)}: yaml.{node.attr}")
     assert callers == {"curation/config.py: yaml.load"}
+
+
+def test_an_engine_override_runs_the_recipe_into_its_own_folder():
+    """`curation run --engine vllm`: the same recipe through another engine, beside the first."""
+    recipe = Recipe(name="r", inputs=["x"])
+    assert recipe.with_engine("local") is recipe  # the recipe's own engine: nothing changes
+    vllm = recipe.with_engine("vllm")
+    assert vllm.generate.engine == "vllm" and vllm.output_dir() == Path("out/r-vllm")
+    assert vllm.content_hash() != recipe.content_hash()
+    assert vllm.generate.model_dump(exclude={"engine"}) == recipe.generate.model_dump(
+        exclude={"engine"}
+    )
+    moved = Recipe(name="r", inputs=["x"], output={"dir": "/data/r"}).with_engine("openai")
+    assert moved.output_dir() == Path("/data/r-openai")
+
+
+def test_an_unknown_engine_override_is_refused_before_any_work(tmp_path):
+    path = write(tmp_path, "name: r\ninputs: [x]\n")
+    result = curation_cli("run", str(path), "--engine", "sglang")
+    assert result.exit_code == 2 and "sglang" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -239,7 +240,8 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The GGUF file is converted once into an HF folder under the model cache; the copy has the
-    very weights and tokenizer of the GGUF file, and a leftover half-written copy is ignored."""
+    very weights and tokenizer of the GGUF file (a plain HF folder, which vLLM loads too), and
+    a leftover half-written copy is ignored."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -268,6 +270,8 @@ def test_the_bundled_model_loads_from_a_converted_copy_with_the_gguf_weights(
     folder = Path(converted.path)
     assert converted.gguf_file is None and folder.parent == tmp_path / "models"
     assert (folder / "config.json").is_file() and list(folder.glob("*.safetensors"))
+    # Dequantized weights, and no GGUF marker that vLLM refuses ("Unknown quantization method").
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
     assert not list(folder.parent.glob("*.partial-*"))  # nothing half-written left behind
     assert loadable(gguf) == converted  # converted once, then found
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import ray
 
-from curation.config import Recipe
+from curation.config import GenerateConfig, Recipe
 from curation.preflight import (
     GIB,
     NodeRoom,
@@ -20,6 +20,7 @@ from curation.preflight import (
     node_rooms,
     pending_demands,
     stage_asks,
+    vllm_on_cpu,
 )
 
 
@@ -67,6 +68,9 @@ def test_gcs_cluster_status_lists_nodes_and_pending_demands_without_the_dashboar
     rooms = node_rooms(cluster_status())
     assert rooms and all(room.total["CPU"] >= 1 for room in rooms)
     assert autoscaler_groups() == {}  # a local Ray has no autoscaler to add nodes
+    # No GPU here, none an autoscaler can add: the vllm engine (auto) runs on CPUs.
+    assert vllm_on_cpu(GenerateConfig(engine="vllm")) and not ray.cluster_resources().get("GPU")
+    assert not vllm_on_cpu(GenerateConfig(engine="vllm", vllm_device="gpu"))
 
     @ray.remote(num_cpus=1000)
     def never_placed() -> None:
@@ -80,6 +84,28 @@ def test_gcs_cluster_status_lists_nodes_and_pending_demands_without_the_dashboar
             time.sleep(0.2)
     finally:
         ray.cancel(ref)
+
+
+def test_the_vllm_engine_asks_a_gpu_per_replica_or_on_cpus_a_cpu() -> None:
+    gpu = stage_asks(recipe(engine="vllm", model="m/7b", vllm_device="gpu"))["generate"]
+    assert gpu.resources == {"GPU": 1.0}
+    cpu = stage_asks(recipe(engine="vllm", model="m/7b", vllm_device="cpu", memory_gb=6))
+    assert cpu["generate"].resources == {"CPU": 1.0}
+    assert "vllm_device" in cpu["generate"].setting
+    # auto: what the cluster has (test_gcs_cluster_status... checks a local Ray's answer); with
+    # no Ray running (a plan looked at outside a run), a GPU cluster's plan.
+    auto = recipe(engine="vllm", model="m/7b")
+    on_cpu = vllm_on_cpu(auto.generate)
+    assert stage_asks(auto)["generate"].resources == ({"CPU": 1.0} if on_cpu else {"GPU": 1.0})
+    assert on_cpu == (ray.is_initialized() and not ray.cluster_resources().get("GPU"))
+
+
+def test_vllm_device_at_auto_leaves_the_recipe_hash_alone() -> None:
+    base = Recipe(name="r", inputs=["x"], generate={"engine": "vllm", "model": "m/7b"})
+    auto = {"engine": "vllm", "model": "m/7b", "vllm_device": "auto"}
+    assert Recipe(name="r", inputs=["x"], generate=auto).content_hash() == base.content_hash()
+    on_cpu = Recipe(name="r", inputs=["x"], generate={**auto, "vllm_device": "cpu"})
+    assert on_cpu.content_hash() != base.content_hash()
 
 
 def test_watchdog_settings_are_run_time_knobs_that_leave_the_recipe_hash_alone() -> None:

@@ -10,6 +10,7 @@ from curation.config import ConfigError, GenerateConfig
 from curation.generate.engines import build_engine
 from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.vllm import (
+    CPU_LIGHT_STAGES,
     INFERENCE_ERROR,
     build_vllm_stage,
     processor_config,
@@ -115,16 +116,64 @@ def test_processor_config_merges_engine_kwargs_and_images():
     assert "prepare_multimodal_stage" not in text_only
 
 
+def test_gpu_config_keeps_rays_gpu_placement_and_vllms_own_defaults():
+    """The GPU path (checked here by configuration only: no GPU machine has vLLM): no
+    placement group of ours (Ray's default asks a GPU per replica), no CPU engine settings."""
+    cfg = GenerateConfig(engine="vllm", model="/models/qwen", workers=2, memory_gb=30)
+    config = processor_config(cfg)
+    assert config == processor_config(cfg, on_cpu=False)
+    assert "placement_group_config" not in config
+    assert not any(stage in config for stage in CPU_LIGHT_STAGES)
+    assert config["engine_kwargs"] == {"enable_prefix_caching": True}
+    assert config["concurrency"] == 2
+
+
+def test_cpu_config_asks_a_cpu_per_replica_and_the_cpu_engine_settings():
+    cfg = GenerateConfig(engine="vllm", model="/models/qwen", workers=2, memory_gb=6)
+    config = processor_config(cfg, on_cpu=True)
+    assert config["placement_group_config"] == {
+        "bundles": [{"CPU": 1.0}],
+        "strategy": "PACK",
+    }
+    assert config["engine_kwargs"] == {
+        "enable_prefix_caching": True,
+        "dtype": "float32",
+        "enforce_eager": True,
+        "enable_chunked_prefill": False,  # every request carries a seed
+        "kv_cache_memory_bytes": 3 * 1024**3,  # half of memory_gb, not 92% of the node
+    }
+    assert config["concurrency"] == 2
+    # Ray Data LLM's actor stages around the engine hold no CPU (two of them and the replica
+    # took more than a 2-CPU node has: the run waited forever).
+    assert [config[stage] for stage in CPU_LIGHT_STAGES] == [{"num_cpus": 0}] * 3
+    # The recipe's engine_kwargs win over the CPU defaults.
+    tuned = cfg.model_copy(update={"engine_kwargs": {"dtype": "bfloat16", "max_model_len": 2048}})
+    kwargs = processor_config(tuned, on_cpu=True)["engine_kwargs"]
+    assert (kwargs["dtype"], kwargs["max_model_len"], kwargs["enforce_eager"]) == (
+        "bfloat16",
+        2048,
+        True,
+    )
+
+
 def test_processor_config_names_only_real_fields_of_rays_config():
     processor = pytest.importorskip("ray.llm._internal.batch.processor.vllm_engine_proc")
     cfg = GenerateConfig(engine="vllm", model="/models/qwen", images=True)
     config = processor.vLLMEngineProcessorConfig(**processor_config(cfg))
     assert config.model_source == "/models/qwen"
+    on_cpu = processor.vLLMEngineProcessorConfig(**processor_config(cfg, on_cpu=True))
+    assert on_cpu.placement_group_config["bundles"][0]["CPU"] == 1.0
+    assert on_cpu.tokenize_stage == {"num_cpus": 0}
 
 
-def test_bundled_gguf_model_is_refused_for_vllm():
+def test_a_missing_gguf_model_is_refused_for_vllm_naming_the_field(tmp_path):
+    """A GGUF model (the bundled one too) goes to vLLM as its converted HF folder; one that is
+    not there is a config error."""
+    missing = GenerateConfig(engine="vllm", model=str(tmp_path / "none.gguf"))
     with pytest.raises(ConfigError, match=r"generate\.model"):
-        processor_config(GenerateConfig(engine="vllm"))
+        processor_config(missing)
+    with pytest.raises(ConfigError, match=r"generate\.model"):
+        processor_config(GenerateConfig(engine="vllm", model=""))
 
 
 def test_build_engine_points_vllm_to_the_ray_stage():

@@ -1,5 +1,6 @@
-"""The rows the pipeline sends through Ray's vLLM stage and reads back (vLLM itself needs a GPU
-and is not installed here: the stage's output rows are built by hand, named as such)."""
+"""The rows the pipeline sends through Ray's vLLM stage and reads back (vLLM is not installed in
+the main virtualenv: the stage's output rows are built by hand, named as such; tests/vllm_cpu/ runs
+the real stage from .venv-vllm)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from conftest import ROOT, write_prompt
 from PIL import Image
 
 from curation.config import Recipe
-from curation.generate.engines.vllm import INFERENCE_ERROR, RESULT_COLUMNS, VLLMRows
+from curation.generate.engines.vllm import (
+    INFERENCE_ERROR,
+    RESULT_COLUMNS,
+    VLLMRows,
+    output_columns,
+)
 from curation.pipeline import vllm_rows
 from curation.schema import OUTCOME_SCHEMA
 from curation.units import error_row
@@ -81,6 +87,34 @@ def test_units_round_trip_through_vllm_rows() -> None:
     assert first["model"] == "Qwen/Qwen2.5-7B-Instruct" and first["prompt_id"].startswith("docm")
     assert failed["pairs"] == [] and "CUDA out of memory" in failed["parse_errors"][0]
     assert ingest_error["error_code"] == "corrupt" and ingest_error["raw_reply"] is None
+
+
+def test_what_the_pipeline_hands_ray_pickles_and_builds_the_same_rows(tmp_path) -> None:
+    """Ray ships the stage's functions to its workers: the rows travel as plain data (the
+    prompt library's jinja2 templates do not pickle), and the copy builds the very rows."""
+    import ray.cloudpickle
+
+    recipe = Recipe(
+        name="v",
+        inputs=["x"],
+        generate={"engine": "vllm", "model": "m/7b", "cache": True, "cache_dir": str(tmp_path)},
+    )
+    rows = vllm_rows(recipe, ROOT / "prompts")
+    copy = pickle.loads(pickle.dumps(rows))
+    request, outcomes, postprocess = (
+        ray.cloudpickle.loads(ray.cloudpickle.dumps(fn))
+        for fn in (rows.request, rows.outcomes, output_columns)
+    )
+    units = [unit(0), unit(2), error_row("bad", "bad.pdf", "corrupt", "cannot open")]
+    expected = [rows.request(u) for u in units]
+    assert [copy.request(u) for u in units[1:]] == expected[1:]  # the first one is now cached
+    first = request(units[0])
+    assert first[VLLMRows.KEY] == expected[0][VLLMRows.KEY] and first["messages"]
+    out = pa.Table.from_pylist(
+        [postprocess(vllm_output(expected[1], " What moved?\nA1: Ten litres."))]
+    )
+    [outcome] = outcomes(out).to_pylist()
+    assert outcome["unit_id"] == "doc:2-3" and outcome["pairs"][0]["answer"] == "Ten litres."
 
 
 def test_a_prompt_that_fails_for_one_unit_rides_through_vllm_as_its_reject(tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import io
 import logging
 import os
@@ -155,7 +156,7 @@ class LocalEngine(Engine):
             # context). Other models get generate's own static cache, or its default one.
             cache = None if self.processor else self._prefilled_cache(encoded, max_new_tokens)
             if cache is not None:
-                extra = {"cache": cache}
+                extra = {self.cache_kwarg: cache}
             else:
                 extra = {} if self.processor else {"cache_implementation": "static"}
             output = self.model.generate(
@@ -191,6 +192,14 @@ class LocalEngine(Engine):
             )
         return results
 
+    @property
+    def cache_kwarg(self) -> str:
+        """The name a model's forward takes its key/value cache by: `cache` in newer
+        transformers (5.24), `past_key_values` in older ones (5.19, which vLLM's CPU build
+        pins): the latter silently took `cache` into **kwargs and filled nothing."""
+        forward = inspect.signature(self.model.base_model.forward).parameters
+        return "cache" if "cache" in forward else "past_key_values"
+
     def _prefilled_cache(self, encoded: Any, max_new_tokens: int) -> Any:
         """A static cache that holds the keys and values of every prompt but its last token,
         each prompt run alone (no work on padding), laid out as the left-padded batch has them:
@@ -215,7 +224,7 @@ class LocalEngine(Engine):
             alone = DynamicCache(config=config)
             # Position ids 0..length-2, as the attention mask gives them in the batch.
             prompt = ids[row : row + 1, width - length : width - 1]
-            self.model.base_model(input_ids=prompt, cache=alone, use_cache=True)
+            self.model.base_model(input_ids=prompt, use_cache=True, **{self.cache_kwarg: alone})
             for layer, own in zip(cache.layers, alone.layers, strict=True):
                 if not layer.is_initialized:  # allocates the zeroed batch tensors
                     batched = [t.expand(ids.shape[0], -1, -1, -1) for t in (own.keys, own.values)]
