@@ -35,6 +35,23 @@ def main() -> None:
     """curation: ingest documents, generate multi-page QA pairs, filter them, write shards."""
 
 
+NoCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Send every LLM request again (generation and the judge), ignoring stored replies.",
+    ),
+]
+EngineOption = Annotated[
+    Literal["local", "openai", "vllm"] | None,
+    typer.Option(
+        "--engine",
+        help="Generate with this engine instead of the recipe's, into the recipe's output "
+        "folder with -ENGINE appended (e.g. out/docmatix-vllm).",
+    ),
+]
+
+
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (see recipes/).")],
@@ -56,33 +73,15 @@ def run(
             "--restart", help="Discard an interrupted run's progress instead of resuming it."
         ),
     ] = False,
-    no_cache: Annotated[
-        bool,
-        typer.Option(
-            "--no-cache",
-            help="Send every LLM request again (generation and the judge), ignoring stored "
-            "replies.",
-        ),
-    ] = False,
-    engine: Annotated[
-        Literal["local", "openai", "vllm"] | None,
-        typer.Option(
-            "--engine",
-            help="Generate with this engine instead of the recipe's, into the recipe's output "
-            "folder with -ENGINE appended (e.g. out/docmatix-vllm).",
-        ),
-    ] = None,
+    no_cache: NoCacheOption = False,
+    engine: EngineOption = None,
 ) -> None:
     """Build the dataset a recipe describes: ingest, generate, filter, write."""
     from curation.preflight import RunBlocked
     from curation.run import run_recipe  # Ray and torch load only when a run starts
 
     try:
-        parsed = load_recipe(recipe)
-        if engine is not None:
-            parsed = parsed.with_engine(engine)
-        if no_cache:
-            parsed.generate.cache = False
+        parsed = recipe_to_run(recipe, engine, no_cache)
         with RunDisplay(parsed.name) as display:
             manifest = run_recipe(
                 parsed,
@@ -104,6 +103,16 @@ def run(
     if inputs and all(record["status"] in ("error", "duplicate", "missing") for record in inputs):
         console.print("[red]nothing could be processed[/red]")
         raise typer.Exit(1)
+
+
+def recipe_to_run(recipe: Path, engine: str | None, no_cache: bool):
+    """The recipe as `curation run` runs it: with --engine's engine, --no-cache's cache off."""
+    parsed = load_recipe(recipe)
+    if engine is not None:
+        parsed = parsed.with_engine(engine)
+    if no_cache:
+        parsed.generate.cache = False
+    return parsed
 
 
 class RunDisplay:
