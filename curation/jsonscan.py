@@ -73,3 +73,13 @@ def json_values(text: str) -> Iterator[tuple[int, int | None, object]]:
         if end is None:
             yield start, None, None
         position = start + 1
+
+
+def json_objects(text: str) -> Iterator[dict]:
+    """Each JSON object readable in a reply, in order; of an array, its first object (a model
+    that wraps its one answer in a list)."""
+    for _, _, data in json_values(text):
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            data = data[0]
+        if isinstance(data, dict):
+            yield data

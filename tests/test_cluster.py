@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from cluster_fixtures import LocalCluster, free_ports
-from conftest import LENIENT_CHAIN, ROOT, curation_cli, make_pdf
+from conftest import LENIENT_CHAIN, ROOT, SHORT_DOCUMENTS, curation_cli, make_pdf
 from test_resume import dataset_fingerprint
 
 from curation.config import ConfigError
@@ -80,20 +80,7 @@ def wait_ok(run: subprocess.Popen, timeout: float = 600) -> str:
 
 
 # Short pages: the model's prompt stays small, so each unit takes seconds on a CPU.
-DOCUMENTS = {
-    "lighthouse.pdf": [
-        "The Harbour Point lighthouse was built in 1871 from local granite. Its lamp burned "
-        "whale oil until 1902, when a kerosene burner replaced it.",
-        "Keeper Ada Morrow tended the light for 31 years. In the storm of 1913 she kept the "
-        "lamp lit for three nights and guided nine fishing boats home.",
-    ],
-    "council.pdf": [
-        "The city council met on 4 March. Members approved a budget of 2.4 million euros for "
-        "road repairs and a new cycle lane on River Street.",
-        "The council postponed the vote on the library extension to April, because the "
-        "architect's cost estimate arrived late.",
-    ],
-}
+DOCUMENTS = {name: SHORT_DOCUMENTS[name] for name in ("lighthouse.pdf", "council.pdf")}
 
 
 @pytest.fixture(scope="module")

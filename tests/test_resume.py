@@ -22,7 +22,14 @@ import psutil
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from conftest import LENIENT_CHAIN, ROOT, curation_cli, make_bad_inputs, make_pdf
+from conftest import (
+    LENIENT_CHAIN,
+    ROOT,
+    SHORT_DOCUMENTS,
+    curation_cli,
+    make_bad_inputs,
+    make_pdf,
+)
 from test_journal import chunk_rows
 
 from curation.config import load_recipe
@@ -133,28 +140,6 @@ def inputs(tmp_path_factory) -> Path:
         make_pdf(folder / name, pages)
     make_bad_inputs(folder / "bad")["corrupt"].rename(folder / "corrupt.pdf")
     return folder
-
-
-SHORT_DOCUMENTS = {
-    "lighthouse.pdf": [
-        "The Harbour Point lighthouse was built in 1871 from local granite. Its lamp burned "
-        "whale oil until 1902, when a kerosene burner replaced it.",
-        "Keeper Ada Morrow tended the light for 31 years. In the storm of 1913 she kept the "
-        "lamp lit for three nights and guided nine fishing boats home.",
-    ],
-    "council.pdf": [
-        "The city council met on 4 March. Members approved a budget of 2.4 million euros for "
-        "road repairs and a new cycle lane on River Street.",
-        "The council postponed the vote on the library extension to April, because the "
-        "architect's cost estimate arrived late. (Issued 2019.)",
-    ],
-    "ebike.pdf": [
-        "Charge the e-bike battery for four hours before the first ride. A full charge gives "
-        "about 60 km of assisted riding in eco mode.",
-        "Check the tyre pressure every week: 3.5 bar for the front wheel and 4 bar for the rear. "
-        "(Issued 2020.)",
-    ],
-}
 
 
 def test_killed_runs_resume_to_the_same_dataset(ray_local, inputs: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from curation.generate.prompts import (
     page_excerpts,
     resolve_prompt_dir,
 )
-from curation.jsonscan import json_values
+from curation.jsonscan import json_objects
 from curation.schema import Decision
 from curation.seeding import content_id
 
@@ -99,11 +99,7 @@ def _score_value(value: object) -> float | None:
 
 def _from_json(text: str) -> tuple[float, str] | None:
     """The score and reason of the first JSON object in the reply that holds a score."""
-    for _, _, data in json_values(text):
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            data = data[0]
-        if not isinstance(data, dict):
-            continue
+    for data in json_objects(text):
         lowered = {str(k).lower(): v for k, v in data.items()}
         score = next((_score_value(lowered[k]) for k in SCORE_KEYS if k in lowered), None)
         if score is not None:
@@ -148,11 +144,7 @@ def parse_judge_ratings(text: str, axes: list[str]) -> tuple[dict[str, float], s
     if not text or not text.strip():
         raise JudgeReplyError("empty reply")
     wanted = {_axis_key(a): a for a in axes}
-    for _, _, data in json_values(text):
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            data = data[0]
-        if not isinstance(data, dict):
-            continue
+    for data in json_objects(text):
         lowered = {_axis_key(k): v for k, v in data.items()}
         inner = next((lowered[k] for k in RATINGS_KEYS if isinstance(lowered.get(k), dict)), None)
         source = {_axis_key(k): v for k, v in inner.items()} if inner else lowered

@@ -30,7 +30,7 @@ from curation.generate.prompts import (
     PromptTemplate,
     resolve_prompt_dir,
 )
-from curation.jsonscan import json_values
+from curation.jsonscan import json_objects
 from curation.seeding import content_id
 from curation.tokens import content_words
 
@@ -89,11 +89,7 @@ def _read(text: str) -> Verdict | None:
 def _from_json(text: str) -> Verdict | None:
     """The verdict of the first JSON object in the reply that holds one, with its computation
     (verified) or its reason (unsupported)."""
-    for _, _, data in json_values(text):
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            data = data[0]
-        if not isinstance(data, dict):
-            continue
+    for data in json_objects(text):
         lowered = {str(k).lower(): v for k, v in data.items()}
         word = next((str(lowered[k]) for k in VERDICT_KEYS if k in lowered), "")
         verdict = _read(word)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import LENIENT_CHAIN, curation_cli, make_pdf
+from conftest import LENIENT_CHAIN, SHORT_DOCUMENTS, curation_cli, make_pdf
 from datasets import load_dataset
 from vllm_fixtures import MARKS
 
@@ -41,20 +41,7 @@ filters: {chain}
 output: {{dir: "{out}", rows_per_shard: 1}}
 """
 
-DOCUMENTS = {
-    "lighthouse.pdf": [
-        "The Harbour Point lighthouse was built in 1871 from local granite. Its lamp burned "
-        "whale oil until 1902, when a kerosene burner replaced it.",
-        "Keeper Ada Morrow tended the light for 31 years. In the storm of 1913 she kept the "
-        "lamp lit for three nights and guided nine fishing boats home.",
-    ],
-    "council.pdf": [
-        "The city council met on 4 March. Members approved a budget of 2.4 million euros for "
-        "road repairs and a new cycle lane on River Street.",
-        "The council postponed the vote on the library extension to April, because the "
-        "architect's cost estimate arrived late.",
-    ],
-}
+DOCUMENTS = {name: SHORT_DOCUMENTS[name] for name in ("lighthouse.pdf", "council.pdf")}
 
 
 class Interrupted(Exception):
