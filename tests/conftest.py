@@ -34,9 +34,7 @@ def slides_pdf() -> Path:
     return SAMPLES / "quarterly_review_slides.pdf"
 
 
-# Documents of two short pages: small prompts, so a unit takes seconds on a CPU. The texts are
-# chosen so the per-document layout draw of test_resume.py gives two whole-document units
-# (council, ebike) and one document of single pages (lighthouse).
+# Documents of two short pages: small prompts, so a unit takes seconds on a CPU.
 SHORT_DOCUMENTS = {
     "lighthouse.pdf": [
         "The Harbour Point lighthouse was built in 1871 from local granite. Its lamp burned "
@@ -48,13 +46,12 @@ SHORT_DOCUMENTS = {
         "The city council met on 4 March. Members approved a budget of 2.4 million euros for "
         "road repairs and a new cycle lane on River Street.",
         "The council postponed the vote on the library extension to April, because the "
-        "architect's cost estimate arrived late. (Issued 2019.)",
+        "architect's cost estimate arrived late.",
     ],
     "ebike.pdf": [
         "Charge the e-bike battery for four hours before the first ride. A full charge gives "
         "about 60 km of assisted riding in eco mode.",
-        "Check the tyre pressure every week: 3.5 bar for the front wheel and 4 bar for the rear. "
-        "(Issued 2020.)",
+        "Check the tyre pressure every week: 3.5 bar for the front wheel and 4 bar for the rear.",
     ],
 }
 

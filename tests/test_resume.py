@@ -130,6 +130,11 @@ def dataset_fingerprint(out: Path) -> dict:
     }
 
 
+# What the resume documents' last pages add, so that the per-document layout draw (from the
+# file's bytes) gives two whole-document units (council, ebike) and one page-by-page document.
+ISSUED = {"council.pdf": " (Issued 2019.)", "ebike.pdf": " (Issued 2020.)"}
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """Three documents of two short pages (small prompts: each unit takes seconds) and a corrupt
@@ -137,7 +142,7 @@ def inputs(tmp_path_factory) -> Path:
     one document of single pages."""
     folder = tmp_path_factory.mktemp("resume-inputs")
     for name, pages in SHORT_DOCUMENTS.items():
-        make_pdf(folder / name, pages)
+        make_pdf(folder / name, [*pages[:-1], pages[-1] + ISSUED.get(name, "")])
     make_bad_inputs(folder / "bad")["corrupt"].rename(folder / "corrupt.pdf")
     return folder
 
