@@ -22,7 +22,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from curation.config import ConfigError, GenerateConfig
 from curation.filters.base import Filter, PairContext
 from curation.generate import image_parts
-from curation.generate.cache import client
+from curation.generate.cache import send_batched
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.prompts import (
     PromptLibrary,
@@ -316,12 +316,7 @@ class JudgeFilter(Filter):
                 requests[i] = self.request(pairs[i], template, cfg)
             except PromptRenderError as exc:  # a branch of the template only this pair reaches
                 decided[i] = self._unrendered(exc)
-        results: list[EngineResult] = []
-        if requests:  # the engine (a model, for `local`) is built only when it is asked
-            self._engine = client(cfg, self._engine)
-        sent = list(requests.values())
-        for start in range(0, len(sent), cfg.batch_size):
-            results.extend(self._engine.generate(sent[start : start + cfg.batch_size]))
+        self._engine, results = send_batched(cfg, self._engine, list(requests.values()))
         for i, result in zip(requests, results, strict=True):
             decided[i] = self._rated(result, axes) if axes else self._verdict(result)
         for i, pair in enumerate(pairs):

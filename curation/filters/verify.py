@@ -22,8 +22,8 @@ from curation.config import GenerateConfig
 from curation.filters.base import PairContext
 from curation.filters.judge import REASON_KEYS, data_fence
 from curation.filters.numbers import quantities, written_arithmetic
-from curation.generate.cache import client
-from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.generate.cache import send_batched
+from curation.generate.engines.base import ChatRequest, Engine
 from curation.generate.prompts import (
     PromptLibrary,
     PromptRenderError,
@@ -187,12 +187,7 @@ class Verifier:
                 requests[i] = self.request(pair, claims, self.template)
             except PromptRenderError as exc:  # a branch of the template only this pair reaches
                 out[i] = f"verification prompt not rendered: {exc}"
-        results: list[EngineResult] = []
-        if requests:  # the engine (a model, for `local`) is built only when it is asked
-            self.engine = client(self.cfg, self.engine)
-        sent = list(requests.values())
-        for start in range(0, len(sent), self.cfg.batch_size):
-            results.extend(self.engine.generate(sent[start : start + self.cfg.batch_size]))
+        self.engine, results = send_batched(self.cfg, self.engine, list(requests.values()))
         for i, result in zip(requests, results, strict=True):
             if result.error:
                 out[i] = f"engine error: {result.error}"

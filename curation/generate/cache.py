@@ -98,3 +98,18 @@ def client(cfg: GenerateConfig, engine: Engine | None = None) -> Engine:
     if cfg.cache and not isinstance(engine, CachedEngine):
         engine = CachedEngine(engine, ResponseCache(cfg.cache_dir))
     return engine
+
+
+def send_batched(
+    cfg: GenerateConfig, engine: Engine | None, requests: list[ChatRequest]
+) -> tuple[Engine | None, list[EngineResult]]:
+    """The results of `requests`, sent in batches of `cfg.batch_size` through `client(cfg,
+    engine)`, and that engine to reuse. With nothing to send no engine is built (for `local`,
+    no model is loaded): what an LLM filter (the judge, the verifier) asks its model through."""
+    if not requests:
+        return engine, []
+    engine = client(cfg, engine)
+    results: list[EngineResult] = []
+    for start in range(0, len(requests), cfg.batch_size):
+        results.extend(engine.generate(requests[start : start + cfg.batch_size]))
+    return engine, results
