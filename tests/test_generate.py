@@ -310,3 +310,24 @@ def test_bfloat16_weights_write_replies_cached_apart_from_float32(engine: LocalE
     assert deferred.model_name == half.model_name and deferred.engine is None
     assert deferred.generate([asked]) == [reply]  # loaded at its first request
     assert next(deferred.engine.model.parameters()).dtype == torch.bfloat16
+
+
+def test_a_deferred_engine_names_its_model_without_importing_torch() -> None:
+    """A run whose replies are all cached never loads the model; naming it (the cache key) must
+    not import torch either: seconds in every generation actor of a rerun or a resume."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from curation.config import GenerateConfig\n"
+        "from curation.generate.engines import DeferredEngine\n"
+        "name = DeferredEngine(GenerateConfig()).model_name\n"
+        "print(name, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    name, torch_imported = result.stdout.split()
+    assert name.startswith("SmolLM2") and torch_imported == "False"

@@ -32,11 +32,15 @@ def local_model_name(model: str, dtype: str = "auto", device: str | None = None)
     """The name a LocalEngine of `model` reports, without loading it. It keys the response
     cache: a dtype other than the usual one for the device is named in it, since it writes
     other replies."""
-    return _model_name(resolve_model(model), dtype, device or default_device())
+    return _model_name(resolve_model(model), dtype, device)
 
 
-def _model_name(location: ModelLocation, dtype: str, device: str) -> str:
-    return location.name + ("" if dtype in ("auto", usual_dtype(device)) else f":{dtype}")
+def _model_name(location: ModelLocation, dtype: str, device: str | None) -> str:
+    """`device` is looked up only for a dtype other than "auto": finding it imports torch
+    (seconds), which a run whose replies are all cached otherwise never needs."""
+    if dtype == "auto" or dtype == usual_dtype(device or default_device()):
+        return location.name
+    return f"{location.name}:{dtype}"
 
 
 class LocalEngine(Engine):
