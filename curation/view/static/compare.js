@@ -1,9 +1,11 @@
-/* curation view, compare.js: the compare page (#/compare): the pairs whose fate differs in another run.
+/* curation view, compare.js: the compare page (#/compare): the pairs whose fate differs between
+ * this run and another.
  */
 (function (CURATION) {
   "use strict";
 
-  const { load, el, text, number, plural, link, go, view, checkLive, frame, PAGES, pager, pagerBar } = CURATION;
+  const { load, el, text, number, plural, link, go, view, checkLive, frame, PAGES } = CURATION;
+  const { pager, pagerBar } = CURATION;
 
   const COMPARE_PAGE_SIZE = 50;
 
