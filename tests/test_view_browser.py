@@ -471,6 +471,10 @@ def test_thumbnail_opens_the_full_page(tab, dataset):
     assert zoom.is_visible()
     zoom.click()
     assert zoom.is_hidden()
+    thumb.click()
+    assert zoom.is_visible()
+    tab.go("overview")  # moving to another page closes it
+    assert zoom.is_hidden()
 
 
 def test_data_text_is_never_markup(tab, dataset):

@@ -197,6 +197,28 @@ def is_marked(site: Path) -> bool:
     return json.loads((site / SITE_MARKER).read_text())["tool"] == "curation"
 
 
+def test_index_loads_each_script_after_those_it_takes_names_from():
+    """The app is classic scripts (module scripts do not run from file://) sharing one global,
+    CURATION: index.html loads every script of static/ once, each after the scripts that add the
+    names it takes (`const { ... } = CURATION;`). A wrong order shows only in a browser."""
+    index = (site_module.STATIC / "index.html").read_text()
+    order = re.findall(r'<script src="([^"]+)"></script>', index)
+    assert sorted(order) == sorted(path.name for path in site_module.STATIC.glob("*.js"))
+    shared = {"add"}  # what data files call
+    for name in order:
+        script = (site_module.STATIC / name).read_text()
+        taken = re.findall(r"const \{([^}]*)\} = CURATION;", script)
+        added = re.findall(r"Object\.assign\((?:window\.)?CURATION, \{([^}]*)\}\)", script)
+        assert words(taken) <= shared, f"{name} takes {sorted(words(taken) - shared)} too early"
+        shared |= words(added)
+    assert len(shared) > 20  # the regexes above found the scripts' names
+
+
+def words(groups: list[str]) -> set[str]:
+    """The names in `{ a, b, c }` groups."""
+    return {word.strip() for group in groups for word in group.split(",") if word.strip()}
+
+
 def test_a_planted_script_stays_text(finished, tmp_path):
     build_site(finished, tmp_path / "site")
     data = list((tmp_path / "site" / "data").glob("*.js"))

@@ -1,7 +1,7 @@
 """Build the static site of `curation view`: an offline browser of an output folder.
 
-The site is a folder that opens from file:// (no server): besides the app (index.html, app.js,
-style.css, shipped in curation/view/static/), every piece of data is a script,
+The site is a folder that opens from file:// (no server): besides the app (index.html, its
+classic scripts and style.css, shipped in curation/view/static/), every piece of data is a script,
 `CURATION.add(name, JSON);`, loaded by a <script> tag, since browsers refuse fetch() there. The
 JSON is ASCII and every "<" in it is written \\u003c, so no text of the data (a page, an answer,
 a raw reply) can close the script tag. The output folder is read batch by batch and never
