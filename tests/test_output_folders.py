@@ -303,7 +303,18 @@ def test_a_claim_killed_before_its_marker_is_still_ours(tmp_path):
 DOCUMENTED_HOME = {".ray", ".ray/auth_token", ".cache", ".config"}
 DOCUMENTED_HOME_FOLDERS = (".cache/matplotlib", ".config/matplotlib")
 
-OCR_PROBE = """
+HOME_PROBE = """
+import json, sys
+from pathlib import Path
+
+home = Path(sys.argv[1])
+
+
+def report(step, **found):
+    found["home"] = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
+    print(json.dumps({"step": step, **found}), flush=True)
+
+
 import curation.run  # everything `curation run` imports before it claims its folder
 import pymupdf
 from curation.ingest.ocr import RapidOCRBackend
@@ -311,7 +322,14 @@ from curation.ingest.ocr import RapidOCRBackend
 doc = pymupdf.open()
 page = doc.new_page(width=300, height=60)
 page.insert_text((10, 30), "Reservoir levels recovered quickly", fontsize=9)
-print(RapidOCRBackend().recognize(page.get_pixmap(dpi=150).tobytes("png")).text)
+report("ocr", text=RapidOCRBackend().recognize(page.get_pixmap(dpi=150).tobytes("png")).text)
+
+from typer.testing import CliRunner
+from curation.cli import app
+
+for step, recipe in (("refused", sys.argv[2]), ("done", sys.argv[3])):
+    result = CliRunner().invoke(app, ["run", recipe])
+    report(step, code=result.exit_code, output=result.output)
 """
 
 
@@ -328,33 +346,16 @@ def empty_home(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return home, {**env, "HOME": str(home)}
 
 
-def under(home: Path) -> set[str]:
-    return {p.relative_to(home).as_posix() for p in home.rglob("*")}
-
-
-@pytest.mark.e2e  # a process of its own that loads the OCR model (~6 s)
-def test_importing_curation_and_ocr_write_nothing_under_home(tmp_path):
-    """onnxruntime (imported with pymupdf, and by RapidOCR) would write a device id under
-    ~/.cache/Microsoft/DeveloperTools when imported, and send telemetry."""
-    home, env = empty_home(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c", OCR_PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "reservoir levels" in result.stdout.lower()  # a page was OCR'd
-    assert under(home) == set()
-
-
 @pytest.mark.e2e
-def test_a_run_writes_nothing_under_home_before_its_claim_and_then_only_known_caches(tmp_path):
-    """`curation run` processes with an empty HOME: one refused (its folder holds a user's
-    file), one that OCRs a scanned page; the model is a scripted OpenAI-compatible server (a
-    FAKE standing in for vLLM: tests/scripted_server.py)."""
+def test_a_process_writes_nothing_under_home_before_its_claim_and_then_only_known_caches(
+    tmp_path,
+):
+    """One process of its own with an empty HOME, step by step: importing everything `curation
+    run` imports and OCRing a page (onnxruntime, imported with pymupdf and by RapidOCR, would
+    write a device id under ~/.cache/Microsoft/DeveloperTools and send telemetry); `curation
+    run` refused (its folder holds a user's file); `curation run` over a scanned page (OCR'd).
+    The model is a scripted OpenAI-compatible server (a FAKE standing in for vLLM:
+    tests/scripted_server.py)."""
     from scripted_server import scripted_server
 
     home, env = empty_home(tmp_path)
@@ -370,38 +371,48 @@ def test_a_run_writes_nothing_under_home_before_its_claim_and_then_only_known_ca
     mine.mkdir()
     (mine / "notes.txt").write_text("my notes\n")
 
-    def run(recipe: str, out: Path) -> subprocess.CompletedProcess:
-        path = tmp_path / f"{out.name}.yaml"
-        path.write_text(recipe + f"output: {{dir: {str(out)!r}}}\n")
-        return subprocess.run(
-            [sys.executable, "-m", "curation", "run", str(path)],
+    reply = "Q1: What recovered?\nA1: Reservoir levels."
+    with scripted_server(lambda messages: reply) as server:
+        recipes = []
+        for out in (mine, tmp_path / "out"):
+            recipe = tmp_path / f"{out.name}.yaml"
+            recipe.write_text(
+                f"name: home\ninputs: [{str(inputs / '*.png')!r}]\n"
+                f"filters: {tmp_path}/lenient.yaml\n"
+                f"generate: {{engine: openai, base_url: {server.base_url!r}, pairs_per_unit: 1, "
+                f"max_tokens: 32, cache_dir: {str(tmp_path / 'cache' / 'responses')!r}}}\n"
+                f"output: {{dir: {str(out)!r}}}\n"
+            )
+            recipes.append(str(recipe))
+        result = subprocess.run(
+            [sys.executable, "-c", HOME_PROBE, str(home), *recipes],
             cwd=ROOT,
             env=env,
             capture_output=True,
             text=True,
             timeout=600,
         )
-
-    reply = "Q1: What recovered?\nA1: Reservoir levels."
-    with scripted_server(lambda messages: reply) as server:
-        recipe = (
-            f"name: home\ninputs: [{str(inputs / '*.png')!r}]\nfilters: {tmp_path}/lenient.yaml\n"
-            f"generate: {{engine: openai, base_url: {server.base_url!r}, pairs_per_unit: 1, "
-            f"max_tokens: 32, cache_dir: {str(tmp_path / 'cache' / 'responses')!r}}}\n"
-        )
-        refused = run(recipe, mine)
-        assert refused.returncode == 2, refused.stderr
-        assert "holds files curation did not write" in " ".join(refused.stderr.split())
-        assert under(home) == set()
-
-        done = run(recipe, tmp_path / "out")
-        assert done.returncode == 0, done.stderr
+        assert result.returncode == 0, result.stderr[-3000:]
+        steps = {
+            step["step"]: step
+            for line in result.stdout.splitlines()
+            if line.startswith('{"step"')
+            for step in [json.loads(line)]
+        }
         assert len(server.requests) == 1
+    assert "reservoir levels" in steps["ocr"]["text"].lower()  # a page was OCR'd
+    assert steps["ocr"]["home"] == []
+    refused = steps["refused"]
+    assert refused["code"] == 2, refused["output"][-3000:]
+    assert "holds files curation did not write" in " ".join(refused["output"].split())
+    assert refused["home"] == []
+    done = steps["done"]
+    assert done["code"] == 0, done["output"][-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["counts"]["pages_by_text_source"] == {"ocr": 1}
     unknown = {
         path
-        for path in under(home) - DOCUMENTED_HOME
-        if not path.startswith(DOCUMENTED_HOME_FOLDERS)
+        for path in done["home"]
+        if path not in DOCUMENTED_HOME and not path.startswith(DOCUMENTED_HOME_FOLDERS)
     }
     assert unknown == set()
