@@ -32,8 +32,11 @@ import psutil
 import pymupdf
 from PIL import Image, ImageDraw
 
+from curation import hamming
 from curation.filters import PairContext, decontam
-from curation.filters.decontam import DecontamFilter, bytes_hash, file_digest
+from curation.filters.decontam import DecontamFilter
+from curation.filters.decontam_hashes import HASH_BITS, HASH_WORDS, bytes_hash
+from curation.filters.decontam_index import file_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "data" / "samples").glob("*.pdf"))
@@ -156,17 +159,17 @@ def check_text(flt: DecontamFilter, pairs: list[PairContext]) -> tuple[float, in
 
 def random_hashes(rng: random.Random, n: int) -> np.ndarray:
     """n random 256-bit hashes, as the index stores them: (n, 4) uint64."""
-    words = [rng.getrandbits(64) for _ in range(n * decontam.HASH_WORDS)]
-    return np.array(words, np.uint64).reshape(n, decontam.HASH_WORDS)
+    words = [rng.getrandbits(64) for _ in range(n * HASH_WORDS)]
+    return np.array(words, np.uint64).reshape(n, HASH_WORDS)
 
 
 def nearest_pair(hashes: np.ndarray) -> int:
     """The fewest bits between two different hashes of `hashes` (all pairs, in blocks)."""
-    best = decontam.HASH_BITS
+    best = HASH_BITS
     for start in range(0, len(hashes), 256):
-        block = decontam.popcount(hashes[start : start + 256, None, :] ^ hashes[None, :, :])
+        block = hamming.popcount(hashes[start : start + 256, None, :] ^ hashes[None, :, :])
         rows = np.arange(len(block))
-        block[rows, start + rows] = decontam.HASH_BITS  # an image and itself
+        block[rows, start + rows] = HASH_BITS  # an image and itself
         best = min(best, int(block.min()))
     return best
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from grounding_cases import load_cases  # noqa: E402
 from grounding_corpus import CorpusAnswer, load_corpus, tally, verified_by_labels  # noqa: E402
 
-from curation.filters import numbers  # noqa: E402
 from curation.filters.grounding import GroundingFilter  # noqa: E402
+from curation.filters.numbers import derivation  # noqa: E402
 
 HEADER = (
     "| {} | correct kept | wrong rejected | wrong, printed elsewhere, rejected |\n|---|---|---|---|"
@@ -54,14 +54,14 @@ def main() -> None:
         "--bound",
         action="append",
         default=[],
-        help="a bound of curation.filters.numbers (RELATED_SHARE=0.9, PAIR_SUMS=any, COARSE=1e9)",
+        help="a bound of curation.filters.numbers.derivation (RELATED_SHARE=0.9, PAIR_SUMS=any, COARSE=1e9)",
     )
     args = parser.parse_args()
     settings = dict(s.split("=", 1) for s in args.set)
     for bound in args.bound:
         name, value = bound.split("=", 1)
-        old = getattr(numbers, name)
-        setattr(numbers, name, type(old)(value))
+        old = getattr(derivation, name)
+        setattr(derivation, name, type(old)(value))
     with tempfile.TemporaryDirectory() as folder:
         cases = load_cases(Path(folder))
         answers = load_corpus(Path(folder))

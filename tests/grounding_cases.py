@@ -11,8 +11,8 @@ import pymupdf
 import yaml
 
 from curation.filters.base import PairContext
-from curation.filters.grounding import PageVocabulary
-from curation.filters.numbers import quantities
+from curation.filters.grounding_vocabulary import PageVocabulary
+from curation.filters.numbers.quantity import quantities
 from curation.ingest.pdf import page_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,8 +23,9 @@ from grounding_cases import calculate, render
 
 from curation.config import GenerateConfig
 from curation.filters.base import PairContext
-from curation.filters.grounding import GroundingFilter, PageVocabulary
-from curation.filters.numbers import quantities
+from curation.filters.grounding import GroundingFilter
+from curation.filters.grounding_vocabulary import PageVocabulary
+from curation.filters.numbers.quantity import quantities
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.ingest.pdf import page_text
 

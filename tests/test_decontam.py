@@ -17,10 +17,12 @@ from PIL import Image, ImageEnhance
 from pydantic import ValidationError
 from realistic_run import write_documents
 
+from curation import hamming
 from curation.config import ConfigError
-from curation.filters import FilterChain, PairContext, decontam
+from curation.filters import FilterChain, PairContext, decontam, decontam_hashes
 from curation.filters.chain import load_chain
-from curation.filters.decontam import DecontamFilter, DecontamIndex
+from curation.filters.decontam import DecontamFilter
+from curation.filters.decontam_index import DecontamIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -389,12 +391,12 @@ def test_lsh_bands_find_every_hash_within_the_distance():
     rng = random.Random(7)
     index = random_index(rng, 3_000)
     hashes = index.arrays["image_hashes"]
-    number = decontam.hash_int(hashes[5])
+    number = hamming.hash_int(hashes[5])
     for start, width in [(0, 13), (58, 12), (60, 64), (250, 6)]:
-        band = decontam.band_values(hashes[5:6], start, width)[0]
+        band = hamming.band_values(hashes[5:6], start, width)[0]
         assert int(band) == (number >> start) & ((1 << width) - 1)
     for distance in (0, 3, 20, 64):
-        widths = [width for _, width, _, _ in index.band(distance)]
+        widths = [width for _, width, _, _ in index.band(distance).bands]
         assert sum(widths) == 256 and len(widths) == max(distance + 1, 4)
         for target in rng.sample(range(len(hashes)), 20):
             bits = rng.sample(range(256), distance)
@@ -434,26 +436,28 @@ def test_256_bit_hashes_tell_unrelated_pages_from_near_copies(reports):
             count = len(doc)
         for page in range(count):
             names.append(f"{path.stem} page {page + 1}")
-            hashes.append(decontam.image_hash(pdf_page(path, page, 72)))
+            hashes.append(decontam_hashes.image_hash(pdf_page(path, page, 72)))
             other_dpi = pdf_page(path, page, 100)
             width, height = other_dpi.size
             copies = {
-                "100 dpi": decontam.image_hash(other_dpi),
-                "brightened": decontam.image_hash(ImageEnhance.Brightness(other_dpi).enhance(1.1)),
-                "jpeg q60 at 60 dpi": decontam.bytes_hash(
+                "100 dpi": decontam_hashes.image_hash(other_dpi),
+                "brightened": decontam_hashes.image_hash(
+                    ImageEnhance.Brightness(other_dpi).enhance(1.1)
+                ),
+                "jpeg q60 at 60 dpi": decontam_hashes.bytes_hash(
                     encoded(pdf_page(path, page, 60), "JPEG", quality=60)
                 ),
-                "1% crop": decontam.image_hash(
+                "1% crop": decontam_hashes.image_hash(
                     other_dpi.crop(
                         (width // 200, height // 200, width - width // 200, height - height // 200)
                     )
                 ),
             }
             for kind, value in copies.items():
-                near.setdefault(kind, []).append(int(decontam.popcount(value ^ hashes[-1])))
+                near.setdefault(kind, []).append(int(hamming.popcount(value ^ hashes[-1])))
     assert len(names) == 31
     unrelated = min(
-        (int(decontam.popcount(hashes[a] ^ hashes[b])), names[a], names[b])
+        (int(hamming.popcount(hashes[a] ^ hashes[b])), names[a], names[b])
         for a, b in combinations(range(len(hashes)), 2)
     )
     assert unrelated[0] >= default * 3 // 2, unrelated  # 40 measured, default 20

@@ -2,7 +2,8 @@
 functions stay short, and the typed records match their Arrow schemas.
 
 The layers, from the bottom (a module may import its own layer and the layers below it):
-0. shared helpers and contracts: config, schema, seeding, files, jsonscan, models
+0. shared helpers and contracts: config, schema, seeding, files, jsonscan, models, tokens,
+   hamming (the banded search for near hashes)
 1. places: units, output folders (outdir), Ray start-up (runtime), writers (output/)
 2. the stages' own work: ingest, generate (engines, prompts, parser, response cache)
 3. filters (the judge is a generation client)
@@ -33,6 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
         "curation.jsonscan",
         "curation.models",
         "curation.tokens",
+        "curation.hamming",
     ),
     ("curation.units", "curation.outdir", "curation.runtime", "curation.output"),
     ("curation.ingest", "curation.generate"),

@@ -14,11 +14,11 @@ from conftest import LENIENT_CHAIN, SAMPLES
 from output_fixtures import document_units, outcome
 
 from curation.config import IngestConfig, PageDedupConfig, UnitsConfig, load_recipe
+from curation.hamming import band_layout
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.pagedup import (
     EMPTY_TEXT,
     PageSignature,
-    band_masks,
     find_duplicates,
     mark_unit,
     page_signature,
@@ -103,7 +103,7 @@ def test_banding_finds_every_pair_within_max_distance_and_none_beyond():
             docs = [("a", [sig(0, base, "x")]), ("b", [sig(0, flip(base, *bits), "x")])]
             assert find_duplicates(docs, 4)[1] == ({0: "a:0"} if distance <= 4 else {}), bits
     # Four flipped bits, one in each of four of the five bands: one band is still whole.
-    starts = [lo for lo, _ in band_masks(4)]
+    starts = [lo for lo, _ in band_layout(64, 4)]
     spread = flip(base, *(lo + 1 for lo in starts[:4]))
     assert find_duplicates([("a", [sig(0, base)]), ("b", [sig(0, spread)])], 4)[1] == {0: "a:0"}
     assert find_duplicates([("a", [sig(0, base)]), ("b", [sig(0, spread)])], 3)[1] == {}

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from curation.filters.base import Filter, PairContext
-from curation.filters.numbers import quantities
+from curation.filters.numbers.quantity import quantities
 from curation.schema import Decision
 from curation.tokens import WORD, content_words, stem
 

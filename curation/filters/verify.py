@@ -1,6 +1,6 @@
 """Verification of an answer's numbers by an LLM: grounding's `unsettled: verify`.
 
-The bounded number search (`curation.filters.numbers`) settles most numbers from the page text
+The bounded number search (`curation.filters.numbers.derivation`) settles most numbers from the page text
 alone; a number it cannot settle (a derivation outside its groups, two steps) is shown to a
 model with the page excerpt around it, the question and the answer, and the model shows the
 computation or says the number is unsupported. A wrong answer whose value is printed elsewhere
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from curation.config import GenerateConfig
 from curation.filters.base import PairContext
 from curation.filters.judge import REASON_KEYS, data_fence
-from curation.filters.numbers import quantities, written_arithmetic
+from curation.filters.numbers.quantity import quantities
+from curation.filters.numbers.written import written_arithmetic
 from curation.generate.cache import send_batched
 from curation.generate.engines.base import ChatRequest, Engine
 from curation.generate.prompts import (

@@ -10,9 +10,8 @@ text, too short, garbled, a scan: what ingest would OCR) has only its image to g
 scans of different pages can have near hashes: such a page matches only identical pixels.
 
 Pages are compared only with earlier pages of the same text, one by one while a text has few,
-and by banding once it has many (one template text on thousands of pages): the 64 bits are cut
-into max_distance + 1 bands, and two hashes at most max_distance bits apart agree on a whole
-band (pigeonhole), so only pages sharing a band value are compared. Only pages that repeat
+and by the banded Hamming search of `curation.hamming` once it has many (one template text on
+thousands of pages): only pages that share a band of the 64 bits are compared. Only pages that repeat
 nothing are indexed: a duplicate points at an original page, and thousands of identical cover
 pages keep one entry. (A page near a duplicate but farther from its original is an original.)
 """
@@ -22,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
@@ -33,6 +31,7 @@ from PIL import Image
 
 from curation.config import IngestConfig
 from curation.files import write_atomic
+from curation.hamming import BandBuckets
 from curation.ingest.errors import IngestError
 from curation.ingest.quality import LAYER
 from curation.ingest.remote import is_uri, staged
@@ -179,13 +178,6 @@ def signatures_of(
     return doc_id, found
 
 
-def band_masks(max_distance: int) -> list[tuple[int, int]]:
-    """(shift, mask) of max_distance + 1 bands covering the 64 bits."""
-    count = max_distance + 1
-    bounds = [64 * i // count for i in range(count + 1)]
-    return [(lo, (1 << (hi - lo)) - 1) for lo, hi in itertools.pairwise(bounds)]
-
-
 class PageIndex:
     """The original pages seen so far (none that repeats another), for the page-by-page search:
     by text and pixels, and per text the textual pages' hashes, compared one by one while a
@@ -195,26 +187,23 @@ class PageIndex:
 
     def __init__(self, max_distance: int) -> None:
         self.max_distance = max_distance
-        self.masks = band_masks(max_distance)
         self.exact: dict[tuple[str, str], tuple[int, str]] = {}
         self.near: dict[str, list[tuple[int, int, str]]] = {}
-        self.banded: dict[str, dict[tuple[int, int], list[tuple[int, int, str]]]] = {}
+        self.banded: dict[str, BandBuckets[tuple[int, str]]] = {}
 
     def match(self, sig: PageSignature) -> str | None:
         """The first original (in input order) that `sig` repeats, as "doc_id:page", or None."""
         found = [self.exact[(sig.text, sig.pixels)]] if (sig.text, sig.pixels) in self.exact else []
         if sig.textual and sig.text in self.near:
             bands = self.banded.get(sig.text)
-            candidates = (
-                self.near[sig.text]
-                if bands is None
-                else [e for key in self._keys(sig.phash) for e in bands.get(key, ())]
-            )
-            found += [
-                (at, ref)
-                for at, phash, ref in candidates
-                if (phash ^ sig.phash).bit_count() <= self.max_distance
-            ]
+            if bands is None:
+                found += [
+                    (at, ref)
+                    for at, phash, ref in self.near[sig.text]
+                    if (phash ^ sig.phash).bit_count() <= self.max_distance
+                ]
+            else:
+                found += bands.near(sig.phash)
         return min(found)[1] if found else None
 
     def add(self, sig: PageSignature, position: int, ref: str) -> None:
@@ -225,19 +214,11 @@ class PageIndex:
         pages = self.near.setdefault(sig.text, [])
         pages.append((position, sig.phash, ref))
         if sig.text in self.banded:
-            self._band(sig.text, [pages[-1]])
+            self.banded[sig.text].add(sig.phash, (position, ref))
         elif len(pages) > self.SCAN_LIMIT:
-            self.banded[sig.text] = {}
-            self._band(sig.text, pages)
-
-    def _keys(self, phash: int) -> list[tuple[int, int]]:
-        return [(n, (phash >> shift) & mask) for n, (shift, mask) in enumerate(self.masks)]
-
-    def _band(self, text: str, entries: list[tuple[int, int, str]]) -> None:
-        bands = self.banded[text]
-        for entry in entries:
-            for key in self._keys(entry[1]):
-                bands.setdefault(key, []).append(entry)
+            bands = self.banded[sig.text] = BandBuckets(64, self.max_distance)
+            for at, phash, page_ref in pages:
+                bands.add(phash, (at, page_ref))
 
 
 def find_duplicates(
