@@ -269,7 +269,8 @@ def stats(
     out_dir: Annotated[Path, typer.Argument(help="Output folder of a run (e.g. out/docmatix).")],
 ) -> None:
     """Show a finished dataset's funnel and statistics (the numbers of its dataset card)."""
-    from curation.output.card import OutputFolderError, dataset_stats, funnel_rows
+    from curation.output.finished import OutputFolderError
+    from curation.output.stats import dataset_stats, funnel_rows
 
     try:
         found = dataset_stats(out_dir)
@@ -303,8 +304,8 @@ def export(
     dest: Annotated[Path, typer.Option("--out", help="Folder for the annotations and images.")],
 ) -> None:
     """Write a dataset as Mantis, InternVL or LLaVA annotations plus image files."""
-    from curation.output.card import OutputFolderError
     from curation.output.export import export_dataset
+    from curation.output.finished import OutputFolderError
 
     try:
         result = export_dataset(out_dir, fmt, dest)
@@ -353,7 +354,7 @@ def publish(
     folder's lock is held until the upload ends (a run writing it refuses the publish)."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    from curation.output.card import OutputFolderError
+    from curation.output.finished import OutputFolderError
     from curation.output.publish import PublishError, plan_publish, publish_lock
     from curation.output.publish import publish as push
 
@@ -456,7 +457,7 @@ def view(
     """Browse a run's or a filter's output offline: samples with their pages, rejects with their
     reasons, errors, the funnel. Serves a read-only site on 127.0.0.1 until Ctrl-C; reloading
     the page shows a running run's progress. Only --static writes into OUT (report/site/)."""
-    from curation.output.card import OutputFolderError
+    from curation.output.finished import OutputFolderError
 
     try:
         if static:

@@ -21,13 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.outdir import MARKER, TOOL, read_json
-from curation.output.card import (
-    OutputFolderError,
-    data_files,
-    funnel_counts,
-    funnel_rows,
-    read_manifest,
-)
+from curation.output.finished import OutputFolderError, data_files, read_manifest
 from curation.output.journal import JOURNAL
 from curation.output.shards import (
     DATA_DIR,
@@ -39,6 +33,7 @@ from curation.output.shards import (
     reject_row,
     sample_row,
 )
+from curation.output.stats import funnel_counts, funnel_rows
 from curation.schema import InputError
 
 BATCH_ROWS = 64  # rows read at a time (with their page images)
