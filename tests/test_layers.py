@@ -10,7 +10,7 @@ The layers, from the bottom (a module may import its own layer and the layers be
 5. pipeline: the Ray Data graph
 6. run: a recipe's run around the graph
 7. view: the offline browser of output folders (reads them; imports no stage)
-8. entry points: the command line
+8. entry points: the command line (its commands, and what it shows: display)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("curation.pipeline",),
     ("curation.run",),
     ("curation.view",),
-    ("curation.cli", "curation.__main__", "curation.train.__main__"),
+    ("curation.cli", "curation.display", "curation.__main__", "curation.train.__main__"),
 ]
 
 # Modules that may import Ray: the graph, Ray start-up, what a run asks of the cluster, the
