@@ -2,7 +2,8 @@
 functions stay short, and the typed records match their Arrow schemas.
 
 The layers, from the bottom (a module may import its own layer and the layers below it):
-0. shared helpers and contracts: config, schema, seeding, files, jsonscan, models
+0. shared helpers and contracts: config (and yamlfile, its reader), schema, seeding, files,
+   jsonscan, models
 1. places: units, output folders (outdir), Ray start-up (runtime), writers (output/)
 2. the stages' own work: ingest, generate (engines, prompts, parser, response cache)
 3. filters (the judge is a generation client)
@@ -27,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "curation",
         "curation.config",
+        "curation.yamlfile",
         "curation.schema",
         "curation.seeding",
         "curation.files",
