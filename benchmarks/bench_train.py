@@ -30,7 +30,8 @@ from PIL import Image, ImageDraw
 from curation.schema import SAMPLE_SCHEMA
 from curation.train.collate import DataReport
 from curation.train.config import RandomInitConfig, TrainConfig
-from curation.train.loop import Trainer, rank_batches
+from curation.train.feed import rank_batches
+from curation.train.loop import Trainer
 from curation.train.model import training_flops
 
 PRESETS = {

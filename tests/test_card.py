@@ -12,8 +12,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from curation.cli import app
-from curation.output.card import dataset_stats, size_category, write_card
+from curation.output.card import size_category, write_card
 from curation.output.shards import DatasetWriter
+from curation.output.stats import dataset_stats
 from curation.schema import SAMPLE_FEATURES
 
 

@@ -163,7 +163,7 @@ def test_a_binary_recipe_exits_2_naming_the_file(tmp_path, content):
 
 
 def test_every_yaml_read_goes_through_the_bounded_loader():
-    """PyYAML's own loaders expand aliases without a bound: only config.parse_yaml calls one
+    """PyYAML's own loaders expand aliases without a bound: only yamlfile.parse_yaml calls one
     (with BoundedLoader); everything else reads YAML through it."""
     callers = set()
     for path in sorted((ROOT / "curation").rglob("*.py")):
@@ -175,7 +175,7 @@ def test_every_yaml_read_goes_through_the_bounded_loader():
                 and "load" in node.attr
             ):
                 callers.add(f"{path.relative_to(ROOT)}: yaml.{node.attr}")
-    assert callers == {"curation/config.py: yaml.load"}
+    assert callers == {"curation/yamlfile.py: yaml.load"}
 
 
 def test_an_engine_override_runs_the_recipe_into_its_own_folder():

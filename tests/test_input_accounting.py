@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import LENIENT_CHAIN, curation_cli, make_pdf
 
-from curation.cli import print_summary
 from curation.config import ConfigError, IngestConfig, UnitsConfig, load_recipe
+from curation.display import print_summary
 from curation.files import path_text
 from curation.ingest import expand_inputs, ingest_document
 from curation.output.shards import DatasetWriter

@@ -2,8 +2,8 @@
 functions stay short, and the typed records match their Arrow schemas.
 
 The layers, from the bottom (a module may import its own layer and the layers below it):
-0. shared helpers and contracts: config, schema, seeding, files, jsonscan, models, tokens,
-   hamming (the banded search for near hashes)
+0. shared helpers and contracts: config (and yamlfile, its reader), schema, seeding, files,
+   jsonscan, models, tokens, hamming (the banded search for near hashes)
 1. places: units, output folders (outdir), Ray start-up (runtime), writers (output/)
 2. the stages' own work: ingest, generate (engines, prompts, parser, response cache)
 3. filters (the judge is a generation client)
@@ -11,7 +11,7 @@ The layers, from the bottom (a module may import its own layer and the layers be
 5. pipeline: the Ray Data graph
 6. run: a recipe's run around the graph
 7. view: the offline browser of output folders (reads them; imports no stage)
-8. entry points: the command line
+8. entry points: the command line (its commands, and what it shows: display)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "curation",
         "curation.config",
+        "curation.yamlfile",
         "curation.schema",
         "curation.seeding",
         "curation.files",
@@ -43,7 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("curation.pipeline",),
     ("curation.run",),
     ("curation.view",),
-    ("curation.cli", "curation.__main__", "curation.train.__main__"),
+    ("curation.cli", "curation.display", "curation.__main__", "curation.train.__main__"),
 ]
 
 # Modules that may import Ray: the graph, Ray start-up, what a run asks of the cluster, the

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from curation.config import ConfigError, parse_yaml
 from curation.jsonscan import json_values
 from curation.tokens import content_words, stem
+from curation.yamlfile import ConfigError, parse_yaml
 
 
 class QAItem(BaseModel):

@@ -25,10 +25,9 @@ from curation.config import (
     StrictModel,
     describe_validation_error,
     locate,
-    parse_yaml,
-    read_text,
 )
 from curation.seeding import stable_fraction, weighted_pick
+from curation.yamlfile import parse_yaml, read_text
 
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 

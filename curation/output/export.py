@@ -16,7 +16,7 @@ from typing import IO
 import pyarrow.parquet as pq
 
 from curation.outdir import OutputFolder
-from curation.output.card import OutputFolderError, data_files, read_manifest
+from curation.output.finished import OutputFolderError, data_files, read_manifest
 
 FORMATS = ("mantis", "internvl", "llava")
 IMAGE_TOKEN = "<image>"

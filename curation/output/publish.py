@@ -25,15 +25,8 @@ from pathlib import Path
 from huggingface_hub import HfApi, constants, get_token
 
 from curation.outdir import FolderLock
-from curation.output.card import (
-    CARD_FILES,
-    CARD_NAME,
-    REPORT_DIR,
-    SITE_DIR,
-    SITE_LINK,
-    read_manifest,
-    write_card,
-)
+from curation.output.card import CARD_FILES, CARD_NAME, SITE_DIR, SITE_LINK, write_card
+from curation.output.finished import REPORT_DIR, read_manifest
 from curation.seeding import file_sha256
 
 # What a dataset repo receives: the card, the manifest, the shards, the rejects and errors, the

@@ -12,7 +12,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +25,12 @@ from curation.train.collate import (
     DataReport,
     Encoded,
     SampleEncoder,
-    batches,
     eval_batches,
-    pack_rows,
 )
 from curation.train.config import TrainConfig
+from curation.train.feed import prefetch, rank_batches
 from curation.train.images import image_family
-from curation.train.mixture import MixtureStream, build_mixture
+from curation.train.mixture import build_mixture
 from curation.train.model import load_model, parameter_counts
 
 CHECKPOINTS = "checkpoints"
@@ -87,73 +86,6 @@ def _precision(config: TrainConfig) -> str:
     if config.precision == "bf16" and not has_bf16:
         raise ConfigError("precision: bf16 needs a GPU that supports it (use auto or fp32)")
     return "bf16" if has_bf16 else "no"
-
-
-def rank_batches(
-    mixture: MixtureStream,
-    encoder: SampleEncoder,
-    config: TrainConfig,
-    state: dict | None,
-    report: DataReport,
-    rank: int = 0,
-    world: int = 1,
-) -> Iterator[Batch]:
-    """This process's micro-batches from stream state `state` on: samples rank, rank + world, ..."""
-    samples = (
-        (sample, after)
-        for sample, after in mixture.iterate(state)
-        if (after["emitted"] - 1) % world == rank
-    )
-    packing = config.data.packing
-    rows = pack_rows(
-        ((encoder.encode(sample), after) for sample, after in samples),
-        report,
-        packing.enabled,
-        packing.max_tokens or config.data.max_length,
-        packing.max_tiles,
-    )
-    pad_id = encoder.tokenizer.pad_token_id
-    return batches(
-        rows, config.schedule.batch_size, pad_id, encoder.family, packing.enabled, report
-    )
-
-
-def prefetch(items: Iterator[Batch], depth: int = 4) -> Iterator[Batch]:
-    """The iterator run ahead in a thread (image decoding and resizing release the GIL), so
-    that data preparation overlaps the model's steps. Each batch carries its own stream state
-    and counters, so running ahead changes nothing that a checkpoint stores."""
-    import queue
-    import threading
-
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop, done = threading.Event(), object()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def fill() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-        put(done)
-
-    threading.Thread(target=fill, daemon=True, name="train-data").start()
-    try:
-        while (item := buffer.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 class Trainer:

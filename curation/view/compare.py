@@ -4,7 +4,8 @@ texts; the other is streamed past them."""
 
 from __future__ import annotations
 
-from curation.view.sources import Fate, Source
+from curation.view.rows import Fate
+from curation.view.sources import Source
 
 MAX_ROWS = 5_000  # rows the site lists; the counts cover every pair
 

@@ -20,7 +20,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-from curation.output.card import REPORT_DIR
+from curation.output.finished import REPORT_DIR
 from curation.output.journal import JOURNAL
 from curation.output.shards import FUNNEL_FILE
 from curation.view.site import build_site

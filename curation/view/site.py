@@ -29,7 +29,8 @@ from pathlib import Path
 from PIL import Image
 
 from curation.outdir import TOOL, FolderRefused, read_json
-from curation.output.card import PLOTS, REPORT_DIR
+from curation.output.finished import REPORT_DIR
+from curation.output.plots import PLOTS
 from curation.output.shards import image_name
 from curation.view.compare import compare_sources
 from curation.view.sources import Source, open_source

@@ -7,55 +7,24 @@ All give the same things: Sample rows (the shard layout), Reject and InputError 
 funnel, and each pair's fate (kept, or the filter that dropped it) for a comparison. A Parquet
 file that cannot be read (truncated, not Parquet, a link to something else) is an error row
 naming it (code `unreadable_shard`), shown with the errors; the rest of the folder is shown.
+The run in progress is `curation.view.running`'s; the Parquet reading and the pairs' fates that
+all three share are `curation.view.rows`'.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from curation.outdir import MARKER, TOOL, read_json
-from curation.output.card import (
-    OutputFolderError,
-    data_files,
-    funnel_counts,
-    funnel_rows,
-    read_manifest,
-)
+from curation.output.finished import OutputFolderError, data_files, read_manifest
 from curation.output.journal import JOURNAL
-from curation.output.shards import (
-    DATA_DIR,
-    ERRORS_DIR,
-    FUNNEL_FILE,
-    REJECTS_DIR,
-    pair_ratings,
-    parse_reject_row,
-    reject_row,
-    sample_row,
-)
-from curation.schema import InputError
+from curation.output.shards import DATA_DIR, ERRORS_DIR, FUNNEL_FILE, REJECTS_DIR
+from curation.output.stats import funnel_counts, funnel_rows
+from curation.view.rows import Fate, ShardReader, kept_fates, reject_fate
+from curation.view.running import RunningFolder
 
-BATCH_ROWS = 64  # rows read at a time (with their page images)
-# The columns of a journal chunk needed for the funnel and the facets: no page images.
-JOURNAL_META = [
-    "unit_id",
-    "doc_id",
-    "source",
-    "error_code",
-    "error",
-    "layout",
-    "skipped",
-    "prompt_id",
-    "pairs",
-    "parse_errors",
-]
-REJECT_COLUMNS = [*JOURNAL_META, "pages", "raw_reply"]
 # What the overview counts and a comparison need of a row `curation filter` kept: no images.
 FILTERED_META = [
     "id",
@@ -67,67 +36,6 @@ FILTERED_META = [
     "prompt_id",
     "question_type",
 ]
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Fate:
-    """What became of one pair: `kept`, or the filter that dropped it and why."""
-
-    qa_id: str
-    fate: str
-    reason: str
-    question: str
-    answer: str
-
-
-def first_failed(pair: dict) -> dict | None:
-    """The first decision that failed a pair (the one its reject names), or None: kept."""
-    return next((d for d in pair.get("decisions") or [] if not d["passed"]), None)
-
-
-def kept_fates(row: dict) -> Iterator[Fate]:
-    """The fates of a Sample row's pairs: all kept."""
-    for text, meta in zip(row["texts"] or [], row["qa_meta"] or [], strict=False):
-        if meta.get("qa_id"):
-            yield Fate(meta["qa_id"], "kept", "", text["user"] or "", text["assistant"] or "")
-
-
-def reject_fate(row: dict) -> Fate | None:
-    """The fate of a Reject row's pair; None for an unreadable reply (no pair)."""
-    if not row.get("qa_id"):
-        return None
-    return Fate(
-        row["qa_id"], row["filter"], row["reason"] or "", row["question"] or "", row["answer"] or ""
-    )
-
-
-class ShardReader:
-    """Reads the rows of Parquet files in order, a batch at a time. A file that cannot be read
-    is left from where it failed, and every later pass skips it; `errors` gives a row naming
-    each such file."""
-
-    def __init__(self) -> None:
-        self.broken: dict[Path, str] = {}  # file -> why it cannot be read
-
-    def rows(self, paths: list[Path], columns: list[str] | None = None) -> Iterator[dict]:
-        for path in paths:
-            if path in self.broken:
-                continue
-            try:
-                shard = pq.ParquetFile(path)
-                names = shard.schema_arrow.names
-                wanted = None if columns is None else [c for c in columns if c in names]
-                for batch in shard.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-                    yield from batch.to_pylist()
-            except (OSError, pa.ArrowException) as exc:  # truncated, not Parquet, gone
-                self.broken[path] = f"not a readable Parquet file: {exc}"
-                log.warning("%s: %s (listed with the errors)", path, self.broken[path])
-
-    def errors(self) -> Iterator[dict]:
-        for path, message in self.broken.items():
-            yield InputError(None, str(path), "view", "unreadable_shard", message).row()
 
 
 class FinishedFolder:
@@ -177,168 +85,6 @@ class FinishedFolder:
             found = reject_fate(row)
             if found is not None:
                 yield found
-
-
-@dataclass
-class JournalCounts:
-    """The funnel of a run in progress, from the rows journaled so far."""
-
-    documents: set[str] = field(default_factory=set)
-    units: int = 0
-    units_with_samples: int = 0
-    pairs_generated: int = 0
-    pairs_kept: int = 0
-    pairs_rejected: int = 0
-    rejected_by_filter: Counter = field(default_factory=Counter)
-    errors_by_code: Counter = field(default_factory=Counter)
-    units_skipped: Counter = field(default_factory=Counter)
-    units_by_layout: Counter = field(default_factory=Counter)
-    failed: set[str] = field(default_factory=set)  # sources with an error row
-
-    def add(self, row: dict) -> None:
-        self.documents.add(row["source"])
-        if row.get("error_code") is not None:
-            self.failed.add(row["source"])
-            self.errors_by_code[row["error_code"]] += 1
-            return
-        self.units += 1
-        self.units_by_layout[row.get("layout") or "window"] += 1
-        if row.get("skipped"):
-            self.units_skipped[row["skipped"].split(":", 1)[0].strip()] += 1
-        if row.get("parse_errors"):  # an unreadable reply: a reject, but no pair
-            self.rejected_by_filter["parse"] += 1
-        kept = 0
-        for pair in row.get("pairs") or []:
-            self.pairs_generated += 1
-            failed = first_failed(pair)
-            kept += failed is None
-            if failed is not None:
-                self.pairs_rejected += 1
-                self.rejected_by_filter[failed["filter"]] += 1
-        self.pairs_kept += kept
-        self.units_with_samples += kept > 0
-
-    def funnel(self) -> list[tuple[str, int]]:
-        rows = [
-            ("documents started", len(self.documents)),
-            ("documents failed", len(self.failed)),
-            ("units", self.units),
-            ("units with samples", self.units_with_samples),
-            ("pairs generated", self.pairs_generated),
-            ("pairs kept", self.pairs_kept),
-            ("pairs rejected", self.pairs_rejected),
-        ]
-        rows += [(f"units skipped: {r}", n) for r, n in sorted(self.units_skipped.items())]
-        for name, n in sorted(self.rejected_by_filter.items()):
-            rows.append(
-                ("unreadable replies (parse)" if name == "parse" else f"rejected by {name}", n)
-            )
-        rows += [(f"errors: {code}", n) for code, n in sorted(self.errors_by_code.items())]
-        return rows
-
-
-def read_chunk(path: Path, columns: list[str] | None = None) -> Iterator[dict]:
-    """The rows of one journal chunk, a slice at a time, read through a read-only memory map;
-    a chunk gone meanwhile (the run finished and removed its journal) yields nothing."""
-    try:
-        with pa.memory_map(str(path), "r") as source:
-            table = pa.ipc.open_file(source).read_all()
-    except (FileNotFoundError, pa.ArrowInvalid):
-        return
-    if columns is not None:
-        table = table.select([c for c in columns if c in table.column_names])
-    for start in range(0, table.num_rows, BATCH_ROWS):
-        yield from table.slice(start, BATCH_ROWS).to_pylist()
-
-
-class RunningFolder:
-    """A run in progress: no manifest.json yet, the journal's chunks (Outcome rows) so far.
-    Kept pairs are those whose decisions all passed (the whole-dataset dedup runs only when
-    the run assembles its shards)."""
-
-    status = "running"
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
-        self.journal = self.out_dir / JOURNAL
-        self.name = self.out_dir.name
-        self.counts = JournalCounts()
-        for row in self.outcomes(JOURNAL_META):
-            self.counts.add(row)
-
-    def outcomes(self, columns: list[str] | None = None) -> Iterator[dict]:
-        """Outcome rows in journal order, each unit once (a resumed run may repeat one)."""
-        seen: set[tuple[str, str]] = set()
-        for path in sorted(self.journal.glob("chunk-*.arrow")):
-            for row in read_chunk(path, columns):
-                key = (row["source"], row["unit_id"])
-                if key not in seen:
-                    seen.add(key)
-                    yield row
-
-    def funnel(self) -> list[tuple[str, int]]:
-        return self.counts.funnel()
-
-    def base_counts(self) -> dict[str, Counter]:
-        statuses = Counter(
-            "error" if source in self.counts.failed else "started"
-            for source in self.counts.documents
-        )
-        return {"inputs_by_status": statuses, "units_by_layout": self.counts.units_by_layout}
-
-    def samples(self) -> Iterator[dict]:
-        """Sample rows (as the writer would make them) of the units with a kept pair."""
-        for row in self.outcomes():
-            if row.get("error_code") is None:
-                kept = [p for p in row.get("pairs") or [] if first_failed(p) is None]
-                if kept:
-                    yield sample_row(row, kept)
-
-    def sample_meta(self) -> Iterator[dict]:
-        for row in self.outcomes(JOURNAL_META):
-            kept = [p for p in row.get("pairs") or [] if first_failed(p) is None]
-            if row.get("error_code") is None and kept:
-                meta = [
-                    {
-                        "prompt_id": row.get("prompt_id"),
-                        "question_type": p.get("question_type"),
-                        **pair_ratings(p.get("decisions") or []),
-                    }
-                    for p in kept
-                ]
-                yield {"id": row["unit_id"], "doc_id": row["doc_id"], "qa_meta": meta}
-
-    def rejects(self) -> Iterator[dict]:
-        """Reject rows (as the writer would make them): unreadable replies and failed pairs."""
-        for row in self.outcomes(REJECT_COLUMNS):
-            if row.get("error_code") is not None:
-                continue
-            unreadable = parse_reject_row(row)
-            if unreadable is not None:
-                yield unreadable
-            for pair in row.get("pairs") or []:
-                failed = first_failed(pair)
-                if failed is not None:
-                    yield reject_row(row, pair, failed["filter"], failed["reason"], failed["score"])
-
-    def errors(self) -> Iterator[dict]:
-        for row in self.outcomes(JOURNAL_META):
-            if row.get("error_code") is not None:
-                yield InputError(
-                    row["doc_id"], row["source"], "ingest", row["error_code"], row["error"] or ""
-                ).row()
-
-    def fates(self) -> Iterator[Fate]:
-        for row in self.outcomes(JOURNAL_META):
-            for pair in row.get("pairs") or []:
-                failed = first_failed(pair)
-                yield Fate(
-                    pair["qa_id"],
-                    "kept" if failed is None else failed["filter"],
-                    "" if failed is None else failed["reason"] or "",
-                    pair["question"] or "",
-                    pair["answer"] or "",
-                )
 
 
 def kept_row(row: dict, key: str) -> dict:
