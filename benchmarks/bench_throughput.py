@@ -155,13 +155,13 @@ class Phases:
             return append(journal, batch)
 
         Journal.append = first
-        graph = curation.pipeline.generate_and_filter
+        graph = curation.pipeline.build_graph
 
         def keep(*args, **kwargs):
             self.dataset = graph(*args, **kwargs)
             return self.dataset
 
-        curation.pipeline.generate_and_filter = keep
+        curation.pipeline.build_graph = keep
 
 
 def process_cpu(exclude: set[int]) -> tuple[float, float]:

@@ -1,16 +1,20 @@
 """The Ray Data graph: files -> Unit rows -> Outcome rows (pairs with their filter decisions),
-streamed into the run's journal. Which stage follows which, with what resources
-(`curation.preflight.stage_asks`); every stage is a plain function or class of its package.
-Ray start-up is `curation.runtime`; the run around the graph (inputs, journal, assembly into
-shards) is `curation.run`.
+streamed into the run's journal. The stage table (`stages`) declares each stage once: its
+function or actor class, resources, batch size and concurrency; the graph, preflight's asks
+(`stage_asks`) and the watchdog's names for Ray Data's operators (`stage_names`) are read from
+it. Every stage's work is a plain function or class of its package. Ray start-up is
+`curation.runtime`; the run around the graph (inputs, journal, assembly into shards) is
+`curation.run`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import pyarrow as pa
 import ray
@@ -27,7 +31,7 @@ from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
 from curation.ingest.quality import mark_textless
 from curation.output.journal import Journal, Progress
-from curation.preflight import stage_asks, vllm_on_cpu
+from curation.preflight import GIB, StageAsk, vllm_on_cpu
 from curation.schema import OCR_UNIT_SCHEMA, OUTCOME_SCHEMA, UNIT_SCHEMA
 from curation.watchdog import Watchdog
 
@@ -88,17 +92,203 @@ def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Tab
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
 
 
-def build_units(
-    recipe: Recipe,
-    files: list[Path | str],
-    skip: frozenset[str] = frozenset(),
-    page_dups: dict[str, dict[int, str]] | None = None,
+class FilterActor:
+    """Ray actor: the filter stage of a chain whose judge or verifier runs its model in-process
+    (the local engine). It holds the chain, and so the model, for its life: as tasks, every
+    worker process the filter landed in loaded a model of its own, with no memory reserved."""
+
+    def __init__(self, chain_path: str, cache: bool = True) -> None:
+        self.chain = load_chain(chain_path, cache)[0]
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return pa.Table.from_pylist(self.chain(batch.to_pylist()), schema=OUTCOME_SCHEMA)
+
+
+@dataclass(frozen=True)
+class GraphContext:
+    """What the stages take from the run besides the recipe."""
+
+    prompts_root: Path = Path("prompts")
+    skip: frozenset[str] = frozenset()  # units finished before an interruption
+
+
+# A task ends, so it may hold a CPU; an actor holding a model asks for no CPU (see `stages`).
+NODE_CPUS = "the node's CPUs (ray start --num-cpus)"
+# The OCR model (RapidOCR peaks near 1.4 GiB) loads inside its actor, on the first page it OCRs.
+OCR_MEMORY = 2 * GIB
+# Ray Data LLM's processor names its operators itself (vLLMEngineStage, ...).
+VLLM_OPERATOR = "vLLM"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the graph, declared once. `run` is a task's function or an actor's class,
+    called with `kwargs(context)` (the function's, or the constructor's, keyword arguments);
+    the ray-data-llm stage's `run` applies Ray Data LLM's processor to the dataset itself."""
+
+    name: str  # ours: the progress line's, the watchdog's and preflight's name for it
+    kind: Literal["task", "actor", "ray-data-llm"]
+    run: Callable[..., Any]
+    kwargs: Callable[[GraphContext], dict[str, Any]]
+    resources: Mapping[str, float]  # per task or actor, Ray's names: CPU, GPU, memory (bytes)
+    setting: str  # what to change when no node has room for `resources`
+    batch_size: int | None = None  # rows per call; None: Ray Data's default
+    concurrency: int = 1  # an actor stage's actors
+
+    @property
+    def ask(self) -> StageAsk:
+        return StageAsk(self.name, dict(self.resources), self.setting)
+
+    @property
+    def operator(self) -> str:
+        """What Ray Data's name for this stage's operator holds (MapBatches(ingest_batch),
+        MapWorker(MapBatches(OCRActor)), vLLMEngineStage)."""
+        return VLLM_OPERATOR if self.kind == "ray-data-llm" else self.run.__name__
+
+    def apply(self, data: ray.data.Dataset, context: GraphContext) -> ray.data.Dataset:
+        """`data` through this stage."""
+        kwargs = self.kwargs(context)
+        if self.kind == "ray-data-llm":
+            return self.run(data, **kwargs)
+        args: dict[str, Any] = {"batch_format": "pyarrow", **self.ask.ray_args()}
+        if self.batch_size is not None:
+            args["batch_size"] = self.batch_size
+        if self.kind == "actor":
+            args["compute"] = ActorPoolStrategy(size=self.concurrency)
+            args["fn_constructor_kwargs"] = kwargs
+        else:
+            args["fn_kwargs"] = kwargs
+        return data.map_batches(self.run, **args)
+
+
+def stages(recipe: Recipe) -> list[Stage]:
+    """The run's stages in graph order. Only tasks ask for a CPU: they end, so they never hold
+    a node. The actors holding a model (OCR, generation, a judge on the local engine) live as
+    long as the run and ask for memory alone (their libraries spread over every core anyway);
+    with a CPU share of their own they left a 1-CPU node unable to take any 1-CPU task, and the
+    run waited forever."""
+    return [*unit_stages(recipe), generate_stage(recipe), filter_stage(recipe)]
+
+
+def unit_stages(recipe: Recipe) -> list[Stage]:
+    """Files -> Unit rows: one ingest task per document, then OCR actors for the pages that
+    need it (none with ingest.ocr: never). Without page images for the model
+    (generate.images off), a unit with no text is skipped."""
+    ocr, needs_text = recipe.ingest.ocr != "never", not recipe.generate.images
+    ingest = Stage(
+        "ingest",
+        "task",
+        ingest_batch,
+        lambda context: {
+            "ingest": recipe.ingest,
+            "units": recipe.units,
+            "skip": context.skip,
+            "to_ocr": ocr,
+            "needs_text": needs_text,
+        },
+        {"CPU": 1.0},
+        NODE_CPUS,
+        batch_size=1,
+    )
+    if not ocr:
+        return [ingest]
+    # An actor's other ask also keeps Ray from fusing the ingest tasks into it, so documents
+    # are read in parallel while the models work.
+    return [
+        ingest,
+        Stage(
+            "ocr",
+            "actor",
+            OCRActor,
+            lambda context: {"ingest": recipe.ingest, "needs_text": needs_text},
+            {"CPU": 0.0, "memory": OCR_MEMORY},
+            "ingest.ocr (never: no OCR stage)",
+            batch_size=4,
+            concurrency=recipe.ingest.ocr_workers,
+        ),
+    ]
+
+
+def generate_stage(recipe: Recipe) -> Stage:
+    """Unit rows -> Outcome rows: generation actors, or Ray Data LLM's vLLM processor."""
+    cfg = recipe.generate
+    if cfg.engine != "vllm":
+        return Stage(
+            "generate",
+            "actor",
+            GenerateActor,
+            lambda context: {
+                "generate": workers_generate(recipe, context.prompts_root),
+                "units": recipe.units,
+            },
+            {"CPU": 0.0, "memory": cfg.memory_gb * GIB},
+            "generate.memory_gb",
+            batch_size=cfg.batch_size,
+            concurrency=cfg.workers,
+        )
+    on_cpu = vllm_on_cpu(cfg)
+    # Each replica takes tensor_parallel_size x pipeline_parallel_size bundles of 1 GPU; on CPUs
+    # one bundle of a CPU (the processor's placement group), held for the run, so a node needs
+    # a second CPU for the ingest and filter tasks.
+    ask = (
+        ({"CPU": 1.0}, "generate.vllm_device (cpu: a CPU per vLLM replica)")
+        if on_cpu
+        else ({"GPU": 1.0}, "generate.workers, nodes with GPUs")
+    )
+    return Stage(
+        "generate",
+        "ray-data-llm",
+        vllm_generate,
+        lambda context: {"recipe": recipe, "prompts_root": context.prompts_root, "on_cpu": on_cpu},
+        *ask,
+    )
+
+
+def filter_stage(recipe: Recipe) -> Stage:
+    """Outcome rows -> Outcome rows with every pair's filter decisions: a task per batch, or,
+    when the chain's judge or verifier loads a model in-process (`chain_models`), actors that
+    hold it (the engine sections' workers, each reserving their memory_gb)."""
+    chain = str(recipe.chain_file())
+    models = chain_models(chain)
+    kwargs = {"chain_path": chain, "cache": recipe.generate.cache}
+    if not models:
+        return Stage(
+            "filter", "task", filter_batch, lambda context: kwargs, {"CPU": 1.0}, NODE_CPUS
+        )
+    return Stage(
+        "filter",
+        "actor",
+        FilterActor,
+        lambda context: kwargs,
+        {"CPU": 0.0, "memory": sum(model.memory_gb for model in models) * GIB},
+        f"memory_gb of the local engine's judge or verifier in {chain}",
+        concurrency=max(model.workers for model in models),
+    )
+
+
+def chain_models(chain_path: str) -> list[GenerateConfig]:
+    """The engine sections of the chain's filters that load a model in-process (the local
+    engine): a judge's, a verifier's."""
+    configs = [getattr(flt, "engine", None) for flt in load_chain(chain_path)[0].filters]
+    return [c for c in configs if isinstance(c, GenerateConfig) and c.engine == "local"]
+
+
+def stage_asks(table: list[Stage]) -> dict[str, StageAsk]:
+    """What each stage of the table asks of the cluster, by name: the preflight's plan."""
+    return {stage.name: stage.ask for stage in table}
+
+
+def stage_names(table: list[Stage]) -> dict[str, str]:
+    """Ray Data's operator names (the part that names our function or class) -> the stage
+    names the progress line and the watchdog's reports give."""
+    return {stage.operator: stage.name for stage in table}
+
+
+def source(
+    files: list[Path | str], page_dups: dict[str, dict[int, str]] | None
 ) -> ray.data.Dataset:
-    """Files -> Unit rows: one ingest task per document, then OCR actors for pages that need it.
-    `page_dups`: by source, the pages that repeat an earlier page (`page_duplicates`). Without
-    page images for the model (generate.images off), a unit with no text is skipped."""
-    asks = stage_asks(recipe)
-    needs_text = not recipe.generate.images
+    """The graph's first rows: one per input file, in a block of its own. `page_dups`: by
+    source, the pages that repeat an earlier page (`page_duplicates`)."""
     items = [
         {
             # Bytes: Arrow holds text as UTF-8 only, and a file name may be any bytes.
@@ -108,31 +298,30 @@ def build_units(
         }
         for path in files
     ]
-    units = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        ingest_batch,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_kwargs={
-            "ingest": recipe.ingest,
-            "units": recipe.units,
-            "skip": skip,
-            "to_ocr": "ocr" in asks,
-            "needs_text": needs_text,
-        },
-        **asks["ingest"].ray_args(),
-    )
-    if "ocr" not in asks:
-        return units
-    # An actor's other ask also keeps Ray from fusing the ingest tasks into it, so documents
-    # are read in parallel while the models work.
-    return units.map_batches(
-        OCRActor,
-        batch_size=4,
-        batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=recipe.ingest.ocr_workers),
-        fn_constructor_kwargs={"ingest": recipe.ingest, "needs_text": needs_text},
-        **asks["ocr"].ray_args(),
-    )
+    return ray.data.from_items(items, override_num_blocks=len(items))
+
+
+def build_graph(
+    table: list[Stage],
+    files: list[Path | str],
+    context: GraphContext,
+    page_dups: dict[str, dict[int, str]] | None = None,
+) -> ray.data.Dataset:
+    """The files through the table's stages, in order."""
+    data = source(files, page_dups)
+    for stage in table:
+        data = stage.apply(data, context)
+    return data
+
+
+def build_units(
+    recipe: Recipe,
+    files: list[Path | str],
+    skip: frozenset[str] = frozenset(),
+    page_dups: dict[str, dict[int, str]] | None = None,
+) -> ray.data.Dataset:
+    """Files -> Unit rows: the graph up to generation (`unit_stages`)."""
+    return build_graph(unit_stages(recipe), files, GraphContext(skip=skip), page_dups)
 
 
 def input_path(path: Path | str) -> str:
@@ -145,7 +334,8 @@ def page_duplicates(recipe: Recipe, files: list[Path | str]) -> dict[str, dict[i
     page signatures in a Ray task of its own (cached on disk by content and settings), then
     the duplicates found in the driver. By source: {page: "doc_id:page" it repeats}."""
     cache_dir = str(signature_cache_dir(recipe).resolve())
-    sign = ray.remote(signatures_of).options(**stage_asks(recipe)["ingest"].ray_args())
+    ingest = unit_stages(recipe)[0]  # its tasks' ask: the pre-pass reads the same documents
+    sign = ray.remote(signatures_of).options(**ingest.ask.ray_args())
     refs = [sign.remote(input_path(path), recipe.ingest, cache_dir) for path in files]
     documents = ray.get(refs)
     found = find_duplicates(documents, recipe.ingest.page_dedup.max_distance)
@@ -173,67 +363,32 @@ def workers_generate(recipe: Recipe, prompts_root: Path) -> GenerateConfig:
     return recipe.generate.model_copy(update={"prompt_set": str(prompt_dir)})
 
 
-def vllm_generate(recipe: Recipe, units: ray.data.Dataset, prompts_root: Path) -> ray.data.Dataset:
-    """Generation with vLLM's offline engine as a Ray Data stage, on GPUs or CPUs
+def vllm_generate(
+    units: ray.data.Dataset, recipe: Recipe, prompts_root: Path, on_cpu: bool
+) -> ray.data.Dataset:
+    """Generation with vLLM's offline engine as Ray Data LLM's processor, on GPUs or CPUs
     (`vllm_on_cpu`)."""
     rows = vllm_rows(recipe, prompts_root)
     processor = build_vllm_stage(
-        recipe.generate,
-        preprocess=rows.request,
-        postprocess=output_columns,
-        on_cpu=vllm_on_cpu(recipe.generate),
+        recipe.generate, preprocess=rows.request, postprocess=output_columns, on_cpu=on_cpu
     )
     return processor(units).map_batches(rows.outcomes, batch_format="pyarrow")
 
 
-def generate_and_filter(
-    recipe: Recipe, units: ray.data.Dataset, prompts_root: Path, chain_path: Path
-) -> ray.data.Dataset:
-    """Unit rows -> Outcome rows with every pair's filter decisions."""
-    if recipe.generate.engine == "vllm":
-        outcomes = vllm_generate(recipe, units, prompts_root)
-    else:
-        generate = workers_generate(recipe, prompts_root)
-        outcomes = units.map_batches(
-            GenerateActor,
-            batch_size=recipe.generate.batch_size,
-            batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=recipe.generate.workers),
-            fn_constructor_kwargs={"generate": generate, "units": recipe.units},
-            **stage_asks(recipe)["generate"].ray_args(),
-        )
-    return outcomes.map_batches(
-        filter_batch,
-        batch_format="pyarrow",
-        fn_kwargs={"chain_path": str(chain_path), "cache": recipe.generate.cache},
-        **stage_asks(recipe)["filter"].ray_args(),
-    )
-
-
-# Ray Data operator names -> the stages the progress line and the watchdog's reports name.
-STAGE_NAMES = {
-    "ingest_batch": "ingest",
-    "OCRActor": "ocr",
-    "GenerateActor": "generate",
-    "vLLM": "generate",
-    "filter_batch": "filter",
-}
-
-
 def run_graph(
     recipe: Recipe,
+    table: list[Stage],
     todo: list[Path | str],
     journal: Journal,
     prompts_root: Path,
-    chain_path: Path,
     on_progress: Callable[[Progress], None] | None,
     on_wait: Callable[[str], None] | None,
     page_dups: dict[str, dict[int, str]] | None = None,
 ) -> None:
     """Stream the graph's Outcome rows for `todo` into the journal, under the watchdog: a stall
     is reported through `on_wait` and names the waiting stage in the progress, or (run.on_stall:
-    fail) ends the run with RunBlocked, the journal kept for a rerun. `page_dups`: see
-    `build_units`."""
+    fail) ends the run with RunBlocked, the journal kept for a rerun. `table`: the recipe's
+    `stages`, as preflight checked them; `page_dups`: see `source`."""
 
     def report(stage: str | None, message: str | None) -> None:
         journal.progress.waiting = stage
@@ -242,11 +397,11 @@ def run_graph(
         if on_progress:
             on_progress(journal.progress)
 
-    watchdog = Watchdog(recipe.run, STAGE_NAMES, report)
+    watchdog = Watchdog(recipe.run, stage_names(table), report)
     try:
         with watchdog.watching():
-            units = build_units(recipe, todo, frozenset(journal.units_done()), page_dups)
-            dataset = generate_and_filter(recipe, units, prompts_root, chain_path)
+            context = GraphContext(prompts_root, frozenset(journal.units_done()))
+            dataset = build_graph(table, todo, context, page_dups)
             # No prefetch: Ray's prefetching iterator holds a finished block back until the
             # next one arrives, so a run stopped behind a hung stage would lose it.
             batches = dataset.iter_batches(

@@ -1,7 +1,8 @@
-"""What each stage of a run asks of the Ray cluster, and the preflight that checks every ask
-against the cluster's nodes before the first block, so a stage that fits nowhere stops the run
-at once instead of waiting forever. Node resources and pending demands come from the GCS's
-cluster status (what `ray status` shows), which works without Ray's dashboard.
+"""The preflight: every stage's ask of the Ray cluster (from the stage table,
+`curation.pipeline.stages`) checked against the cluster's nodes before the first block, so a
+stage that fits nowhere stops the run at once instead of waiting forever. Node resources and
+pending demands come from the GCS's cluster status (what `ray status` shows), which works
+without Ray's dashboard.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from ray._private.state import state as gcs_state
 from ray.autoscaler.v2.schema import ClusterStatus
 from ray.autoscaler.v2.sdk import get_cluster_status
 
-from curation.config import GenerateConfig, Recipe
+from curation.config import GenerateConfig
 
 GIB = 1024**3
 # Ray's CPU and memory figures are rounded to 1/10000 when scheduled: compare with that slack.
 SLACK = 1e-4
-# The OCR model (RapidOCR peaks near 1.4 GiB) loads inside its actor, on the first page it OCRs.
-OCR_MEMORY = 2 * GIB
 
 
 class RunBlocked(RuntimeError):
@@ -41,34 +40,6 @@ class StageAsk:
         if "memory" in self.resources:
             args["memory"] = int(self.resources["memory"])
         return args
-
-
-def stage_asks(recipe: Recipe) -> dict[str, StageAsk]:
-    """The plan per stage. Only tasks ask for a CPU: they end, so they never hold a node. The
-    model actors (OCR, generation) live as long as the run and ask for memory alone (their
-    libraries spread over every core anyway); with a CPU share of their own they left a 1-CPU
-    node unable to take any 1-CPU task, and the run waited forever."""
-    asks = {"ingest": StageAsk("ingest", {"CPU": 1.0}, "the node's CPUs (ray start --num-cpus)")}
-    if recipe.ingest.ocr != "never":
-        asks["ocr"] = StageAsk(
-            "ocr", {"CPU": 0.0, "memory": OCR_MEMORY}, "ingest.ocr (never: no OCR stage)"
-        )
-    cfg = recipe.generate
-    if cfg.engine == "vllm" and vllm_on_cpu(cfg):
-        # Each replica: one bundle of a CPU (the processor's placement group), held for the
-        # run, so a node needs a second CPU for the ingest and filter tasks.
-        asks["generate"] = StageAsk(
-            "generate", {"CPU": 1.0}, "generate.vllm_device (cpu: a CPU per vLLM replica)"
-        )
-    elif cfg.engine == "vllm":
-        # Each vLLM replica takes tensor_parallel_size x pipeline_parallel_size bundles of 1 GPU.
-        asks["generate"] = StageAsk("generate", {"GPU": 1.0}, "generate.workers, nodes with GPUs")
-    else:
-        asks["generate"] = StageAsk(
-            "generate", {"CPU": 0.0, "memory": cfg.memory_gb * GIB}, "generate.memory_gb"
-        )
-    asks["filter"] = StageAsk("filter", {"CPU": 1.0}, "the node's CPUs (ray start --num-cpus)")
-    return asks
 
 
 def vllm_on_cpu(cfg: GenerateConfig) -> bool:
@@ -203,7 +174,7 @@ def shortfall(ask: StageAsk, nodes: list[NodeRoom]) -> str:
     )
 
 
-def preflight(recipe: Recipe) -> list[str]:
-    """Check the run's plan against the cluster (RunBlocked if a stage fits nowhere); returns
-    warnings for stages that wait for an autoscaler's node."""
-    return check_plan(stage_asks(recipe), node_rooms(cluster_status()), autoscaler_groups())
+def preflight(asks: dict[str, StageAsk]) -> list[str]:
+    """Check the run's plan (`curation.pipeline.stage_asks`) against the cluster (RunBlocked if
+    a stage fits nowhere); returns warnings for stages that wait for an autoscaler's node."""
+    return check_plan(asks, node_rooms(cluster_status()), autoscaler_groups())

@@ -25,7 +25,7 @@ from curation.outdir import OutputFolder
 from curation.output.card import write_card
 from curation.output.journal import JOURNAL, Journal, Progress
 from curation.output.shards import DatasetWriter
-from curation.pipeline import page_duplicates, run_graph
+from curation.pipeline import page_duplicates, run_graph, stage_asks, stages
 from curation.preflight import preflight
 from curation.runtime import init_ray
 from curation.seeding import content_id
@@ -114,12 +114,13 @@ def build_dataset(
     todo = [path for path in files if path_text(path) not in finished]
     if todo:
         init_ray(address)
-        for warning in preflight(recipe):  # RunBlocked if a stage fits no node
+        table = stages(recipe)
+        for warning in preflight(stage_asks(table)):  # RunBlocked if a stage fits no node
             if on_wait:
                 on_wait(warning)
         # Every input, finished ones too: a resumed run takes the same decisions.
         dups = page_duplicates(recipe, files) if recipe.ingest.page_dedup.enabled else None
-        run_graph(recipe, todo, journal, prompts_root, chain_path, on_progress, on_wait, dups)
+        run_graph(recipe, table, todo, journal, prompts_root, on_progress, on_wait, dups)
     writer = assemble(recipe, journal, inputs, out_dir, address)
     manifest = writer.close(manifest_fields(recipe, recipe_path, journal, started))
     journal.remove()

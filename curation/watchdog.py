@@ -28,7 +28,8 @@ class Watchdog:
     `stall_timeout_s`. `report(stage, message)` is called on a stall (every `stall_timeout_s`
     while it lasts) and with `(None, None)` once blocks move again; with `on_stall: fail` the
     stall raises RunBlocked in the executor instead, which ends the run (also kept in
-    `blocked`)."""
+    `blocked`). `stage_names` maps what an operator's name holds to the stage's name, as the
+    stage table declares both (`curation.pipeline.stage_names`)."""
 
     def __init__(
         self,

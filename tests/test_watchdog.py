@@ -23,8 +23,8 @@ from conftest import LENIENT_CHAIN, curation_cli, make_pdf
 
 from curation import pipeline
 from curation import watchdog as watchdog_module
-from curation.config import RunConfig
-from curation.pipeline import STAGE_NAMES
+from curation.config import Recipe, RunConfig
+from curation.pipeline import stage_names, stages
 from curation.preflight import RunBlocked
 from curation.watchdog import Watchdog
 
@@ -92,10 +92,15 @@ def no_cluster(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return demands
 
 
-def watch(on_stall: str = "report") -> tuple[Watchdog, Graph, Clock, list]:
+def watch(
+    on_stall: str = "report", generate: dict | None = None
+) -> tuple[Watchdog, Graph, Clock, list]:
+    """A watchdog with the names of a recipe's stage table (the default recipe's: OCR on, the
+    local engine; `generate`: another generate section)."""
     clock, reports = Clock(), []
     settings = RunConfig(startup_timeout_s=600, stall_timeout_s=300, on_stall=on_stall)
-    dog = Watchdog(settings, STAGE_NAMES, lambda *r: reports.append(r), clock=clock)
+    names = stage_names(stages(Recipe(name="r", inputs=["x"], generate=generate or {})))
+    dog = Watchdog(settings, names, lambda *r: reports.append(r), clock=clock)
     dog.start()
     return dog, Graph(), clock, reports
 
@@ -204,7 +209,8 @@ def test_stage_names_follow_ray_datas_operator_names() -> None:
     assert (
         dog.stage("MapBatches(ReadItems)->MapBatches(ingest_batch)") == "ingest"
     )  # fused with the read
-    assert dog.stage("vLLMEngineStage") == "generate"
+    vllm, *_ = watch(generate={"engine": "vllm", "model": "m/7b", "vllm_device": "gpu"})
+    assert vllm.stage("vLLMEngineStage") == "generate"
     assert dog.stage("ReadRange") == "ReadRange"  # not ours: its own name
 
 

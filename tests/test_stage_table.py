@@ -1,0 +1,104 @@
+"""The stage table (`pipeline.stages`) declares each stage once: the watchdog's names for Ray
+Data's operators and preflight's asks are read from it, so renaming a stage or changing its
+function moves both; a chain whose judge or verifier loads a model in-process gets a filter
+stage of actors holding it. No Ray here: the table is plain data until the graph is built."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from output_fixtures import document_units, outcome
+
+from curation.config import Recipe, RunConfig
+from curation.pipeline import FilterActor, filter_batch, stage_asks, stage_names, stages
+from curation.preflight import GIB, NodeRoom, RunBlocked, check_plan
+from curation.schema import OUTCOME_SCHEMA
+from curation.watchdog import Watchdog
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = {"engine": "local", "model": "bundled"}
+
+
+def recipe(folder: Path | None = None, filters: list[dict] | None = None) -> Recipe:
+    """The default recipe, or one whose chain file (a new one in `folder`: chains are cached
+    by path) holds `filters`."""
+    if filters is None:
+        return Recipe(name="r", inputs=["x"])
+    chain = folder / f"chain-{len(list(folder.glob('chain-*')))}.yaml"
+    chain.write_text(yaml.safe_dump({"name": "c", "filters": filters}))
+    return Recipe(name="r", inputs=["x"], filters=str(chain))
+
+
+def test_the_watchdog_names_and_preflight_asks_are_the_tables() -> None:
+    table = stages(recipe())
+    assert [stage.name for stage in table] == ["ingest", "ocr", "generate", "filter"]
+    assert stage_names(table) == {
+        "ingest_batch": "ingest",
+        "OCRActor": "ocr",
+        "GenerateActor": "generate",
+        "filter_batch": "filter",
+    }
+    assert {name: ask.resources for name, ask in stage_asks(table).items()} == {
+        "ingest": {"CPU": 1.0},
+        "ocr": {"CPU": 0.0, "memory": 2 * GIB},
+        "generate": {"CPU": 0.0, "memory": 4 * GIB},
+        "filter": {"CPU": 1.0},
+    }
+
+
+def test_a_stage_renamed_in_the_table_is_renamed_in_the_watchdog_and_preflight() -> None:
+    table = [
+        dataclasses.replace(stage, name="write pairs") if stage.name == "generate" else stage
+        for stage in stages(recipe())
+    ]
+    dog = Watchdog(RunConfig(), stage_names(table), lambda *report: None)
+    assert dog.stage("MapWorker(MapBatches(GenerateActor))") == "write pairs"
+    assert dog.stage("MapBatches(filter_batch)") == "filter"
+    small = {"CPU": 2.0, "memory": 3.0 * GIB}  # room for OCR, not generation
+    with pytest.raises(RunBlocked) as refused:
+        check_plan(stage_asks(table), [NodeRoom("10.0.0.1", small, small)], {})
+    assert str(refused.value).startswith("stage write pairs asks 0 CPU, 4.0 GiB memory")
+    assert "change generate.memory_gb" in str(refused.value)
+    # Another function for a stage: the watchdog knows its operator by that function's name.
+    table[-1] = dataclasses.replace(table[-1], run=FilterActor, kind="actor")
+    assert stage_names(table)["FilterActor"] == "filter" and "filter_batch" not in stage_names(
+        table
+    )
+
+
+def test_a_chain_whose_judge_or_verifier_runs_a_local_model_filters_in_actors_holding_it(
+    tmp_path: Path,
+) -> None:
+    judge = {"type": "judge", "engine": {**LOCAL, "memory_gb": 3, "workers": 2}}
+    [filter_stage] = stages(recipe(tmp_path, [{"type": "non_empty"}, judge]))[-1:]
+    assert (filter_stage.kind, filter_stage.run, filter_stage.concurrency) == (
+        "actor",
+        FilterActor,
+        2,
+    )
+    assert filter_stage.ask.ray_args() == {"num_cpus": 0.0, "memory": 3 * GIB}
+    assert "judge or verifier" in filter_stage.setting and str(tmp_path) in filter_stage.setting
+    # A verifier on the local engine too: one actor holds both models.
+    verifier = {"type": "grounding", "unsettled": "verify", "engine": {**LOCAL, "memory_gb": 2}}
+    both = stages(recipe(tmp_path, [judge, verifier]))[-1]
+    assert both.kind == "actor" and both.resources["memory"] == 5 * GIB
+    # A judge behind a server loads no model: the filter stays a task asking a CPU.
+    served = {"type": "judge", "engine": {"engine": "openai", "model": "m", "base_url": "http://x"}}
+    for filters in ([served], [{"type": "non_empty"}]):
+        task = stages(recipe(tmp_path, filters))[-1]
+        assert (task.kind, task.run, task.resources) == ("task", filter_batch, {"CPU": 1.0})
+
+
+def test_the_filter_actor_decides_as_the_filter_task_does() -> None:
+    (unit,) = document_units("aaaa1111", "docs/report.pdf", n_pages=2, pages_per_unit=2)
+    row = outcome(unit, [("What grew [2]?", "The budget grew [page 2].", True), ("", "", True)])
+    batch = pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA)
+    chain = str(ROOT / "filters" / "default.yaml")
+    by_actor = FilterActor(chain)(batch).to_pylist()
+    assert by_actor == filter_batch(batch, chain).to_pylist()
+    decisions = [pair["decisions"] for pair in by_actor[0]["pairs"]]
+    assert all(decisions) and not decisions[1][-1]["passed"]  # the empty pair rejected
