@@ -83,8 +83,9 @@ class GenerateActor:
 
 
 def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Table:
-    """Ray stage: fill in every pair's filter decisions."""
-    outcomes = load_chain(chain_path, cache)[0](batch.to_pylist())
+    """Ray stage: fill in every pair's filter decisions (the chain's filters; its dedup runs
+    over the whole dataset when the run assembles it, `curation.run.assemble`)."""
+    outcomes = load_chain(chain_path, cache)(batch.to_pylist())
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
 
 
