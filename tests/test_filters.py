@@ -268,7 +268,7 @@ def decided(chain: FilterChain, pairs: list[PairContext]) -> list[list]:
     decisions = chain.decide(pairs)
     alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
     texts = [pair_text(pairs[k].question, pairs[k].answer) for k in alive]
-    verdicts = chain.deduplicator().check(texts, [pairs[k].pair_id for k in alive])
+    verdicts = chain.dedup.deduplicator().check(texts, [pairs[k].pair_id for k in alive])
     for k, verdict in zip(alive, verdicts, strict=True):
         decisions[k].append(chain.dedup.decision(verdict))
     return decisions

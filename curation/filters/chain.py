@@ -29,7 +29,7 @@ from curation.filters.base import Filter, PairContext
 from curation.filters.citations import CitationFilter
 from curation.filters.cross_page import CrossPageFilter
 from curation.filters.decontam import DecontamFilter
-from curation.filters.dedup import DedupFilter, Deduplicator
+from curation.filters.dedup import DedupFilter
 from curation.filters.entities import EntityGroundingFilter
 from curation.filters.grounding import GroundingFilter
 from curation.filters.judge import JudgeFilter
@@ -162,7 +162,7 @@ class FilterChain:
 
     Entries that cannot run as configured (a judge without an engine) are left out of
     `filters` and listed in `inactive`. `dedup` is not one of the filters: it runs after them
-    all, over the whole dataset (`deduplicator`), where the caller assembles it.
+    all, over the whole dataset, where the caller assembles it (`DedupFilter.deduplicator`).
     """
 
     def __init__(
@@ -211,10 +211,6 @@ class FilterChain:
             engine = getattr(flt, "engine", None)
             if isinstance(engine, GenerateConfig):
                 engine.cache = False
-
-    def deduplicator(self) -> Deduplicator | None:
-        """A streaming Deduplicator for the whole dataset, from the chain's dedup (or None)."""
-        return self.dedup.deduplicator() if self.dedup else None
 
     def decide(self, pairs: list[PairContext]) -> list[list[Decision]]:
         """Each pair's decisions, ending at its first rejection. A pair a filter passes is
