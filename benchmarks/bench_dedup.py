@@ -32,7 +32,7 @@ from bench_ingest import memory_of
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "data" / "samples").glob("*.pdf"))
 WORDS = 80
-CHAIN = "name: bench-dedup\nfilters:\n  - type: dedup\n    backend: {backend}\n"
+CHAIN = "name: bench-dedup\ndedup:\n  backend: {backend}\n"
 
 
 def vocabulary() -> list[str]:

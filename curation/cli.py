@@ -137,7 +137,7 @@ def filter_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per filter batch.")] = 256,
 ) -> None:
     """Run a filter chain over an existing dataset: kept rows, rejects with reasons, the funnel."""
-    from curation.filters.apply import filter_dataset
+    from curation.refilter import filter_dataset
 
     try:
         with filter_progress() as bar:

@@ -87,8 +87,9 @@ class GenerateActor:
 
 
 def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Table:
-    """Ray stage: fill in every pair's filter decisions."""
-    outcomes = load_chain(chain_path, cache)[0](batch.to_pylist())
+    """Ray stage: fill in every pair's filter decisions (the chain's filters; its dedup runs
+    over the whole dataset when the run assembles it, `curation.run.assemble`)."""
+    outcomes = load_chain(chain_path, cache)(batch.to_pylist())
     return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
 
 
@@ -98,7 +99,7 @@ class FilterActor:
     worker process the filter landed in loaded a model of its own, with no memory reserved."""
 
     def __init__(self, chain_path: str, cache: bool = True) -> None:
-        self.chain = load_chain(chain_path, cache)[0]
+        self.chain = load_chain(chain_path, cache)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return pa.Table.from_pylist(self.chain(batch.to_pylist()), schema=OUTCOME_SCHEMA)
@@ -269,7 +270,7 @@ def filter_stage(recipe: Recipe) -> Stage:
 def chain_models(chain_path: str) -> list[GenerateConfig]:
     """The engine sections of the chain's filters that load a model in-process (the local
     engine): a judge's, a verifier's."""
-    configs = [getattr(flt, "engine", None) for flt in load_chain(chain_path)[0].filters]
+    configs = [getattr(flt, "engine", None) for flt in load_chain(chain_path).filters]
     return [c for c in configs if isinstance(c, GenerateConfig) and c.engine == "local"]
 
 

@@ -147,7 +147,7 @@ def assemble(
     """The journal's Outcome rows, in dataset order, through the whole-dataset dedup (in
     memory, or in Ray for large runs) into the shard writer of `out_dir`, after the error rows
     of the inputs that could not be read."""
-    dedup = load_chain(str(recipe.chain_file()))[1]
+    dedup = load_chain(str(recipe.chain_file())).dedup
     seen = None
     if dedup:
         seen = dataset_checker(
@@ -175,7 +175,7 @@ def manifest_fields(
     recipe: Recipe, recipe_path: str | None, journal: Journal, started: float
 ) -> dict:
     """What the manifest says of the run besides its counts and files."""
-    chain = load_chain(str(recipe.chain_file()))[0]
+    chain = load_chain(str(recipe.chain_file()))
     return {
         "recipe_name": recipe.name,
         "recipe_path": recipe_path,

@@ -11,10 +11,10 @@ from output_fixtures import document_units, outcome
 from test_filter_cli import read_folder, write_shards
 
 from curation.filters import FilterChain, PairContext
-from curation.filters.apply import filter_dataset
 from curation.filters.citations import CitationFilter, cited_pages
 from curation.output.shards import DatasetWriter
 from curation.pipeline import filter_batch
+from curation.refilter import filter_dataset
 from curation.schema import OUTCOME_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +218,7 @@ def test_flat_input_gets_the_cleaned_pair_and_its_pages(tmp_path):
 
 def test_replay_rewrites_as_decide_did():
     """A second pass over the input takes the staged decisions and replays the rewrites."""
-    chain = FilterChain.load(DEFAULT_CHAIN).split()[0]
+    chain = FilterChain.load(DEFAULT_CHAIN)
     answers = ["Ridership grew by 12 percent [5].", "It grew (page 9).", "It grew [Company]."]
     decided = [unit_pair("How did ridership change?", a) for a in answers]
     decisions = chain.decide(decided)
@@ -240,7 +240,7 @@ def test_dedup_in_ray_writes_the_same_cleaned_pairs(tmp_path, ray_local):
     outs = {}
     for name, settings in {"memory": "backend: memory", "ray": "ray_above_pairs: 1"}.items():
         chain = tmp_path / f"{name}.yaml"
-        chain.write_text(text.replace("  - type: dedup\n", f"  - type: dedup\n    {settings}\n"))
+        chain.write_text(text.replace("\ndedup:\n", f"\ndedup:\n  {settings}\n"))
         outs[name] = tmp_path / f"out-{name}"
         filter_dataset(source, chain, outs[name])
     for folder in ("data", "rejects"):

@@ -298,7 +298,7 @@ def test_a_chain_extending_the_default_runs_it_on_outcome_rows(bench, tmp_path, 
             }
         )
     )
-    chain = load_chain(str(chain_path))[0]
+    chain = load_chain(str(chain_path))
     assert chain.filters[-1].type == "decontaminate"
 
     def row(unit: str, questions: list[tuple[str, str]], image: Image.Image) -> dict:

@@ -228,7 +228,7 @@ def test_filter_errors_name_the_file_and_column(tmp_path):
 
 
 def test_rows_that_repeat_an_id_stay_separate_units():
-    from curation.filters.apply import CONVERSATIONS, RowUnits
+    from curation.refilter_input import CONVERSATIONS, RowUnits
 
     rows = RowUnits(CONVERSATIONS)
     same = {"id": "doc:0", "texts": [{"user": "What grew?", "assistant": "Ridership."}]}
@@ -250,13 +250,11 @@ def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, r
     in-memory index."""
     source = build_input(layout, tmp_path)
     text = Path(DEFAULT_CHAIN).read_text()
-    assert "  - type: dedup\n" in text
+    assert "\ndedup:\n" in text
     chains = {}
     for name, settings in {"memory": "backend: memory", "ray": "ray_above_pairs: 1"}.items():
         chains[name] = tmp_path / f"{name}.yaml"
-        chains[name].write_text(
-            text.replace("  - type: dedup\n", f"  - type: dedup\n    {settings}\n")
-        )
+        chains[name].write_text(text.replace("\ndedup:\n", f"\ndedup:\n  {settings}\n"))
     outs = {name: tmp_path / f"out-{name}" for name in chains}
     for name, chain in chains.items():
         result = run_filter(str(source), "--chain", str(chain), "--out", str(outs[name]))
@@ -275,7 +273,7 @@ def test_dedup_in_ray_writes_what_the_in_memory_index_writes(tmp_path, layout, r
 
 
 def test_progress_counts_rows_up_to_the_input_size(tmp_path):
-    from curation.filters.apply import filter_dataset
+    from curation.refilter import filter_dataset
 
     source = build_input("flat_parquet", tmp_path)
     calls: list[tuple[str, int, int]] = []

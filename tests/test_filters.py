@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from curation.config import ConfigError
-from curation.filters import FilterChain, PairContext
+from curation.filters import FilterChain, PairContext, pair_text
 from curation.filters.grounding import GroundingFilter
 from curation.filters.rules import (
     AnomalyFilter,
@@ -109,9 +109,66 @@ def test_bad_chain_names_file_and_field(tmp_path):
         FilterChain.load(path)
 
 
-def test_every_shipped_chain_loads():
-    for path in sorted((ROOT / "filters").glob("*.yaml")):
+SHIPPED_CHAINS = sorted((ROOT / "filters").glob("*.yaml")) + sorted(
+    (ROOT / "recipes" / "examples").glob("*-chain.yaml")
+)
+
+
+def test_every_shipped_chain_loads_in_the_current_form(caplog):
+    """No shipped chain lists its dedup among its filters (the old form, which warns)."""
+    for path in SHIPPED_CHAINS:
         assert FilterChain.load(path).filters
+    assert caplog.records == []
+    assert FilterChain.load(ROOT / "filters" / "default.yaml").dedup.threshold == 0.8
+    assert FilterChain.load(ROOT / "filters" / "rated.yaml").dedup is not None  # the base's
+
+
+OLD_FORM = "name: old\nfilters:\n  - type: non_empty\n  - type: dedup\n    threshold: 0.7\n"
+
+
+def test_an_old_chain_with_a_dedup_entry_loads_it_as_its_dedup_warning_once(tmp_path, caplog):
+    """A chain written when dedup was an entry of `filters:` loads as one with a `dedup:` key:
+    the entry is not a filter (it never ran within a batch), and the file is named in one
+    deprecation warning however often it is loaded."""
+    old = tmp_path / "old.yaml"
+    old.write_text(OLD_FORM)
+    new = tmp_path / "new.yaml"
+    new.write_text("name: old\nfilters:\n  - type: non_empty\ndedup:\n  threshold: 0.7\n")
+    for path in (old, new, old):
+        chain = FilterChain.load(path)
+        assert [f.label for f in chain.filters] == ["non_empty"]
+        assert (chain.dedup.label, chain.dedup.threshold) == ("dedup", 0.7)
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING"
+    assert str(old.resolve()) in warning.getMessage()
+    assert "deprecated" in warning.getMessage() and "'dedup:'" in warning.getMessage()
+
+
+def test_a_chain_dedup_names_its_file_and_field(tmp_path):
+    path = tmp_path / "chain.yaml"
+    path.write_text("name: c\nfilters: [{type: non_empty}]\ndedup: {threshold: 2}\n")
+    with pytest.raises(ConfigError, match=r"chain\.yaml: field 'dedup\.threshold'"):
+        FilterChain.load(path)
+    path.write_text(OLD_FORM + "dedup: {threshold: 0.9}\n")
+    with pytest.raises(ConfigError, match=r"chain\.yaml: field 'dedup': .*more than one dedup"):
+        FilterChain.load(path)
+    path.write_text("name: c\ndedup: {backend: memory}\n")  # a dedup-only chain
+    chain = FilterChain.load(path)
+    assert (chain.filters, chain.dedup.backend) == ([], "memory")
+    path.write_text("name: c\nfilters: []\n")
+    with pytest.raises(ConfigError, match="no filter can run"):
+        FilterChain.load(path)
+
+
+def test_an_extending_chain_keeps_or_replaces_the_base_dedup(tmp_path):
+    (tmp_path / "base.yaml").write_text(OLD_FORM)
+    outer = tmp_path / "outer.yaml"
+    outer.write_text("name: o\nextends: base.yaml\nfilters: [{type: answer_echo}]\n")
+    assert FilterChain.load(outer).dedup.threshold == 0.7
+    outer.write_text(outer.read_text() + "dedup: {threshold: 0.9}\n")
+    chain = FilterChain.load(outer)
+    assert [f.label for f in chain.filters] == ["non_empty", "answer_echo"]
+    assert chain.dedup.threshold == 0.9
 
 
 # --- The planted set: good pairs and one pair of each class a filter must catch -------------
@@ -205,8 +262,20 @@ def default_chain() -> FilterChain:
     return FilterChain.load(ROOT / "filters" / "default.yaml")
 
 
+def decided(chain: FilterChain, pairs: list[PairContext]) -> list[list]:
+    """Each pair's decisions as a run writes them: the chain's filters, then its dedup over the
+    pairs they kept, in order (here the whole dataset is these pairs)."""
+    decisions = chain.decide(pairs)
+    alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
+    texts = [pair_text(pairs[k].question, pairs[k].answer) for k in alive]
+    verdicts = chain.dedup.deduplicator().check(texts, [pairs[k].pair_id for k in alive])
+    for k, verdict in zip(alive, verdicts, strict=True):
+        decisions[k].append(chain.dedup.decision(verdict))
+    return decisions
+
+
 def test_default_chain_catches_each_planted_class_and_keeps_good_pairs(default_chain):
-    decisions = default_chain.decide(planted_contexts())
+    decisions = decided(default_chain, planted_contexts())
     for (_, question, answer, expected), pair_decisions in zip(PLANTED, decisions, strict=True):
         failed = next((d for d in pair_decisions if not d.passed), None)
         got = failed.filter if failed else None
@@ -218,7 +287,7 @@ def test_default_chain_catches_each_planted_class_and_keeps_good_pairs(default_c
 def test_default_chain_names_the_duplicate_it_drops(default_chain):
     reasons = {
         i: next(d.reason for d in ds if not d.passed)
-        for i, ds in enumerate(default_chain.decide(planted_contexts()))
+        for i, ds in enumerate(decided(default_chain, planted_contexts()))
         if PLANTED[i][3] == "dedup"
     }
     assert reasons[13].startswith("exact duplicate of p00")
@@ -228,7 +297,7 @@ def test_default_chain_names_the_duplicate_it_drops(default_chain):
 def test_judge_without_engine_is_listed_inactive(default_chain):
     assert "judge" in default_chain.inactive
     assert "judge" not in [f.label for f in default_chain.filters]
-    assert "dedup" in [f.label for f in default_chain.filters]  # needs no engine: stays on
+    assert default_chain.dedup is not None  # needs no engine: stays on, after the filters
 
 
 @pytest.mark.parametrize(

@@ -284,7 +284,7 @@ def test_verification_end_to_end_with_a_scripted_server(tmp_path):
         outcome = {**unit, "prompt_id": "p", "model": "m", "pairs": [
             {"qa_id": "q0", "question": TOTAL[0], "answer": TOTAL[1], "rationale": None,
              "evidence_pages": [], "question_type": None}]}  # fmt: skip
-        [decided] = load_chain(str(chain))[0]([outcome])
+        [decided] = load_chain(str(chain))([outcome])
         row = sample_row(decided, decided["pairs"])
         assert row["qa_meta"][0]["scores"] == [
             {"filter": "grounding", "score": 1.0, "reason": "verified: 1,010 = 412 + 598"}

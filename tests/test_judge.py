@@ -141,7 +141,7 @@ def test_judge_requests_go_through_the_response_cache(tmp_path):
         judge = {"type": "judge", "engine": {"engine": "openai", "model": server.model_id,
                  "base_url": server.base_url, "cache_dir": str(tmp_path / "cache")}}  # fmt: skip
         chain.write_text(yaml.safe_dump({"name": "judged", "filters": [judge]}))
-        filters, _ = load_chain(str(chain), cache=False)
+        filters = load_chain(str(chain), cache=False)
         assert [d[-1].score for d in filters.decide(pairs(4))] == [3, 9, 3, 3]
         assert len(server.requests) == 8
     sent = (tmp_path / "cache" / "sent.log").read_text().split()

@@ -9,7 +9,7 @@ The layers, from the bottom (a module may import its own layer and the layers be
 3. filters (the judge is a generation client)
 4. training, and what a run asks of a cluster (preflight, watchdog)
 5. pipeline: the Ray Data graph
-6. run: a recipe's run around the graph
+6. run: a recipe's run around the graph; `curation filter` over a dataset on disk (refilter)
 7. view: the offline browser of output folders (reads them; imports no stage)
 8. entry points: the command line (its commands, and what it shows: display)
 """
@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("curation.filters",),
     ("curation.train", "curation.preflight", "curation.watchdog"),
     ("curation.pipeline",),
-    ("curation.run",),
+    ("curation.run", "curation.refilter", "curation.refilter_input"),
     ("curation.view",),
     ("curation.cli", "curation.display", "curation.__main__", "curation.train.__main__"),
 ]

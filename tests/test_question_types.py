@@ -130,7 +130,7 @@ def pair(
 
 
 def default_chain() -> FilterChain:
-    return FilterChain.load(str(ROOT / "filters" / "default.yaml")).split()[0]
+    return FilterChain.load(str(ROOT / "filters" / "default.yaml"))
 
 
 def verdicts(pairs: list[PairContext]) -> list[tuple[bool, str, str | None]]:

@@ -136,3 +136,41 @@ def test_a_chain_that_extends_another_runs_both_and_names_both_in_the_identity(t
     )
     with pytest.raises(ConfigError, match="extends itself"):
         FilterChain.load(tmp_path / "loop.yaml")
+
+
+def test_a_run_interrupted_under_the_old_chain_form_starts_over_saying_why(tmp_path):
+    """Moving a chain's dedup from `filters:` to its `dedup:` key changes the chain's bytes: a
+    run interrupted before starts over with the reason, never mixing its rows in. The same
+    old-form file resumes (its journal holds the filters' decisions only: dedup runs at the
+    assembly, in either form)."""
+    import pyarrow as pa
+    from output_fixtures import document_units, outcome
+
+    from curation.schema import OUTCOME_SCHEMA
+
+    recipe_path, chain, prompts = setup_copy(tmp_path)
+    new_form = chain.read_text()
+    settings = "dedup:\n  threshold: 0.8\n  num_perm: 128\n  ngram: 5\n"
+    assert new_form.endswith(settings)
+    old_form = new_form.removesuffix(settings).replace(
+        "  - type: judge\n", "  - type: dedup\n    threshold: 0.8\n  - type: judge\n"
+    )
+    chain.write_text(old_form)
+    recipe = load_recipe(recipe_path)
+
+    def journal() -> Journal:
+        identity = run_identity(recipe, chain, prompts / "docmatix")
+        return Journal(tmp_path / "out", identity, ["a.pdf"], {"a.pdf": "aaaa"}.get)
+
+    units = document_units("aaaa", "a.pdf", 4, 2)
+    journal().append(
+        pa.Table.from_pylist([outcome(units[0], [("Q?", "A.", True)])], OUTCOME_SCHEMA)
+    )
+    assert journal().resumed  # the same bytes: resumed
+
+    chain.write_text(new_form)
+    resumed = journal()
+    assert resumed.progress.restarted == (
+        "the recipe, its filter chain or its prompts changed since the interrupted run"
+    )
+    assert not resumed.resumed and list(resumed.outcomes()) == []

@@ -1,11 +1,17 @@
-"""Filter chains: an ordered list of filters read from filters/*.yaml, applied to Outcome rows.
+"""Filter chains: an ordered list of filters read from filters/*.yaml, applied to Outcome rows,
+and the chain's dedup.
 
-A chain sees one batch at a time. Its dedup entry therefore finds duplicates within a batch; for
-the whole dataset, feed `chain.deduplicator()` every kept pair in a fixed order.
+The filters (`filters:`) see one batch at a time, in the order the file lists them. The dedup
+(the chain's own `dedup:` key, beside `filters:`) is a step over the whole dataset: it runs after
+every filter, over the pairs they kept, in dataset order (a run's assembly, `curation filter`),
+never within a batch. A chain written before the key existed, with a `type: dedup` entry among
+its filters, still loads: the entry is moved to the key, with a deprecation warning naming the
+file (once per file and process).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,7 +29,7 @@ from curation.filters.base import Filter, PairContext
 from curation.filters.citations import CitationFilter
 from curation.filters.cross_page import CrossPageFilter
 from curation.filters.decontam import DecontamFilter
-from curation.filters.dedup import DedupFilter, Deduplicator
+from curation.filters.dedup import DedupFilter
 from curation.filters.entities import EntityGroundingFilter
 from curation.filters.grounding import GroundingFilter
 from curation.filters.judge import JudgeFilter
@@ -56,15 +62,17 @@ FILTER_TYPES: dict[str, type[Filter]] = {
         CrossPageFilter,
         RepetitionFilter,
         UnitDuplicateFilter,
-        DedupFilter,
         JudgeFilter,
         DecontamFilter,
     )
 }
 
+log = logging.getLogger(__name__)
+_warned: set[Path] = set()  # chain files already warned about (`moved_dedup`)
+
 
 class ChainSpec(StrictModel):
-    """A chain file: a name, a description and the filters in order."""
+    """A chain file: a name, a description, the filters in order and the dedup after them."""
 
     name: str
     description: str = ""
@@ -73,7 +81,33 @@ class ChainSpec(StrictModel):
         description="Another chain file (relative to this one) whose filters come first; an "
         "entry here of the same type and name replaces its entry in place, others follow.",
     )
-    filters: list[dict] = Field(min_length=1)
+    filters: list[dict] = Field(default_factory=list)
+    dedup: dict | None = Field(
+        None,
+        description="The dedup over the whole dataset (DedupFilter's settings: threshold, "
+        "num_perm, ngram, backend, ...), after every filter; one here replaces the base's.",
+    )
+
+
+def moved_dedup(path: Path, spec: ChainSpec) -> ChainSpec:
+    """The chain file as it is now written: a `type: dedup` entry in its `filters:` (the old
+    form) moved to its `dedup:` key, with a deprecation warning naming the file, once."""
+    old = [entry for entry in spec.filters if entry.get("type") == DedupFilter.type]
+    if not old:
+        return spec
+    if len(old) > 1 or spec.dedup is not None:
+        raise ConfigError(f"{path}: field 'dedup': the chain has more than one dedup")
+    if path not in _warned:
+        _warned.add(path)
+        log.warning(
+            "%s: a 'type: dedup' entry in 'filters:' is deprecated; it was moved to the chain's "
+            "own 'dedup:' key, where it runs: over the whole dataset, after every filter. Write "
+            "its settings there ('dedup: {threshold: 0.8, ...}' beside 'filters:').",
+            path,
+        )
+    dedup = {key: value for key, value in old[0].items() if key != "type"}
+    filters = [entry for entry in spec.filters if entry is not old[0]]
+    return spec.model_copy(update={"filters": filters, "dedup": dedup})
 
 
 def chain_specs(path: Path | str) -> list[tuple[Path, ChainSpec]]:
@@ -86,7 +120,7 @@ def chain_specs(path: Path | str) -> list[tuple[Path, ChainSpec]]:
         if any(path == seen for seen, _ in specs):
             chain = ", ".join(str(seen) for seen, _ in specs)
             raise ConfigError(f"{path}: extends itself (through {chain})")
-        spec = load_model(path, ChainSpec)
+        spec = moved_dedup(path, load_model(path, ChainSpec))
         specs.append((path, spec))
         if not spec.extends:
             return specs
@@ -111,17 +145,37 @@ def chain_entries(specs: list[tuple[Path, ChainSpec]]) -> list[tuple[Path, dict]
     return entries
 
 
+def chain_dedup(specs: list[tuple[Path, ChainSpec]]) -> DedupFilter | None:
+    """The chain's dedup (`chain_specs`): the outermost file's `dedup:`, else its base's."""
+    for path, spec in specs:
+        if spec.dedup is not None:
+            try:
+                return DedupFilter.model_validate(spec.dedup)
+            except ValidationError as exc:
+                message = describe_validation_error(path, exc)
+                raise ConfigError(message.replace("field '", "field 'dedup.")) from exc
+    return None
+
+
 class FilterChain:
     """Runs filters in order; a pair rejected by one filter is not shown to the later ones.
 
     Entries that cannot run as configured (a judge without an engine) are left out of
-    `filters` and listed in `inactive`.
+    `filters` and listed in `inactive`. `dedup` is not one of the filters: it runs after them
+    all, over the whole dataset, where the caller assembles it (`DedupFilter.deduplicator`).
     """
 
-    def __init__(self, name: str, filters: list[Filter], inactive: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        filters: list[Filter],
+        inactive: list[str] | None = None,
+        dedup: DedupFilter | None = None,
+    ) -> None:
         self.name = name
         self.filters = filters
         self.inactive = inactive or []
+        self.dedup = dedup
 
     @classmethod
     def load(cls, path: Path | str) -> FilterChain:
@@ -145,9 +199,10 @@ class FilterChain:
                 filters.append(flt)
             else:
                 inactive.append(flt.label)
-        if not filters:
+        dedup = chain_dedup(specs)
+        if not filters and dedup is None:
             raise ConfigError(f"{path}: no filter can run (inactive: {', '.join(inactive)})")
-        return cls(specs[0][1].name, filters, inactive)
+        return cls(specs[0][1].name, filters, inactive, dedup)
 
     def send_again(self) -> None:
         """Turn the response cache off for the chain's LLM filters (the judge, a verifying
@@ -156,17 +211,6 @@ class FilterChain:
             engine = getattr(flt, "engine", None)
             if isinstance(engine, GenerateConfig):
                 engine.cache = False
-
-    def deduplicator(self) -> Deduplicator | None:
-        """A streaming Deduplicator for the whole dataset, from the chain's dedup entry (or None)."""
-        dedup = self.split()[1]
-        return dedup.deduplicator() if dedup else None
-
-    def split(self) -> tuple[FilterChain, DedupFilter | None]:
-        """The chain without its dedup entry, and that entry: for callers that dedup globally."""
-        dedup = next((f for f in self.filters if isinstance(f, DedupFilter)), None)
-        rest = [f for f in self.filters if f is not dedup]
-        return FilterChain(self.name, rest, self.inactive), dedup
 
     def decide(self, pairs: list[PairContext]) -> list[list[Decision]]:
         """Each pair's decisions, ending at its first rejection. A pair a filter passes is
@@ -238,11 +282,11 @@ def judged_by(flt: Filter, pairs: list[PairContext]) -> list[Decision]:
 
 
 @lru_cache(maxsize=4)
-def load_chain(path: str, cache: bool = True) -> tuple[FilterChain, DedupFilter | None]:
-    """The chain's per-batch filters, and its dedup entry, which runs over the whole dataset
-    when it is assembled (in input order, so its choices do not depend on batching). Without
-    `cache` (`--no-cache`) the judge sends every request again too."""
+def load_chain(path: str, cache: bool = True) -> FilterChain:
+    """The chain, loaded once per process: its filters run batch by batch, its `dedup` over the
+    whole dataset when it is assembled (in input order, so its choices do not depend on
+    batching). Without `cache` (`--no-cache`) the judge sends every request again too."""
     chain = FilterChain.load(path)
     if not cache:
         chain.send_again()
-    return chain.split()
+    return chain

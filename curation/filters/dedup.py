@@ -247,8 +247,10 @@ class Deduplicator:
 class DedupFilter(Filter):
     """Reject a pair that duplicates an earlier one (question + answer), exactly or nearly.
 
-    In a chain it sees one batch at a time; `curation filter` and the run's assembly feed one
-    `Deduplicator` (see `deduplicator`) in a fixed order to cover the whole dataset. Defaults:
+    A chain's `dedup:` key, not one of its filters: it runs after them all, over the whole
+    dataset, never within a batch: the run's assembly and `curation filter` feed one
+    `Deduplicator` (see `deduplicator`) the kept pairs in dataset order. `decide` dedups the
+    pairs it is given among themselves. Defaults:
     word 5-grams, 128 permutations, Jaccard 0.8 (DataTrove uses 5-grams and about 0.72,
     distilabel 128 permutations and 0.9).
     """
