@@ -83,8 +83,41 @@ def wants_reply(unit: dict) -> bool:
 
 
 @dataclass
+class UnitContext:
+    """What a filter reads a pair against: the unit it was generated from (its pages' numbers,
+    texts and images, its kind), the start of the document's first page's text and the
+    document's source (they hold the title and owner a later unit's pages need not print)."""
+
+    unit_id: str = ""
+    kind: str = "document"  # document | slides | images
+    pages: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)  # the page images (for a VLM judge)
+    title_text: str = ""
+    source: str = ""
+
+    @classmethod
+    def of(cls, unit: dict) -> UnitContext:
+        """The context of a Unit (or Outcome) row."""
+        return cls(
+            unit_id=unit["unit_id"],
+            kind=unit.get("kind") or "document",
+            pages=list(unit["pages"]),
+            texts=list(unit["texts"]),
+            images=list(unit.get("images") or []),
+            title_text=unit.get("title_text") or "",
+            source=unit.get("source") or "",
+        )
+
+
+# A Pair's fields that live in memory only, never in a row (PAIR_TYPE has none of them).
+IN_MEMORY = {"row": False}
+
+
+@dataclass
 class Pair:
-    """A generated question-answer pair and the filter decisions taken on it (PAIR_TYPE)."""
+    """The pair record: a generated question-answer pair from the parser to the writer, with the
+    filter decisions taken on it (PAIR_TYPE; `row`/`from_row` at the stage borders only)."""
 
     qa_id: str
     question: str
@@ -94,9 +127,36 @@ class Pair:
     # What the prompt asked for (extractive, multi_hop, ..., not_answerable); a filter may retype.
     question_type: str | None = None
     decisions: list[Decision] = field(default_factory=list)
+    # The unit the filters read the pair against.
+    unit: UnitContext = field(default_factory=UnitContext, metadata=IN_MEMORY, repr=False)
+    # Ratings a per-axis judge already gave the pair (a rated dataset's qa_meta.ratings): a
+    # judge rating the same axes decides from them instead of asking again.
+    ratings: dict[str, float] = field(default_factory=dict, metadata=IN_MEMORY, repr=False)
 
     def row(self) -> dict:
-        return {**vars(self), "decisions": [dict(vars(d)) for d in self.decisions]}
+        return {
+            "qa_id": self.qa_id,
+            "question": self.question,
+            "answer": self.answer,
+            "rationale": self.rationale,
+            "evidence_pages": self.evidence_pages,
+            "question_type": self.question_type,
+            "decisions": [dict(vars(d)) for d in self.decisions],
+        }
+
+    @classmethod
+    def from_row(cls, row: dict, unit: UnitContext | None = None) -> Pair:
+        """The pair of a PAIR_TYPE row, read against `unit`."""
+        return cls(
+            qa_id=row["qa_id"],
+            question=row["question"],
+            answer=row["answer"],
+            rationale=row.get("rationale"),
+            evidence_pages=list(row.get("evidence_pages") or []),
+            question_type=row.get("question_type"),
+            decisions=[Decision(**d) for d in row.get("decisions") or []],
+            unit=unit or UnitContext(),
+        )
 
 
 @dataclass

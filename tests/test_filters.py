@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import pytest
+from pairs import pair_in
 
 from curation.config import ConfigError
-from curation.filters import FilterChain, PairContext
+from curation.filters import FilterChain
 from curation.filters.grounding import GroundingFilter
 from curation.filters.rules import (
     AnomalyFilter,
@@ -11,12 +12,13 @@ from curation.filters.rules import (
     LengthFilter,
     UnitDuplicateFilter,
 )
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pair(question: str, answer: str, unit: str = "u") -> PairContext:
-    return PairContext(unit_id=unit, question=question, answer=answer)
+def pair(question: str, answer: str, unit: str = "u") -> Pair:
+    return pair_in(unit_id=unit, question=question, answer=answer)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def docmatix() -> FilterChain:
     return FilterChain.load(ROOT / "filters" / "docmatix.yaml")
 
 
-def first_failure(chain: FilterChain, p: PairContext):
+def first_failure(chain: FilterChain, p: Pair):
     decisions = chain.decide([p])[0]
     return next((d for d in decisions if not d.passed), None)
 
@@ -186,15 +188,15 @@ PLANTED = [
 ]
 
 
-def planted_contexts() -> list[PairContext]:
+def planted_contexts() -> list[Pair]:
     return [
-        PairContext(
+        pair_in(
             unit_id=unit,
             question=q,
             answer=a,
             pages=[0, 1],
             texts=[PAGE_TEXT[:200], PAGE_TEXT[200:]],
-            pair_id=f"p{i:02d}",
+            qa_id=f"p{i:02d}",
         )
         for i, (unit, q, a, _) in enumerate(PLANTED)
     ]
@@ -333,13 +335,13 @@ def test_markdown_lists_and_tables_pass_the_default_chain(default_chain):
         "| Northgate delivery | 1,250 megalitres |\n| Average pressure | 3.5 bar |",
     ]
     for answer in answers:
-        p = PairContext(unit_id="u", question="What were the figures?", answer=answer, texts=texts)
+        p = pair_in(unit_id="u", question="What were the figures?", answer=answer, texts=texts)
         assert first_failure(default_chain, p) is None, answer
     assert "blank_line" in rule_failure(default_chain, "Line one.\n\nLine two.")
 
 
-def grounded(answer: str, **kwargs) -> PairContext:
-    return PairContext(
+def grounded(answer: str, **kwargs) -> Pair:
+    return pair_in(
         unit_id="u", question="Q?", answer=answer, pages=[0, 1], texts=[PAGE_TEXT], **kwargs
     )
 
@@ -434,7 +436,7 @@ def test_length_limits_per_field():
             pair("Who is it?", "A"),
             pair("Who is it?", "Ada Lovelace, the first programmer"),
             pair("Who " + "is it really " * 5 + "?", "Ada"),
-            PairContext("u", "Who is it?", "Ada", rationale="No."),
+            pair_in("u", "Who is it?", "Ada", rationale="No."),
         ]
     )
     assert [v.passed for v in verdicts] == [True, False, False, False, False, False]
