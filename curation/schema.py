@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,11 @@ class Unit:
 
     def row(self) -> dict:
         return dict(vars(self))
+
+    @classmethod
+    def from_row(cls, row: dict) -> Unit:
+        """The Unit of a Unit (or Outcome) row; the row's other fields are not the unit's."""
+        return cls(**{name: row[name] for name in UNIT_NAMES if name in row})
 
 
 def wants_reply(unit: dict) -> bool:
@@ -161,8 +166,8 @@ class Pair:
 
 @dataclass
 class Reply:
-    """What generation adds to a Unit row to make its Outcome row (OUTCOME_SCHEMA): the prompt,
-    the model's reply as written, and the pairs read from it (or why none could be)."""
+    """What generation adds to a Unit to make its Outcome: the prompt, the model's reply as
+    written, and the pairs read from it (or why none could be)."""
 
     prompt_id: str | None = None
     model: str | None = None
@@ -174,9 +179,32 @@ class Reply:
     pairs: list[Pair] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
 
-    def outcome_row(self, unit: dict) -> dict:
-        """The Outcome row of `unit` (a Unit row) with this reply."""
-        return {**unit, **vars(self), "pairs": [pair.row() for pair in self.pairs]}
+
+@dataclass
+class Outcome:
+    """A unit after generation and filtering: its Unit, and the Reply with the pairs read from
+    it (each with its decisions once filtered). One OUTCOME_SCHEMA row: `to_row`/`from_row` at
+    the stage borders only (Ray's Arrow batches, the journal)."""
+
+    unit: Unit
+    reply: Reply = field(default_factory=Reply)
+
+    def to_row(self) -> dict:
+        return {**self.unit.row(), **vars(self.reply), "pairs": [p.row() for p in self.reply.pairs]}
+
+    @classmethod
+    def from_row(cls, row: dict) -> Outcome:
+        """The Outcome of an OUTCOME_SCHEMA row; its pairs are read against its unit."""
+        context = UnitContext.of(row)
+        reply = Reply(
+            **{name: row[name] for name in REPLY_NAMES},
+            pairs=[Pair.from_row(pair, context) for pair in row["pairs"]],
+        )
+        return cls(Unit.from_row(row), reply)
+
+
+UNIT_NAMES = [f.name for f in fields(Unit)]
+REPLY_NAMES = [f.name for f in fields(Reply) if f.name != "pairs"]
 
 
 # A Unit row: consecutive pages of one document, or an ingest error for the whole document

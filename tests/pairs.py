@@ -1,8 +1,13 @@
-"""Pairs for filter tests: a pair record (schema.Pair) in a unit made up on the spot."""
+"""Pairs for filter tests: a pair record (schema.Pair) in a unit made up on the spot, and Outcome
+rows through a chain as the filter stage runs it."""
 
 from __future__ import annotations
 
-from curation.schema import Pair, UnitContext
+import pyarrow as pa
+
+from curation.filters import FilterChain
+from curation.pipeline import filtered
+from curation.schema import OUTCOME_SCHEMA, Pair, UnitContext
 
 
 def pair_in(
@@ -28,3 +33,9 @@ def pair_in(
         unit=UnitContext(unit_id, **unit),
         ratings=dict(ratings or {}),
     )
+
+
+def filter_rows(chain: FilterChain, rows: list[dict]) -> list[dict]:
+    """Outcome rows (the fields a test leaves out are null) through `chain` as the filter stage
+    runs it: an Arrow batch in, one out."""
+    return filtered(chain, pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA)).to_pylist()

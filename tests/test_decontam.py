@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from pairs import pair_in
+from pairs import filter_rows, pair_in
 from PIL import Image, ImageEnhance
 from pydantic import ValidationError
 from realistic_run import write_documents
@@ -327,8 +327,9 @@ def test_a_chain_extending_the_default_runs_it_on_outcome_rows(bench, tmp_path, 
         "How many megalitres did the Northgate station deliver?",
         "The Northgate pumping station delivered 1,250 megalitres in 2023.",
     )
-    outcomes = chain(
-        [row("u1", [clean, leaked], pages["lighthouse"]), row("u2", [clean], pages["report"])]
+    outcomes = filter_rows(
+        chain,
+        [row("u1", [clean, leaked], pages["lighthouse"]), row("u2", [clean], pages["report"])],
     )
     first, second = outcomes[0]["pairs"]
     assert all(d["passed"] for d in first["decisions"])

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from pairs import pair_in
+from pairs import filter_rows, pair_in
 
 from curation.config import ConfigError
 from curation.filters import FilterChain
@@ -96,7 +96,7 @@ def test_chain_applies_to_outcome_rows(docmatix):
             },
         ],
     }
-    docmatix([outcome])
+    [outcome] = filter_rows(docmatix, [outcome])
     assert all(d["passed"] for d in outcome["pairs"][0]["decisions"])
     assert not outcome["pairs"][1]["decisions"][-1]["passed"]
 

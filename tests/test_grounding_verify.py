@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import curation_cli, shell_escape, write_prompt
 from grounding_corpus import load_corpus, tally, verified_by_labels
-from pairs import pair_in
+from pairs import filter_rows, pair_in
 from scripted_server import message_text, scripted_server
 from test_judge import ScriptedEngine
 
@@ -285,7 +285,7 @@ def test_verification_end_to_end_with_a_scripted_server(tmp_path):
         outcome = {**unit, "prompt_id": "p", "model": "m", "pairs": [
             {"qa_id": "q0", "question": TOTAL[0], "answer": TOTAL[1], "rationale": None,
              "evidence_pages": [], "question_type": None}]}  # fmt: skip
-        [decided] = load_chain(str(chain))[0]([outcome])
+        [decided] = filter_rows(load_chain(str(chain))[0], [outcome])
         row = sample_row(decided, decided["pairs"])
         assert row["qa_meta"][0]["scores"] == [
             {"filter": "grounding", "score": 1.0, "reason": "verified: 1,010 = 412 + 598"}

@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from pairs import pair_in
+from pairs import filter_rows, pair_in
 
 import curation.filters.entities as entity_module
 from curation.config import load_recipe
@@ -271,7 +271,7 @@ def test_a_run_carries_the_first_page_to_every_unit_and_its_pairs(tmp_path):
         ],
     }
     chain = FilterChain("names", [EntityGroundingFilter()])
-    (pair_row,) = chain([outcome])[0]["pairs"]
+    (pair_row,) = filter_rows(chain, [outcome])[0]["pairs"]
     assert pair_row["decisions"][0]["passed"], pair_row["decisions"]
 
 

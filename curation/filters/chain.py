@@ -38,7 +38,7 @@ from curation.filters.rules import (
     ReplyLabelFilter,
     UnitDuplicateFilter,
 )
-from curation.schema import Decision, Pair, UnitContext
+from curation.schema import Decision, Outcome, Pair
 
 FILTER_TYPES: dict[str, type[Filter]] = {
     cls.type: cls
@@ -197,18 +197,13 @@ class FilterChain:
                     pairs[k] = flt.rewrite(pairs[k])
             pairs[k].decisions = pair_decisions
 
-    def __call__(self, outcomes: list[dict]) -> list[dict]:
-        """Outcome rows with every pair's decisions filled in, and its fields as rewritten."""
-        pairs, owners = [], []
-        for outcome in outcomes:
-            unit = UnitContext.of(outcome)
-            for row in outcome["pairs"]:
-                pairs.append(Pair.from_row(row, unit))
-                owners.append(outcome)
-            outcome["pairs"] = []
+    def __call__(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The outcomes with every pair's decisions filled in, and its fields as rewritten."""
+        pairs = [pair for outcome in outcomes for pair in outcome.reply.pairs]
         self.decide(pairs)
-        for outcome, pair in zip(owners, pairs, strict=True):
-            outcome["pairs"].append(pair.row())
+        for outcome in outcomes:
+            count = len(outcome.reply.pairs)
+            outcome.reply.pairs, pairs = pairs[:count], pairs[count:]
         return outcomes
 
 

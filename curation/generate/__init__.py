@@ -19,7 +19,7 @@ from curation.generate.prompts import (
     resolve_prompt_dir,
 )
 from curation.generate.spans import Span, choose_span
-from curation.schema import Reply, wants_reply
+from curation.schema import Outcome, Reply, Unit, wants_reply
 from curation.seeding import stable_hash
 
 # Field names as prompts ask for them (the parser also accepts the short aliases q / a).
@@ -174,9 +174,10 @@ class QAGenerator:
         """The Outcome row of a unit: the unit with the reply to its request (the result's
         request_id names the prompt) and the parsed pairs; an ingest error row, with no
         result, passes through with no pairs."""
-        if not wants_reply(unit) or result is None:
-            return Reply().outcome_row(unit)
-        return self._read_result(unit, result).outcome_row(unit)
+        reply = (
+            Reply() if not wants_reply(unit) or result is None else self._read_result(unit, result)
+        )
+        return Outcome(Unit.from_row(unit), reply).to_row()
 
     def _read_result(self, unit: dict, result: EngineResult) -> Reply:
         reply = Reply(
