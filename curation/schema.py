@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from datasets import Features
 
 
@@ -42,6 +44,19 @@ class Decision:
     reason: str = ""
     # A judge's ratings on named axes (1-5 each), when its prompt rates axes.
     ratings: list[dict] = field(default_factory=list)  # [{"axis": "relevance", "score": 4.0}]
+
+
+D = TypeVar("D", Decision, dict)  # a decision as a record or as its row
+
+
+def first_failure(decisions: Iterable[D] | None) -> D | None:
+    """The decision that rejected a pair: its first failed one (the filter its reject names), or
+    None when it passed them all (kept). Decisions as records or as their rows (the writer, the
+    journal and the view read rows)."""
+    for decision in decisions or ():
+        if not (decision.passed if isinstance(decision, Decision) else decision["passed"]):
+            return decision
+    return None
 
 
 @dataclass

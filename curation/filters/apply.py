@@ -45,7 +45,15 @@ from curation.output.shards import (
     ShardSink,
     replace_from_staging,
 )
-from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision, Pair, Reject, UnitContext
+from curation.schema import (
+    DECISION_TYPE,
+    REJECT_SCHEMA,
+    Decision,
+    Pair,
+    Reject,
+    UnitContext,
+    first_failure,
+)
 
 CONVERSATIONS, FLAT = "conversations", "flat"
 ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
@@ -473,7 +481,7 @@ class BatchFilter:
         for (r, i), pair, pair_decisions in zip(owners, contexts, decisions, strict=True):
             self.funnel.pairs_in += 1
             self.funnel.count(pair_decisions)
-            failed = next((d for d in pair_decisions if not d.passed), None)
+            failed = first_failure(pair_decisions)
             if failed is None:
                 self.funnel.pairs_kept += 1
                 continue
