@@ -122,9 +122,9 @@ class UnitContext:
         return cls(
             unit_id=unit["unit_id"],
             kind=unit.get("kind") or "document",
-            pages=list(unit["pages"]),
-            texts=list(unit["texts"]),
-            images=list(unit.get("images") or []),
+            pages=unit["pages"],
+            texts=unit["texts"],
+            images=unit.get("images") or [],
             title_text=unit.get("title_text") or "",
             source=unit.get("source") or "",
         )
@@ -165,17 +165,18 @@ class Pair:
         }
 
     @classmethod
-    def from_row(cls, row: dict, unit: UnitContext | None = None) -> Pair:
+    def from_row(cls, row: dict, unit: UnitContext) -> Pair:
         """The pair of a PAIR_TYPE row, read against `unit`."""
+        decisions = row["decisions"]
         return cls(
-            qa_id=row["qa_id"],
-            question=row["question"],
-            answer=row["answer"],
-            rationale=row.get("rationale"),
-            evidence_pages=list(row.get("evidence_pages") or []),
-            question_type=row.get("question_type"),
-            decisions=[Decision(**d) for d in row.get("decisions") or []],
-            unit=unit or UnitContext(),
+            row["qa_id"],
+            row["question"],
+            row["answer"],
+            row["rationale"],
+            list(row["evidence_pages"] or ()),
+            row["question_type"],
+            [Decision(**d) for d in decisions] if decisions else [],
+            unit,
         )
 
 
@@ -205,7 +206,7 @@ class Outcome:
     reply: Reply = field(default_factory=Reply)
 
     def to_row(self) -> dict:
-        return {**self.unit.row(), **vars(self.reply), "pairs": [p.row() for p in self.reply.pairs]}
+        return {**vars(self.unit), **vars(self.reply), "pairs": [p.row() for p in self.reply.pairs]}
 
     @classmethod
     def from_row(cls, row: dict) -> Outcome:
