@@ -161,7 +161,7 @@ class Pair:
             "rationale": self.rationale,
             "evidence_pages": self.evidence_pages,
             "question_type": self.question_type,
-            "decisions": [dict(vars(d)) for d in self.decisions],
+            "decisions": [vars(d) for d in self.decisions],  # no copies: a row is written at once
         }
 
     @classmethod

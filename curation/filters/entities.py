@@ -8,7 +8,7 @@ out, occur in the pages' text treated the same way: "Kes-\ntrel Bay", "KESTREL B
 "Kest rel Bay" all hold "kestrelbay". A run not found whole is still on the pages when each of
 its words is (a page says "the Island Loop" and "Harbor", the answer "Harbor and Island Loop").
 
-The pages are the unit's and the document's first page (`Pair.title_text`: a run carries
+The pages are the unit's and the document's first page (`UnitContext.title_text`: a run carries
 its start to every unit), which hold the document's title and owner; the document's file name
 counts too ("northwind_ferries_2025.pdf" names "Northwind Ferries"). A scanned document's first
 page has its text only once OCR has read it, in the unit that holds it: a later unit sees its
