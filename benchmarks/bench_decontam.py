@@ -33,10 +33,11 @@ import pymupdf
 from PIL import Image, ImageDraw
 
 from curation import hamming
-from curation.filters import PairContext, decontam
+from curation.filters import decontam
 from curation.filters.decontam import DecontamFilter
 from curation.filters.decontam_hashes import HASH_BITS, HASH_WORDS, bytes_hash
 from curation.filters.decontam_index import file_digest
+from curation.schema import Pair, UnitContext
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "data" / "samples").glob("*.pdf"))
@@ -104,7 +105,7 @@ def make_pairs(n: int, items: list[dict], draw: Words, rng: random.Random) -> tu
             question = f"{draw(1, 3)} {item['question'].upper()}"
             answer = f"{answer} {item['answer'][0]}"
             planted += 1
-        pairs.append(PairContext(unit_id=f"u{i}", question=question, answer=answer))
+        pairs.append(Pair("", question, answer, unit=UnitContext(f"u{i}")))
     return pairs, planted
 
 
@@ -150,7 +151,7 @@ def build_and_load(work: Path, settings: dict) -> dict:
     }
 
 
-def check_text(flt: DecontamFilter, pairs: list[PairContext]) -> tuple[float, int]:
+def check_text(flt: DecontamFilter, pairs: list[Pair]) -> tuple[float, int]:
     start, rejected = time.perf_counter(), 0
     for i in range(0, len(pairs), BATCH):
         rejected += sum(not d.passed for d in flt.decide(pairs[i : i + BATCH]))
@@ -190,7 +191,9 @@ def check_images(flt: DecontamFilter, pngs: list[bytes], rng: random.Random, pag
         for name, group in (("random", queries[:2_000]), ("charts", charts), ("pages", hashes))
     }
     units = [pngs[(2 * i) % len(pngs) : (2 * i) % len(pngs) + 2] for i in range(pages // 2)]
-    batch = [PairContext(f"u{i}", "Q?", "A.", images=imgs) for i, imgs in enumerate(units)]
+    batch = [
+        Pair("", "Q?", "A.", unit=UnitContext(f"u{i}", images=imgs)) for i, imgs in enumerate(units)
+    ]
     decisions, decide_s = timed(lambda: flt.decide(batch))
     return {
         "hashes": len(index.arrays["image_hashes"]),

@@ -23,9 +23,10 @@ from pathlib import Path
 import pymupdf
 from datasketch import MinHash
 
-from curation.filters import FilterChain, PairContext
+from curation.filters import FilterChain
 from curation.filters.dedup import MinHasher, pair_text, shingles
 from curation.filters.repetition import RepetitionLimits, gopher_failure
+from curation.schema import Pair, UnitContext
 from curation.tokens import tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def passages(pages: list[str], n: int, rng: random.Random) -> list[str]:
     return out
 
 
-def synthetic_pairs(pages: list[str], n: int, rng: random.Random) -> list[PairContext]:
+def synthetic_pairs(pages: list[str], n: int, rng: random.Random) -> list[Pair]:
     """Pairs whose answers are sentences of a page (with its text as context), four per unit,
     some planted."""
     pairs = []
@@ -89,13 +90,11 @@ def synthetic_pairs(pages: list[str], n: int, rng: random.Random) -> list[PairCo
         if rng.random() < 0.1:
             answer = plant_repetition(answer, rng)
         pairs.append(
-            PairContext(
-                unit_id=f"u{i // 4}",
+            Pair(
+                qa_id=f"p{i}",
                 question=f"What does the document say about {topic}?",
                 answer=answer,
-                pages=[0],
-                texts=[pages[index]],
-                pair_id=f"p{i}",
+                unit=UnitContext(f"u{i // 4}", pages=[0], texts=[pages[index]]),
             )
         )
     return pairs
@@ -112,7 +111,7 @@ def rate(fn: Callable[[], object], items: int, repeat: int = 3) -> float:
     return items / best
 
 
-def bench_rules(pairs: list[PairContext]) -> list[tuple[str, str]]:
+def bench_rules(pairs: list[Pair]) -> list[tuple[str, str]]:
     chain, _ = FilterChain.load(ROOT / "filters" / "default.yaml").split()
     repetition = next(f for f in chain.filters if f.type == "repetition")
     batches = [pairs[i : i + 256] for i in range(0, len(pairs), 256)]

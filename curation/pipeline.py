@@ -22,7 +22,7 @@ from ray.data import ActorPoolStrategy
 
 from curation.config import GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.files import path_text
-from curation.filters.chain import load_chain
+from curation.filters.chain import FilterChain, load_chain
 from curation.generate import QAGenerator
 from curation.generate.engines.vllm import VLLMRows, build_vllm_stage, output_columns
 from curation.generate.prompts import resolve_prompt_dir
@@ -32,7 +32,7 @@ from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicate
 from curation.ingest.quality import mark_textless
 from curation.output.journal import Journal, Progress
 from curation.preflight import GIB, StageAsk, vllm_on_cpu
-from curation.schema import OCR_UNIT_SCHEMA, OUTCOME_SCHEMA, UNIT_SCHEMA
+from curation.schema import OCR_UNIT_SCHEMA, OUTCOME_SCHEMA, UNIT_SCHEMA, Outcome
 from curation.watchdog import Watchdog
 
 
@@ -86,11 +86,16 @@ class GenerateActor:
         return pa.Table.from_pylist(self.generator(batch.to_pylist()), schema=OUTCOME_SCHEMA)
 
 
+def filtered(chain: FilterChain, batch: pa.Table) -> pa.Table:
+    """A batch of Outcome rows with every pair's filter decisions filled in by `chain`."""
+    outcomes = chain([Outcome.from_row(row) for row in batch.to_pylist()])
+    return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=OUTCOME_SCHEMA)
+
+
 def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Table:
     """Ray stage: fill in every pair's filter decisions (the chain's filters; its dedup runs
     over the whole dataset when the run assembles it, `curation.run.assemble`)."""
-    outcomes = load_chain(chain_path, cache)(batch.to_pylist())
-    return pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
+    return filtered(load_chain(chain_path, cache), batch)
 
 
 class FilterActor:
@@ -102,7 +107,7 @@ class FilterActor:
         self.chain = load_chain(chain_path, cache)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return pa.Table.from_pylist(self.chain(batch.to_pylist()), schema=OUTCOME_SCHEMA)
+        return filtered(self.chain, batch)
 
 
 @dataclass(frozen=True)

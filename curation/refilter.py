@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.files import path_text
-from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
 from curation.filters.dataset_dedup import Checker, dataset_checker
 from curation.filters.dedup import DEDUP_STAGING, pair_text
@@ -47,7 +46,7 @@ from curation.refilter_input import (
     detect_layout,
     open_input,
 )
-from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision
+from curation.schema import DECISION_TYPE, REJECT_SCHEMA, Decision, Pair, first_failure
 
 OnProgress = Callable[[str, int, int], None]  # (phase, rows done, rows in all)
 
@@ -128,7 +127,7 @@ class BatchFilter:
     def __call__(self, rows: list[dict]) -> list[dict]:
         """The kept rows of one batch; rejected pairs go to the rejects sink."""
         owners: list[tuple[int, int]] = []
-        contexts: list[PairContext] = []
+        contexts: list[Pair] = []
         for r, row in enumerate(rows):
             for i, pair in enumerate(self.units.pairs(row)):
                 owners.append((r, i))
@@ -142,7 +141,7 @@ class BatchFilter:
             alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
             verdicts = self.deduplicator.check(
                 [pair_text(contexts[k].question, contexts[k].answer) for k in alive],
-                [contexts[k].pair_id for k in alive],
+                [contexts[k].qa_id for k in alive],
             )
             for k, verdict in zip(alive, verdicts, strict=True):
                 decisions[k].append(self.dedup.decision(verdict))
@@ -151,14 +150,14 @@ class BatchFilter:
         for (r, i), pair, pair_decisions in zip(owners, contexts, decisions, strict=True):
             self.funnel.pairs_in += 1
             self.funnel.count(pair_decisions)
-            failed = next((d for d in pair_decisions if not d.passed), None)
+            failed = first_failure(pair_decisions)
             if failed is None:
                 self.funnel.pairs_kept += 1
                 continue
             self.funnel.pairs_rejected += 1
             kept[r][i] = False
             self.rejects.add(self.units.reject_row(rows[r], pair, i, failed))
-        row_pairs: list[list[PairContext]] = [[] for _ in rows]
+        row_pairs: list[list[Pair]] = [[] for _ in rows]
         for (r, _), pair in zip(owners, contexts, strict=True):
             row_pairs[r].append(pair)
         kept_rows = [
@@ -207,7 +206,7 @@ class StagedDecisions:
                     decisions = self.chain.decide(contexts)
                     for pair, pair_decisions in zip(contexts, decisions, strict=True):
                         if all(d.passed for d in pair_decisions):
-                            yield pair.pair_id, pair_text(pair.question, pair.answer)
+                            yield pair.qa_id, pair_text(pair.question, pair.answer)
                     rows = {"decisions": [[vars(d) for d in ds] for ds in decisions]}
                     writer.write_table(pa.Table.from_pydict(rows, schema=self.SCHEMA))
         self.on_progress("dedup of the kept pairs in Ray", units.row_number, total)

@@ -9,7 +9,7 @@ Three input layouts are read:
   a string or a list of strings), `id` and `unit_id`.
 
 `open_input` finds the readable parts of an input and `detect_layout` says which layout they
-hold; `RowUnits` turns a row into its pairs (PairContext) and back: a kept row keeps the input's
+hold; `RowUnits` turns a row into its pairs (Pair) and back: a kept row keeps the input's
 layout (a conversation row keeps only its kept pairs), a rejected pair becomes a Reject row.
 """
 
@@ -26,9 +26,8 @@ import pyarrow.parquet as pq
 
 from curation.config import ConfigError
 from curation.files import name_is_text, path_problem, path_text
-from curation.filters.base import PairContext
 from curation.output.shards import DATA_DIR, REJECTS_DIR
-from curation.schema import Decision, Reject
+from curation.schema import Decision, Pair, Reject, UnitContext
 
 CONVERSATIONS, FLAT = "conversations", "flat"
 ALIGNED_COLUMNS = ("qa_meta",)  # per-pair lists that stay aligned with `texts`
@@ -230,7 +229,7 @@ def stored_ratings(ratings: object) -> dict[str, float]:
 
 
 class RowUnits:
-    """Turns input rows into units of pairs (PairContext) and rebuilds rows from kept pairs."""
+    """Turns input rows into units of pairs (Pair) and rebuilds rows from kept pairs."""
 
     def __init__(self, layout: str) -> None:
         self.layout = layout
@@ -247,24 +246,26 @@ class RowUnits:
         used.add(key)
         return key
 
-    def pairs(self, row: dict) -> list[PairContext]:
+    def pairs(self, row: dict) -> list[Pair]:
         """The pairs of one row, with the row's pages and page text."""
         own_id = row.get("id")
         own_id = str(own_id) if own_id not in (None, "") else f"row{self.row_number}"
         if self.layout == FLAT:
             texts = _page_texts(row.get("context"))
             pairs = [
-                PairContext(
-                    unit_id=str(row.get("unit_id") or own_id),
+                Pair(
+                    qa_id=self._key(own_id),
                     question=row["question"] or "",
                     answer=row["answer"] or "",
                     rationale=row.get("rationale"),
                     evidence_pages=list(row.get("evidence_pages") or []),
-                    pages=list(row.get("pages") or range(len(texts))),
-                    texts=texts,
-                    source=str(row.get("source") or ""),
-                    pair_id=self._key(own_id),
                     question_type=row.get("question_type"),
+                    unit=UnitContext(
+                        unit_id=str(row.get("unit_id") or own_id),
+                        pages=list(row.get("pages") or range(len(texts))),
+                        texts=texts,
+                        source=str(row.get("source") or ""),
+                    ),
                 )
             ]
         else:
@@ -273,30 +274,32 @@ class RowUnits:
             texts = _page_texts(row.get("page_texts") or row.get("context"))
             # A row is a unit of its own: another row with the same id has other pages, which
             # grounding and the unit's duplicate-question check must not mix with these.
-            unit_id = self._key(own_id, self.used_units)
+            unit = UnitContext(
+                unit_id=self._key(own_id, self.used_units),
+                pages=pages,
+                texts=texts,
+                source=str(row.get("source") or ""),
+            )
             pairs = []
             for i, turn in enumerate(row.get("texts") or []):
                 info = meta[i] if i < len(meta) else {}
                 pairs.append(
-                    PairContext(
-                        unit_id=unit_id,
+                    Pair(
+                        qa_id=self._key(f"{own_id}#{i}"),
                         question=turn.get("user") or "",
                         answer=turn.get("assistant") or "",
                         rationale=info.get("rationale"),
                         evidence_pages=list(info.get("evidence_pages") or []),
-                        pages=pages,
-                        texts=texts,
-                        source=str(row.get("source") or ""),
-                        pair_id=self._key(f"{own_id}#{i}"),
-                        ratings=stored_ratings(info.get("ratings")),
                         question_type=info.get("question_type"),
+                        unit=unit,
+                        ratings=stored_ratings(info.get("ratings")),
                     )
                 )
         self.row_number += 1
         return pairs
 
     @staticmethod
-    def _rewritten(record: dict, pair: PairContext) -> dict:
+    def _rewritten(record: dict, pair: Pair) -> dict:
         """The rationale and evidence pages of a pair, for the ones of these keys `record` has."""
         fields = {
             "rationale": pair.rationale,
@@ -305,7 +308,7 @@ class RowUnits:
         }
         return {key: value for key, value in fields.items() if key in record}
 
-    def kept_row(self, row: dict, pairs: list[PairContext], kept: list[bool]) -> dict | None:
+    def kept_row(self, row: dict, pairs: list[Pair], kept: list[bool]) -> dict | None:
         """The row with only its kept pairs, as the chain rewrote them (citations cleaned out),
         or None when none is kept. Evidence pages are written where the input has a place for
         them (a flat `evidence_pages` column, `qa_meta` entries)."""
@@ -333,15 +336,15 @@ class RowUnits:
                 out[column] = [v for v, keep in zip(out[column], kept, strict=True) if keep]
         return out
 
-    def reject_row(self, row: dict, pair: PairContext, index: int, failed: Decision) -> dict:
+    def reject_row(self, row: dict, pair: Pair, index: int, failed: Decision) -> dict:
         meta = row.get("qa_meta") or []
         info = meta[index] if self.layout == CONVERSATIONS and index < len(meta) else {}
         return Reject(
-            unit_id=pair.unit_id,
+            unit_id=pair.unit.unit_id,
             doc_id=str(row["doc_id"]) if row.get("doc_id") is not None else None,
             source=self.source,
-            pages=pair.pages,
-            qa_id=info.get("qa_id") or pair.pair_id,
+            pages=pair.unit.pages,
+            qa_id=info.get("qa_id") or pair.qa_id,
             prompt_id=info.get("prompt_id"),
             question=pair.question,
             answer=pair.answer,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from datasets import Features
 
 
@@ -44,6 +46,19 @@ class Decision:
     ratings: list[dict] = field(default_factory=list)  # [{"axis": "relevance", "score": 4.0}]
 
 
+D = TypeVar("D", Decision, dict)  # a decision as a record or as its row
+
+
+def first_failure(decisions: Iterable[D] | None) -> D | None:
+    """The decision that rejected a pair: its first failed one (the filter its reject names), or
+    None when it passed them all (kept). Decisions as records or as their rows (the writer, the
+    journal and the view read rows)."""
+    for decision in decisions or ():
+        if not (decision.passed if isinstance(decision, Decision) else decision["passed"]):
+            return decision
+    return None
+
+
 @dataclass
 class Unit:
     """Consecutive pages of one document (a window), or, with `error_code` set and no pages, a
@@ -75,6 +90,11 @@ class Unit:
     def row(self) -> dict:
         return dict(vars(self))
 
+    @classmethod
+    def from_row(cls, row: dict) -> Unit:
+        """The Unit of a Unit (or Outcome) row; the row's other fields are not the unit's."""
+        return cls(**{name: row[name] for name in UNIT_NAMES if name in row})
+
 
 def wants_reply(unit: dict) -> bool:
     """Whether a Unit row gets an LLM call: not an ingest error row, nor a unit skipped before
@@ -83,8 +103,41 @@ def wants_reply(unit: dict) -> bool:
 
 
 @dataclass
+class UnitContext:
+    """What a filter reads a pair against: the unit it was generated from (its pages' numbers,
+    texts and images, its kind), the start of the document's first page's text and the
+    document's source (they hold the title and owner a later unit's pages need not print)."""
+
+    unit_id: str = ""
+    kind: str = "document"  # document | slides | images
+    pages: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)  # the page images (for a VLM judge)
+    title_text: str = ""
+    source: str = ""
+
+    @classmethod
+    def of(cls, unit: dict) -> UnitContext:
+        """The context of a Unit (or Outcome) row."""
+        return cls(
+            unit_id=unit["unit_id"],
+            kind=unit.get("kind") or "document",
+            pages=unit["pages"],
+            texts=unit["texts"],
+            images=unit.get("images") or [],
+            title_text=unit.get("title_text") or "",
+            source=unit.get("source") or "",
+        )
+
+
+# A Pair's fields that live in memory only, never in a row (PAIR_TYPE has none of them).
+IN_MEMORY = {"row": False}
+
+
+@dataclass
 class Pair:
-    """A generated question-answer pair and the filter decisions taken on it (PAIR_TYPE)."""
+    """The pair record: a generated question-answer pair from the parser to the writer, with the
+    filter decisions taken on it (PAIR_TYPE; `row`/`from_row` at the stage borders only)."""
 
     qa_id: str
     question: str
@@ -94,15 +147,43 @@ class Pair:
     # What the prompt asked for (extractive, multi_hop, ..., not_answerable); a filter may retype.
     question_type: str | None = None
     decisions: list[Decision] = field(default_factory=list)
+    # The unit the filters read the pair against.
+    unit: UnitContext = field(default_factory=UnitContext, metadata=IN_MEMORY, repr=False)
+    # Ratings a per-axis judge already gave the pair (a rated dataset's qa_meta.ratings): a
+    # judge rating the same axes decides from them instead of asking again.
+    ratings: dict[str, float] = field(default_factory=dict, metadata=IN_MEMORY, repr=False)
 
     def row(self) -> dict:
-        return {**vars(self), "decisions": [dict(vars(d)) for d in self.decisions]}
+        return {
+            "qa_id": self.qa_id,
+            "question": self.question,
+            "answer": self.answer,
+            "rationale": self.rationale,
+            "evidence_pages": self.evidence_pages,
+            "question_type": self.question_type,
+            "decisions": [vars(d) for d in self.decisions],  # no copies: a row is written at once
+        }
+
+    @classmethod
+    def from_row(cls, row: dict, unit: UnitContext) -> Pair:
+        """The pair of a PAIR_TYPE row, read against `unit`."""
+        decisions = row["decisions"]
+        return cls(
+            row["qa_id"],
+            row["question"],
+            row["answer"],
+            row["rationale"],
+            list(row["evidence_pages"] or ()),
+            row["question_type"],
+            [Decision(**d) for d in decisions] if decisions else [],
+            unit,
+        )
 
 
 @dataclass
 class Reply:
-    """What generation adds to a Unit row to make its Outcome row (OUTCOME_SCHEMA): the prompt,
-    the model's reply as written, and the pairs read from it (or why none could be)."""
+    """What generation adds to a Unit to make its Outcome: the prompt, the model's reply as
+    written, and the pairs read from it (or why none could be)."""
 
     prompt_id: str | None = None
     model: str | None = None
@@ -114,9 +195,32 @@ class Reply:
     pairs: list[Pair] = field(default_factory=list)
     parse_errors: list[str] = field(default_factory=list)
 
-    def outcome_row(self, unit: dict) -> dict:
-        """The Outcome row of `unit` (a Unit row) with this reply."""
-        return {**unit, **vars(self), "pairs": [pair.row() for pair in self.pairs]}
+
+@dataclass
+class Outcome:
+    """A unit after generation and filtering: its Unit, and the Reply with the pairs read from
+    it (each with its decisions once filtered). One OUTCOME_SCHEMA row: `to_row`/`from_row` at
+    the stage borders only (Ray's Arrow batches, the journal)."""
+
+    unit: Unit
+    reply: Reply = field(default_factory=Reply)
+
+    def to_row(self) -> dict:
+        return {**vars(self.unit), **vars(self.reply), "pairs": [p.row() for p in self.reply.pairs]}
+
+    @classmethod
+    def from_row(cls, row: dict) -> Outcome:
+        """The Outcome of an OUTCOME_SCHEMA row; its pairs are read against its unit."""
+        context = UnitContext.of(row)
+        reply = Reply(
+            **{name: row[name] for name in REPLY_NAMES},
+            pairs=[Pair.from_row(pair, context) for pair in row["pairs"]],
+        )
+        return cls(Unit.from_row(row), reply)
+
+
+UNIT_NAMES = [f.name for f in fields(Unit)]
+REPLY_NAMES = [f.name for f in fields(Reply) if f.name != "pairs"]
 
 
 # A Unit row: consecutive pages of one document, or an ingest error for the whole document

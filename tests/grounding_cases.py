@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pymupdf
 import yaml
+from pairs import pair_in
 
-from curation.filters.base import PairContext
 from curation.filters.grounding_vocabulary import PageVocabulary
 from curation.filters.numbers.quantity import quantities
 from curation.ingest.pdf import page_text
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELED_SET = ROOT / "tests" / "data" / "derived_numbers.yaml"
@@ -27,8 +28,8 @@ class LabeledCase:
     """One question over a unit's pages with its correct and its wrong answer."""
 
     name: str
-    correct: PairContext
-    wrong: PairContext
+    correct: Pair
+    wrong: Pair
 
 
 def render(path: Path, pages: list[str]) -> Path:
@@ -61,7 +62,7 @@ def load_cases(folder: Path) -> list[LabeledCase]:
     for index, case in enumerate(spec["cases"]):
         value = calculate(case["calc"])
         correct = case["fmt"].format(value)
-        vocabulary = PageVocabulary(pair_of(case, correct, texts))
+        vocabulary = PageVocabulary(pair_of(case, correct, texts).unit)
         assert not vocabulary.on_page(quantities(correct)[0]), (LABELED_SET, index, correct)
         # A wrong value printed on the pages is a lookup grounding cannot tell from a right one:
         # the next factor is taken instead.
@@ -80,9 +81,9 @@ def load_cases(folder: Path) -> list[LabeledCase]:
     return cases
 
 
-def pair_of(case: dict, number: str, texts: dict[str, list[str]]) -> PairContext:
+def pair_of(case: dict, number: str, texts: dict[str, list[str]]) -> Pair:
     """The case's question and its answer with `number` written in."""
-    return PairContext(
+    return pair_in(
         unit_id=f"{case['doc']}:{case['pages']}",
         question=case["q"],
         answer=case["a"].format(n=number),

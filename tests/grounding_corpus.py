@@ -20,14 +20,15 @@ from pathlib import Path
 import pymupdf
 import yaml
 from grounding_cases import calculate, render
+from pairs import pair_in
 
 from curation.config import GenerateConfig
-from curation.filters.base import PairContext
 from curation.filters.grounding import GroundingFilter
 from curation.filters.grounding_vocabulary import PageVocabulary
 from curation.filters.numbers.quantity import quantities
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.ingest.pdf import page_text
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "grounding_corpus.yaml"
@@ -102,7 +103,7 @@ class CorpusAnswer:
     correct: bool
     wrong_kind: str | None  # moved | transposed | neighbour | year
     printed_elsewhere: bool  # a wrong value printed on the pages
-    pair: PairContext
+    pair: Pair
 
 
 def split_of(case_id: str) -> str:
@@ -158,15 +159,15 @@ def expand(case: dict, index: int, pages: list[str], kind: str) -> list[CorpusAn
             templates[name] = template
     value = calculate(case["calc"])
 
-    def pair(number: str, template: str) -> PairContext:
+    def pair(number: str, template: str) -> Pair:
         text = template.format(n=number, n_word=number.replace("%", " percent"), **fields)
         text = text[0].upper() + text[1:]
-        return PairContext(
+        return pair_in(
             unit_id=case["doc"], question=case["q"], answer=text,
             pages=list(range(len(pages))), texts=pages,
         )  # fmt: skip
 
-    vocabulary = PageVocabulary(pair("0", "{n}"))
+    vocabulary = PageVocabulary(pair("0", "{n}").unit)
 
     def printed(number: str) -> bool:
         return vocabulary.on_page(quantities(number)[0])

@@ -8,14 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from output_fixtures import document_units, outcome
+from pairs import pair_in
 from test_filter_cli import read_folder, write_shards
 
-from curation.filters import FilterChain, PairContext
+from curation.filters import FilterChain
 from curation.filters.citations import CitationFilter, cited_pages
 from curation.output.shards import DatasetWriter
 from curation.pipeline import filter_batch
 from curation.refilter import filter_dataset
-from curation.schema import OUTCOME_SCHEMA
+from curation.schema import OUTCOME_SCHEMA, Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHAIN = ROOT / "filters" / "default.yaml"
@@ -29,8 +30,8 @@ TEXTS = [
 ]
 
 
-def unit_pair(question: str, answer: str, evidence: list[int] | None = None) -> PairContext:
-    return PairContext(
+def unit_pair(question: str, answer: str, evidence: list[int] | None = None) -> Pair:
+    return pair_in(
         unit_id="doc:4-7",
         question=question,
         answer=answer,
@@ -40,7 +41,7 @@ def unit_pair(question: str, answer: str, evidence: list[int] | None = None) -> 
     )
 
 
-def cleaned(answer: str, evidence: list[int] | None = None) -> tuple[PairContext, str]:
+def cleaned(answer: str, evidence: list[int] | None = None) -> tuple[Pair, str]:
     citations = CitationFilter()
     pair = unit_pair("How did ridership change?", answer, evidence)
     (decision,) = citations.decide([pair])

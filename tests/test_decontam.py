@@ -13,16 +13,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
+from pairs import filter_rows, pair_in
 from PIL import Image, ImageEnhance
 from pydantic import ValidationError
 from realistic_run import write_documents
 
 from curation import hamming
 from curation.config import ConfigError
-from curation.filters import FilterChain, PairContext, decontam, decontam_hashes
+from curation.filters import FilterChain, decontam, decontam_hashes
 from curation.filters.chain import load_chain
 from curation.filters.decontam import DecontamFilter
 from curation.filters.decontam_index import DecontamIndex
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -90,8 +92,8 @@ def make_filter(root: Path, **settings) -> DecontamFilter:
     return DecontamFilter.model_validate(params)
 
 
-def pair(question: str, answer: str = "An answer.", unit: str = "u", images=()) -> PairContext:
-    return PairContext(unit_id=unit, question=question, answer=answer, images=list(images))
+def pair(question: str, answer: str = "An answer.", unit: str = "u", images=()) -> Pair:
+    return pair_in(unit_id=unit, question=question, answer=answer, images=list(images))
 
 
 def test_long_benchmark_question_is_caught_by_a_shared_13_gram(bench):
@@ -325,8 +327,9 @@ def test_a_chain_extending_the_default_runs_it_on_outcome_rows(bench, tmp_path, 
         "How many megalitres did the Northgate station deliver?",
         "The Northgate pumping station delivered 1,250 megalitres in 2023.",
     )
-    outcomes = chain(
-        [row("u1", [clean, leaked], pages["lighthouse"]), row("u2", [clean], pages["report"])]
+    outcomes = filter_rows(
+        chain,
+        [row("u1", [clean, leaked], pages["lighthouse"]), row("u2", [clean], pages["report"])],
     )
     first, second = outcomes[0]["pairs"]
     assert all(d["passed"] for d in first["decisions"])

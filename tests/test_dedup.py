@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 from datasketch import MinHash
+from pairs import pair_in
 
-from curation.filters.base import PairContext
 from curation.filters.dataset_dedup import dataset_checker, outcome_pairs
 from curation.filters.dedup import (
     DedupFilter,
@@ -100,8 +100,7 @@ def test_exact_only_and_near_only():
 def test_dedup_filter_in_a_batch():
     keys, texts, expected = planted_texts()
     pairs = [
-        PairContext("u", *text.split("\n", 1), pair_id=key)
-        for key, text in zip(keys, texts, strict=True)
+        pair_in("u", *text.split("\n", 1), qa_id=key) for key, text in zip(keys, texts, strict=True)
     ]
     verdicts = DedupFilter().decide(pairs)
     rejected = {k: v.reason for k, v in zip(keys, verdicts, strict=True) if not v.passed}
@@ -213,8 +212,7 @@ def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(ray_local, tmp_
         assert last[2]["reason"] == f"exact duplicate of {first_id} (similarity 1.00)"
 
     contexts = [
-        PairContext(unit["unit_id"], p["question"], p["answer"], pair_id=p["qa_id"])
-        for p in row["pairs"]
+        pair_in(unit["unit_id"], p["question"], p["answer"], qa_id=p["qa_id"]) for p in row["pairs"]
     ]
     assert [d.passed for d in DedupFilter().decide(contexts)] == [True, True, False]
     with pytest.raises(ValueError, match="twice in one check"):

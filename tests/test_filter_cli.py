@@ -234,9 +234,9 @@ def test_rows_that_repeat_an_id_stay_separate_units():
     same = {"id": "doc:0", "texts": [{"user": "What grew?", "assistant": "Ridership."}]}
     first = rows.pairs({**same, "page_texts": ["Ridership grew in 2025."]})
     second = rows.pairs({**same, "page_texts": ["The fleet was renewed."]})
-    assert first[0].unit_id == "doc:0"
-    assert second[0].unit_id != first[0].unit_id
-    assert (first[0].texts, second[0].texts) == (
+    assert first[0].unit.unit_id == "doc:0"
+    assert second[0].unit.unit_id != first[0].unit.unit_id
+    assert (first[0].unit.texts, second[0].unit.texts) == (
         ["Ridership grew in 2025."],
         ["The fleet was renewed."],
     )

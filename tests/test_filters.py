@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import pytest
+from pairs import filter_rows, pair_in
 
 from curation.config import ConfigError
-from curation.filters import FilterChain, PairContext, pair_text
+from curation.filters import FilterChain, pair_text
 from curation.filters.grounding import GroundingFilter
 from curation.filters.rules import (
     AnomalyFilter,
@@ -11,12 +12,13 @@ from curation.filters.rules import (
     LengthFilter,
     UnitDuplicateFilter,
 )
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pair(question: str, answer: str, unit: str = "u") -> PairContext:
-    return PairContext(unit_id=unit, question=question, answer=answer)
+def pair(question: str, answer: str, unit: str = "u") -> Pair:
+    return pair_in(unit_id=unit, question=question, answer=answer)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def docmatix() -> FilterChain:
     return FilterChain.load(ROOT / "filters" / "docmatix.yaml")
 
 
-def first_failure(chain: FilterChain, p: PairContext):
+def first_failure(chain: FilterChain, p: Pair):
     decisions = chain.decide([p])[0]
     return next((d for d in decisions if not d.passed), None)
 
@@ -94,7 +96,7 @@ def test_chain_applies_to_outcome_rows(docmatix):
             },
         ],
     }
-    docmatix([outcome])
+    [outcome] = filter_rows(docmatix, [outcome])
     assert all(d["passed"] for d in outcome["pairs"][0]["decisions"])
     assert not outcome["pairs"][1]["decisions"][-1]["passed"]
 
@@ -243,15 +245,15 @@ PLANTED = [
 ]
 
 
-def planted_contexts() -> list[PairContext]:
+def planted_contexts() -> list[Pair]:
     return [
-        PairContext(
+        pair_in(
             unit_id=unit,
             question=q,
             answer=a,
             pages=[0, 1],
             texts=[PAGE_TEXT[:200], PAGE_TEXT[200:]],
-            pair_id=f"p{i:02d}",
+            qa_id=f"p{i:02d}",
         )
         for i, (unit, q, a, _) in enumerate(PLANTED)
     ]
@@ -262,13 +264,13 @@ def default_chain() -> FilterChain:
     return FilterChain.load(ROOT / "filters" / "default.yaml")
 
 
-def decided(chain: FilterChain, pairs: list[PairContext]) -> list[list]:
+def decided(chain: FilterChain, pairs: list[Pair]) -> list[list]:
     """Each pair's decisions as a run writes them: the chain's filters, then its dedup over the
     pairs they kept, in order (here the whole dataset is these pairs)."""
     decisions = chain.decide(pairs)
     alive = [k for k, ds in enumerate(decisions) if all(d.passed for d in ds)]
     texts = [pair_text(pairs[k].question, pairs[k].answer) for k in alive]
-    verdicts = chain.dedup.deduplicator().check(texts, [pairs[k].pair_id for k in alive])
+    verdicts = chain.dedup.deduplicator().check(texts, [pairs[k].qa_id for k in alive])
     for k, verdict in zip(alive, verdicts, strict=True):
         decisions[k].append(chain.dedup.decision(verdict))
     return decisions
@@ -402,13 +404,13 @@ def test_markdown_lists_and_tables_pass_the_default_chain(default_chain):
         "| Northgate delivery | 1,250 megalitres |\n| Average pressure | 3.5 bar |",
     ]
     for answer in answers:
-        p = PairContext(unit_id="u", question="What were the figures?", answer=answer, texts=texts)
+        p = pair_in(unit_id="u", question="What were the figures?", answer=answer, texts=texts)
         assert first_failure(default_chain, p) is None, answer
     assert "blank_line" in rule_failure(default_chain, "Line one.\n\nLine two.")
 
 
-def grounded(answer: str, **kwargs) -> PairContext:
-    return PairContext(
+def grounded(answer: str, **kwargs) -> Pair:
+    return pair_in(
         unit_id="u", question="Q?", answer=answer, pages=[0, 1], texts=[PAGE_TEXT], **kwargs
     )
 
@@ -503,7 +505,7 @@ def test_length_limits_per_field():
             pair("Who is it?", "A"),
             pair("Who is it?", "Ada Lovelace, the first programmer"),
             pair("Who " + "is it really " * 5 + "?", "Ada"),
-            PairContext("u", "Who is it?", "Ada", rationale="No."),
+            pair_in("u", "Who is it?", "Ada", rationale="No."),
         ]
     )
     assert [v.passed for v in verdicts] == [True, False, False, False, False, False]

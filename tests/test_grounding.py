@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from grounding_cases import load_cases
 from grounding_corpus import load_corpus, split_of, tally
+from pairs import pair_in
 
-from curation.filters.base import PairContext
 from curation.filters.grounding import GroundingFilter
 from curation.filters.numbers.groups import page_groups
 from curation.filters.numbers.quantity import quantities
@@ -35,7 +35,7 @@ Connections rose from 1,250 in 2022 to 1,512 in 2023, and 14 of 50 stations were
 
 
 def decide(question: str, answer: str, page: str = TABLE_PAGE, rationale: str | None = None):
-    pair = PairContext(
+    pair = pair_in(
         unit_id=page[:20], question=question, answer=answer, rationale=rationale,
         pages=[0], texts=[page],
     )  # fmt: skip
@@ -111,7 +111,7 @@ def test_the_issue_example_is_rejected_on_the_slides(slides_pdf):
 
     with pymupdf.open(slides_pdf) as doc:
         texts = [page_text(page) for page in doc]
-    pair = PairContext(
+    pair = pair_in(
         unit_id="slides", question="What was Q3 2023 revenue?",
         answer="Revenue was $15.1M ($16.1M / 3).", pages=list(range(len(texts))), texts=texts,
     )  # fmt: skip

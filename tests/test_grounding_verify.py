@@ -12,15 +12,16 @@ import pytest
 import yaml
 from conftest import curation_cli, shell_escape, write_prompt
 from grounding_corpus import load_corpus, tally, verified_by_labels
+from pairs import filter_rows, pair_in
 from scripted_server import message_text, scripted_server
 from test_judge import ScriptedEngine
 
 from curation.config import ConfigError, GenerateConfig, load_recipe
-from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain, load_chain
 from curation.filters.grounding import GroundingFilter
 from curation.filters.verify import Verdict, VerifyReplyError, claim_excerpts, parse_verdict
 from curation.run import run_identity
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 # 1,010 = 412 + 598 lies across two sentences, outside any group the search pairs numbers in:
@@ -50,8 +51,8 @@ MORE = ("How many more lamps were repaired in 2024 than in 2023?", "186 more lam
 VERIFIED = '{"verdict": "verified", "computation": "1,010 = 412 + 598", "reason": "sentences 1, 2"}'
 
 
-def pair(qa: tuple[str, str], unit: str = "u") -> PairContext:
-    return PairContext(unit, qa[0], qa[1], pages=[0], texts=[PAGE])
+def pair(qa: tuple[str, str], unit: str = "u") -> Pair:
+    return pair_in(unit, qa[0], qa[1], pages=[0], texts=[PAGE])
 
 
 def verifier(replies: list[str | None], **fields) -> tuple[GroundingFilter, ScriptedEngine]:
@@ -157,7 +158,7 @@ def test_a_pair_rejected_for_other_reasons_is_not_sent_and_reject_is_the_default
 
 def test_excerpts_are_cut_around_the_claim():
     filler = "".join(f"Line {i} of the minutes says nothing of interest.\n" for i in range(40))
-    long_pair = PairContext("u", TOTAL[0], TOTAL[1], pages=[0, 1], texts=[filler + PAGE, PAGE])
+    long_pair = pair_in("u", TOTAL[0], TOTAL[1], pages=[0, 1], texts=[filler + PAGE, PAGE])
     first, second = claim_excerpts(long_pair, ["1,010"], 800)
     assert "repaired 412 lamps in 2023" in first["text"] and "Line 3 " not in first["text"]
     assert second == {"number": 2, "text": PAGE[:400].strip()}
@@ -284,7 +285,7 @@ def test_verification_end_to_end_with_a_scripted_server(tmp_path):
         outcome = {**unit, "prompt_id": "p", "model": "m", "pairs": [
             {"qa_id": "q0", "question": TOTAL[0], "answer": TOTAL[1], "rationale": None,
              "evidence_pages": [], "question_type": None}]}  # fmt: skip
-        [decided] = load_chain(str(chain))([outcome])
+        [decided] = filter_rows(load_chain(str(chain)), [outcome])
         row = sample_row(decided, decided["pairs"])
         assert row["qa_meta"][0]["scores"] == [
             {"filter": "grounding", "score": 1.0, "reason": "verified: 1,010 = 412 + 598"}

@@ -3,10 +3,10 @@ import json
 import pytest
 import yaml
 from conftest import curation_cli, shell_escape, write_prompt
+from pairs import pair_in
 from scripted_server import message_text, scripted_server
 
 from curation.config import ConfigError, GenerateConfig
-from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain, load_chain
 from curation.filters.judge import (
     JudgeFilter,
@@ -16,6 +16,7 @@ from curation.filters.judge import (
     parse_judge_reply,
 )
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
+from curation.schema import Pair
 
 PAGE = "The Northgate pumping station delivered 1,250 megalitres in 2023. Elena Marsh chairs the board."
 
@@ -73,9 +74,9 @@ class ScriptedEngine(Engine):
         return results
 
 
-def pairs(n: int) -> list[PairContext]:
+def pairs(n: int) -> list[Pair]:
     return [
-        PairContext(f"u{i}", f"Question {i}?", f"Answer {i}.", pages=[0], texts=[PAGE])
+        pair_in(f"u{i}", f"Question {i}?", f"Answer {i}.", pages=[0], texts=[PAGE])
         for i in range(n)
     ]
 
@@ -164,7 +165,7 @@ def test_page_text_and_the_pair_are_fenced_as_data_they_cannot_close():
     judge = JudgeFilter(engine=GenerateConfig(cache=False))
     judge.use_engine(engine)
     (decision,) = judge.decide(
-        [PairContext("u", question, answer, pages=[4, 5], texts=[PAGE, planted])]
+        [pair_in("u", question, answer, pages=[4, 5], texts=[PAGE, planted])]
     )
     assert not decision.passed and decision.score == 1
 
@@ -202,9 +203,9 @@ def test_judge_with_the_bundled_model(tmp_path):
         ),
         max_page_chars=600,
     )
-    good = PairContext("u", "Who chairs the board?", "Elena Marsh.", pages=[0], texts=[PAGE])
-    wrong = PairContext("u", "Who chairs the board?", "A cat.", pages=[0], texts=[PAGE])
-    loop = PairContext("u", "How much?", "1,250 1,250 1,250 1,250", pages=[0], texts=[PAGE])
+    good = pair_in("u", "Who chairs the board?", "Elena Marsh.", pages=[0], texts=[PAGE])
+    wrong = pair_in("u", "Who chairs the board?", "A cat.", pages=[0], texts=[PAGE])
+    loop = pair_in("u", "How much?", "1,250 1,250 1,250 1,250", pages=[0], texts=[PAGE])
     decisions = judge.decide([good, wrong, loop])
     assert len(decisions) == 3
     for decision in decisions:
@@ -438,7 +439,7 @@ def test_a_judge_sent_images_sees_the_pages_and_rates_the_visual_axes():
     )
     engine = ScriptedEngine([six])
     judge.use_engine(engine)
-    pair = PairContext(
+    pair = pair_in(
         "u",
         "What does the chart show?",
         "Rising sales.",
@@ -524,8 +525,8 @@ def test_a_judge_prompt_branch_only_a_real_pair_reaches_rejects_that_pair(tmp_pa
     judge.use_engine(engine)
     plain, boom = judge.decide(
         [
-            PairContext("u0", "Who chairs?", "Elena Marsh.", pages=[0], texts=[PAGE]),
-            PairContext("u1", "boom?", "Yes.", pages=[0], texts=[PAGE]),
+            pair_in("u0", "Who chairs?", "Elena Marsh.", pages=[0], texts=[PAGE]),
+            pair_in("u1", "boom?", "Yes.", pages=[0], texts=[PAGE]),
         ]
     )
     assert plain.passed and plain.score == 9 and len(engine.requests) == 1

@@ -8,10 +8,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from pairs import filter_rows, pair_in
 
 import curation.filters.entities as entity_module
 from curation.config import load_recipe
-from curation.filters import FilterChain, PairContext
+from curation.filters import FilterChain
 from curation.filters.dedup import DedupFilter
 from curation.filters.entities import EntityGroundingFilter, entities, squeeze
 from curation.filters.rules import (
@@ -20,6 +21,7 @@ from curation.filters.rules import (
     ReplyLabelFilter,
     UnitDuplicateFilter,
 )
+from curation.schema import Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,11 +34,11 @@ PAGE = (
 QUARTERS = "Revenue by quarter\nQ3: revenue rose to $5 million\nQ4: revenue fell\nRow B2: pumps"
 
 
-def pair(question: str, answer: str, texts=(PAGE,), unit="doc:0-1", **more) -> PairContext:
-    return PairContext(unit_id=unit, question=question, answer=answer, texts=list(texts), **more)
+def pair(question: str, answer: str, texts=(PAGE,), unit="doc:0-1", **more) -> Pair:
+    return pair_in(unit_id=unit, question=question, answer=answer, texts=list(texts), **more)
 
 
-def verdict(flt, p: PairContext):
+def verdict(flt, p: Pair):
     return flt.decide([p])[0]
 
 
@@ -158,7 +160,7 @@ def test_near_duplicates_across_a_document_differ_only_in_prefix():
         pair("How many cycles is a battery rated for?", "No more than 10.", unit="d:2-3"),
     ]
     for i, p in enumerate(pairs):
-        p.pair_id = f"id{i}"
+        p.qa_id = f"id{i}"
     decisions = DedupFilter().decide(pairs)
     assert [d.passed for d in decisions] == [True, False, True]
     assert "duplicate of id0" in decisions[1].reason
@@ -173,7 +175,7 @@ def test_the_same_pair_is_never_kept_twice_by_the_shipped_docmatix_recipe():
         for _ in range(2)
     ]
     for p in twice:
-        p.pair_id = "same-qa-id"
+        p.qa_id = "same-qa-id"
     kept = [all(d.passed for d in ds) for ds in chain.decide(twice)]
     assert kept == [True, False]
 
@@ -229,9 +231,11 @@ def test_the_first_page_or_the_file_name_holds_the_documents_title_and_owner():
         texts=["Staff by department: Terminal staff 198."],
     )
     assert not verdict(EntityGroundingFilter(), p).passed
-    p.title_text = "Northwind Ferries 2025 Operations Report\nNorthwind Ferries runs three routes"
+    p.unit.title_text = (
+        "Northwind Ferries 2025 Operations Report\nNorthwind Ferries runs three routes"
+    )
     assert verdict(EntityGroundingFilter(), p).passed
-    p.title_text, p.source = "", "/data/in/northwind_ferries_2025.pdf"
+    p.unit.title_text, p.unit.source = "", "/data/in/northwind_ferries_2025.pdf"
     assert verdict(EntityGroundingFilter(), p).passed
 
 
@@ -267,7 +271,7 @@ def test_a_run_carries_the_first_page_to_every_unit_and_its_pairs(tmp_path):
         ],
     }
     chain = FilterChain("names", [EntityGroundingFilter()])
-    (pair_row,) = chain([outcome])[0]["pairs"]
+    (pair_row,) = filter_rows(chain, [outcome])[0]["pairs"]
     assert pair_row["decisions"][0]["passed"], pair_row["decisions"]
 
 
@@ -321,7 +325,7 @@ def test_default_chain_drops_each_junk_pair_with_its_rule():
         ),
     }
     for rule, p in junk.items():
-        p.pair_id = rule
+        p.qa_id = rule
     decisions = chain.decide(list(junk.values()))
     for rule, pair_decisions in zip(junk, decisions, strict=True):
         assert pair_decisions[-1].filter == rule and not pair_decisions[-1].passed, (

@@ -27,7 +27,7 @@ from curation.ingest.pagedup import (
 )
 from curation.output.card import write_card
 from curation.output.shards import DatasetWriter
-from curation.schema import Reply
+from curation.schema import Outcome, Unit
 
 LICENCE = (
     "This document is released under the Creative Commons Attribution 4.0 licence. You may "
@@ -271,7 +271,9 @@ def test_the_writer_counts_skipped_units_and_repeated_pages_and_the_card_shows_t
     writer.add(outcome(mixed, [("Which?", "This one.", True)]))
     sample = writer.samples.pending[-1]
     assert [m["duplicate_of"] for m in sample["page_meta"]] == ["aaaa1111:0", None]
-    writer.add(Reply().outcome_row(skipped))  # what generation makes of it: no request, no pairs
+    writer.add(
+        Outcome(Unit.from_row(skipped)).to_row()
+    )  # what generation makes of it: no request, no pairs
     manifest = writer.close({"recipe_name": "dups", "recipe": {}})
     counts = manifest["counts"]
     assert counts["units"] == 4 and counts["units_with_samples"] == 2

@@ -156,6 +156,8 @@ def unit(pages: int) -> dict:
         "doc_id": "doc",
         "source": "doc.pdf",
         "kind": "document",
+        "doc_pages": pages,
+        "doc_units": 1,
         "pages": list(range(pages)),
         "texts": [f"Page {p + 1} says the pump moved {p} litres." for p in range(pages)],
         "images": [],

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
+from pairs import pair_in
 
 from curation.config import ConfigError, GenerateConfig, UnitsConfig
-from curation.filters.base import PairContext
 from curation.filters.chain import FilterChain
 from curation.filters.cross_page import CrossPageFilter
 from curation.filters.grounding import GroundingFilter
 from curation.generate import QAGenerator
-from curation.schema import Unit
+from curation.schema import Pair, Unit
 
 PAGES = [
     "Kestrel Bay Ferries. The Harbor Line carried 701 thousand passengers in the third quarter. "
@@ -114,10 +114,8 @@ def test_pairs_carry_their_prompts_type() -> None:
     assert [p["question_type"] for p in outcome["pairs"]] == [expected]
 
 
-def pair(
-    question: str, answer: str, kind: str | None = None, evidence=(), rationale=None
-) -> PairContext:
-    return PairContext(
+def pair(question: str, answer: str, kind: str | None = None, evidence=(), rationale=None) -> Pair:
+    return pair_in(
         unit_id="u",
         question=question,
         answer=answer,
@@ -133,7 +131,7 @@ def default_chain() -> FilterChain:
     return FilterChain.load(str(ROOT / "filters" / "default.yaml"))
 
 
-def verdicts(pairs: list[PairContext]) -> list[tuple[bool, str, str | None]]:
+def verdicts(pairs: list[Pair]) -> list[tuple[bool, str, str | None]]:
     """(kept, the deciding reason or the last note, the type after the chain) per pair."""
     decisions = default_chain().decide(pairs)
     out = []

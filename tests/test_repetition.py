@@ -1,6 +1,6 @@
 import pytest
+from pairs import pair_in
 
-from curation.filters.base import PairContext
 from curation.filters.repetition import (
     Loop,
     RepetitionFilter,
@@ -93,10 +93,10 @@ def test_filter_checks_each_field_with_its_limits():
         }
     )
     pairs = [
-        PairContext("u", "What rose?", "Costs rose by 5 percent in 2023."),
-        PairContext("u", "What rose?", "Costs rose, costs rose, costs rose, costs rose."),
-        PairContext("u", "Why? Why? Why? Why? Why? Why? Why?", "Because costs rose."),
-        PairContext("u", "What happened?", PROSE + "\n\n" + PROSE),
+        pair_in("u", "What rose?", "Costs rose by 5 percent in 2023."),
+        pair_in("u", "What rose?", "Costs rose, costs rose, costs rose, costs rose."),
+        pair_in("u", "Why? Why? Why? Why? Why? Why? Why?", "Because costs rose."),
+        pair_in("u", "What happened?", PROSE + "\n\n" + PROSE),
     ]
     verdicts = flt.decide(pairs)
     assert [v.passed for v in verdicts] == [True, False, True, False]

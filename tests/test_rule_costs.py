@@ -13,10 +13,10 @@ import json
 
 import pymupdf
 import pytest
+from pairs import pair_in
 from realistic_run import EXPECTED, LIBRARY_UNIT_2, REPLIES, write_documents
 from test_reply_corpus import load_split
 
-from curation.filters import PairContext
 from curation.filters.base import Filter
 from curation.filters.citations import CitationFilter
 from curation.filters.dedup import Deduplicator, occurrence_keys, pair_text
@@ -29,12 +29,13 @@ from curation.filters.rules import (
 )
 from curation.generate.parse import parse_reply
 from curation.ingest.pdf import page_text
+from curation.schema import Pair
 
 MAX_COST = 0.01  # 1 point of good pairs kept
 
 
 @pytest.fixture(scope="module")
-def realistic(tmp_path_factory) -> list[PairContext]:
+def realistic(tmp_path_factory) -> list[Pair]:
     """The correct pairs of the realistic run, each with its unit's two pages of text and its
     document's first page and name, as the rules see them in a run (citation markers cleaned
     out first, as the default chain does)."""
@@ -48,11 +49,11 @@ def realistic(tmp_path_factory) -> list[PairContext]:
         doc, first = next((doc, i) for doc in pages for i in (0, 2) if phrase in doc[i])
         for n, item in enumerate(parse_reply(reply, cut_off=reply is LIBRARY_UNIT_2).pairs):
             if item.question in good:
-                pair = PairContext(
+                pair = pair_in(
                     unit_id=f"{phrase}:{first}",
                     question=item.question,
                     answer=item.answer,
-                    pair_id=f"{phrase}#{n}",
+                    qa_id=f"{phrase}#{n}",
                     pages=[first, first + 1],
                     texts=doc[first : first + 2],
                     title_text=doc[0],
@@ -64,27 +65,27 @@ def realistic(tmp_path_factory) -> list[PairContext]:
 
 
 @pytest.fixture(scope="module")
-def heldout() -> list[PairContext]:
+def heldout() -> list[Pair]:
     """The held-out corpus's pairs, one unit per reply, without page text."""
     return [
-        PairContext(
+        pair_in(
             unit_id=entry["id"],
             question=p["question"],
             answer=p["answer"],
-            pair_id=f"{entry['id']}#{n}",
+            qa_id=f"{entry['id']}#{n}",
         )
         for entry in load_split("heldout")
         for n, p in enumerate(entry["pairs"])
     ]
 
 
-def kept_share(rule: Filter, pairs: list[PairContext]) -> float:
+def kept_share(rule: Filter, pairs: list[Pair]) -> float:
     return sum(d.passed for d in rule.decide(pairs)) / len(pairs)
 
 
-def dedup_kept_share(pairs: list[PairContext], text) -> float:
+def dedup_kept_share(pairs: list[Pair], text) -> float:
     """Kept share of the whole-dataset dedup (exact and MinHash near) on these texts."""
-    keys = occurrence_keys([p.pair_id for p in pairs])
+    keys = occurrence_keys([p.qa_id for p in pairs])
     verdicts = Deduplicator().check([text(p) for p in pairs], keys)
     return sum(not v.is_duplicate for v in verdicts) / len(pairs)
 
@@ -99,7 +100,7 @@ RULES = {
 }
 
 
-def costs(realistic: list[PairContext], heldout: list[PairContext]) -> dict:
+def costs(realistic: list[Pair], heldout: list[Pair]) -> dict:
     """Per rule and set: good pairs kept before and after, in percent."""
     table = {}
     for name, (rule, before, needs_pages) in RULES.items():
@@ -123,11 +124,11 @@ def costs(realistic: list[PairContext], heldout: list[PairContext]) -> dict:
     return table
 
 
-def raw_text(pair: PairContext) -> str:
+def raw_text(pair: Pair) -> str:
     return f"{pair.question}\n{pair.answer}"
 
 
-def normal_text(pair: PairContext) -> str:
+def normal_text(pair: Pair) -> str:
     return pair_text(pair.question, pair.answer)
 
 

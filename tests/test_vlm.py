@@ -15,6 +15,7 @@ import pytest
 import yaml
 from conftest import ROOT, SAMPLES
 from output_fixtures import TINY_MANIFEST
+from pairs import filter_rows
 from PIL import Image
 from serve_fixtures import TransformersServer
 
@@ -232,5 +233,5 @@ def test_the_leopard_vlm_example_runs_with_a_vlm_in_its_place(vlm_folder, tmp_pa
     outcomes = QAGenerator(loaded.generate, loaded.units, ROOT / "prompts")(units)
     assert outcomes and all(o["prompt_id"].startswith("leopard/") for o in outcomes)
     assert all(o["images_sent"] == len(o["pages"]) for o in outcomes)
-    decided = load_chain(str(chain))(outcomes)  # its chain, the judge on the VLM
+    decided = filter_rows(load_chain(str(chain)), outcomes)  # its chain, the judge on the VLM
     assert all(pair["decisions"] for outcome in decided for pair in outcome["pairs"])

@@ -25,7 +25,7 @@ from curation.config import (
     load_model,
     locate,
 )
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.filters.citations import CitationFilter
 from curation.filters.cross_page import CrossPageFilter
 from curation.filters.decontam import DecontamFilter
@@ -44,7 +44,7 @@ from curation.filters.rules import (
     ReplyLabelFilter,
     UnitDuplicateFilter,
 )
-from curation.schema import Decision
+from curation.schema import Decision, Outcome, Pair
 
 FILTER_TYPES: dict[str, type[Filter]] = {
     cls.type: cls
@@ -212,10 +212,11 @@ class FilterChain:
             if isinstance(engine, GenerateConfig):
                 engine.cache = False
 
-    def decide(self, pairs: list[PairContext]) -> list[list[Decision]]:
-        """Each pair's decisions, ending at its first rejection. A pair a filter passes is
-        replaced in `pairs` by that filter's `rewrite` of it (citations cleaned out), so the
-        later filters and the caller see the rewritten pair; a rejected one stays as it was."""
+    def decide(self, pairs: list[Pair]) -> list[list[Decision]]:
+        """Each pair's decisions, ending at its first rejection (also attached to the pair, as
+        `pair.decisions`). A pair a filter passes is replaced in `pairs` by that filter's
+        `rewrite` of it (citations cleaned out), so the later filters and the caller see the
+        rewritten pair; a rejected one stays as it was."""
         decisions: list[list[Decision]] = [[] for _ in pairs]
         alive = list(range(len(pairs)))
         for flt in self.filters:
@@ -227,49 +228,30 @@ class FilterChain:
             alive = [i for i, verdict in zip(alive, verdicts, strict=True) if verdict.passed]
             for i in alive:
                 pairs[i] = flt.rewrite(pairs[i])
+        for pair, pair_decisions in zip(pairs, decisions, strict=True):
+            pair.decisions = pair_decisions
         return decisions
 
-    def replay(self, pairs: list[PairContext], decisions: list[list[Decision]]) -> None:
+    def replay(self, pairs: list[Pair], decisions: list[list[Decision]]) -> None:
         """Apply in `pairs` the rewrites that `decide` made, from the decisions it returned (a
         second pass over the input, whose decisions were staged by the first)."""
         for k, pair_decisions in enumerate(decisions):
             for flt, decision in zip(self.filters, pair_decisions, strict=False):
                 if decision.passed:
                     pairs[k] = flt.rewrite(pairs[k])
+            pairs[k].decisions = pair_decisions
 
-    def __call__(self, outcomes: list[dict]) -> list[dict]:
-        """Outcome rows with every pair's decisions filled in, and its fields as rewritten."""
-        contexts, owners = [], []
+    def __call__(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The outcomes with every pair's decisions filled in, and its fields as rewritten."""
+        pairs = [pair for outcome in outcomes for pair in outcome.reply.pairs]
+        self.decide(pairs)
         for outcome in outcomes:
-            for pair in outcome["pairs"]:
-                contexts.append(
-                    PairContext(
-                        unit_id=outcome["unit_id"],
-                        question=pair["question"],
-                        answer=pair["answer"],
-                        rationale=pair["rationale"],
-                        pair_id=pair["qa_id"] or "",
-                        kind=outcome.get("kind") or "document",
-                        evidence_pages=list(pair["evidence_pages"] or []),
-                        pages=list(outcome["pages"]),
-                        texts=list(outcome["texts"]),
-                        images=list(outcome.get("images") or []),
-                        title_text=outcome.get("title_text") or "",
-                        source=outcome.get("source") or "",
-                        question_type=pair.get("question_type"),
-                    )
-                )
-                owners.append(pair)
-        decisions = self.decide(contexts)
-        for pair, context, pair_decisions in zip(owners, contexts, decisions, strict=True):
-            pair["decisions"] = [vars(d) for d in pair_decisions]
-            pair["question"], pair["answer"] = context.question, context.answer
-            pair["rationale"], pair["evidence_pages"] = context.rationale, context.evidence_pages
-            pair["question_type"] = context.question_type
+            count = len(outcome.reply.pairs)
+            outcome.reply.pairs, pairs = pairs[:count], pairs[count:]
         return outcomes
 
 
-def judged_by(flt: Filter, pairs: list[PairContext]) -> list[Decision]:
+def judged_by(flt: Filter, pairs: list[Pair]) -> list[Decision]:
     """`flt`'s decisions on `pairs`; a pair of a question type it skips passes it unjudged."""
     if not flt.skip_types:
         return flt.decide(pairs)

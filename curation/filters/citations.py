@@ -9,9 +9,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.filters.rules import PairField, field_text
-from curation.schema import Decision
+from curation.schema import Decision, Pair
 
 PAGE_WORD = r"(?:pages?|pp?|pgs?|slides?)(?:\.\s*|\s+)"  # "page 2", "p. 2", "pp.2-3"; not "P1"
 PAGE_NUMBERS = r"\d+(?:\s*(?:[-\u2013\u2014,&]|and|to)\s*\d+)*"
@@ -63,7 +63,7 @@ class CitationFilter(Filter):
     fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
     action: Literal["clean", "reject"] = "clean"
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         decisions = []
         for pair in pairs:
             found = self._citations(pair)
@@ -79,7 +79,7 @@ class CitationFilter(Filter):
                 decisions.append(self.keep(reason=f"removed {removed}{pages}"))
         return decisions
 
-    def rewrite(self, pair: PairContext) -> PairContext:
+    def rewrite(self, pair: Pair) -> Pair:
         if self.action == "reject":
             return pair
         found = self._citations(pair)
@@ -92,7 +92,7 @@ class CitationFilter(Filter):
             evidence_pages=pair.evidence_pages + self._added_pages(pair, found),
         )
 
-    def _citations(self, pair: PairContext) -> list[Citation]:
+    def _citations(self, pair: Pair) -> list[Citation]:
         found = []
         for name in self.fields:
             text = field_text(pair, name)
@@ -104,23 +104,23 @@ class CitationFilter(Filter):
                     found.append(citation)
         return found
 
-    def _citation(self, pair: PairContext, name: str, match: re.Match[str]) -> Citation | None:
+    def _citation(self, pair: Pair, name: str, match: re.Match[str]) -> Citation | None:
         marker = match.group(0).strip()
         if match.group("pages"):
             return Citation(name, marker, cited_pages(match.group("pages")))
-        if any(marker in text for text in pair.texts):
+        if any(marker in text for text in pair.unit.texts):
             return None  # the document's own reference mark, quoted
         number = int(match.group("bare"))
-        return Citation(name, marker, [number] if number - 1 in pair.pages else [])
+        return Citation(name, marker, [number] if number - 1 in pair.unit.pages else [])
 
-    def _clean(self, pair: PairContext, text: str) -> str:
+    def _clean(self, pair: Pair, text: str) -> str:
         def drop(match: re.Match[str]) -> str:
             return match.group(0) if self._citation(pair, "", match) is None else ""
 
         return MARKER.sub(drop, text).strip()
 
     @staticmethod
-    def _added_pages(pair: PairContext, found: list[Citation]) -> list[int]:
+    def _added_pages(pair: Pair, found: list[Citation]) -> list[int]:
         added: list[int] = []
         for citation in found:
             added += [p for p in citation.pages if p not in pair.evidence_pages + added]

@@ -7,19 +7,19 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.filters.numbers.quantity import quantities
-from curation.schema import Decision
+from curation.schema import Decision, Pair, UnitContext
 from curation.tokens import WORD, content_words, stem
 
 
 class PageTerms:
     """Each page's word stems and numbers (values), to find what only one page holds."""
 
-    def __init__(self, pair: PairContext) -> None:
-        self.pages = list(pair.pages)
-        self.words = [set(map(stem, WORD.findall(text))) for text in pair.texts]
-        self.numbers = [{q.value for q in quantities(text)} for text in pair.texts]
+    def __init__(self, unit: UnitContext) -> None:
+        self.pages = list(unit.pages)
+        self.words = [set(map(stem, WORD.findall(text))) for text in unit.texts]
+        self.numbers = [{q.value for q in quantities(text)} for text in unit.texts]
 
     def only_on(self, term: str, number: float | None) -> int | None:
         """The one page (0-based page number) holding the term, or None (none or several)."""
@@ -47,16 +47,16 @@ class CrossPageFilter(Filter):
     retype_to: str = Field("extractive", description="The type a retyped pair gets.")
     evidence_numbering: Literal["one_based", "zero_based"] = "one_based"
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         terms: dict[str, PageTerms] = {}
         decisions = []
         for pair in pairs:
             if pair.question_type not in self.types:
                 decisions.append(self.keep())
                 continue
-            if pair.unit_id not in terms:
-                terms[pair.unit_id] = PageTerms(pair)
-            used, why = self.two_pages(pair, terms[pair.unit_id])
+            if pair.unit.unit_id not in terms:
+                terms[pair.unit.unit_id] = PageTerms(pair.unit)
+            used, why = self.two_pages(pair, terms[pair.unit.unit_id])
             if used:
                 decisions.append(self.keep(reason=why))
             elif self.action == "reject":
@@ -65,15 +65,15 @@ class CrossPageFilter(Filter):
                 decisions.append(self.keep(reason=f"retyped {self.retype_to}: {why}"))
         return decisions
 
-    def rewrite(self, pair: PairContext) -> PairContext:
-        if pair.question_type in self.types and not self.two_pages(pair, PageTerms(pair))[0]:
+    def rewrite(self, pair: Pair) -> Pair:
+        if pair.question_type in self.types and not self.two_pages(pair, PageTerms(pair.unit))[0]:
             return replace(pair, question_type=self.retype_to)
         return pair
 
-    def two_pages(self, pair: PairContext, terms: PageTerms) -> tuple[bool, str]:
+    def two_pages(self, pair: Pair, terms: PageTerms) -> tuple[bool, str]:
         """Whether the pair uses two pages, and the reason (the pages and their terms, or what
         is missing)."""
-        if len(pair.pages) < 2:
+        if len(pair.unit.pages) < 2:
             return False, "has one page to use"
         text = " ".join((pair.question, pair.answer, pair.rationale or ""))
         exclusive: dict[int, str] = {}

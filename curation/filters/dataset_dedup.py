@@ -14,11 +14,12 @@ from curation.filters.dedup import (
     occurrence_keys,
     pair_text,
 )
+from curation.schema import first_failure
 
 
 def alive_pairs(outcome: dict) -> list[dict]:
     """The pairs of an Outcome row that passed every filter so far (the ones dedup checks)."""
-    return [p for p in outcome["pairs"] if all(d["passed"] for d in p["decisions"])]
+    return [p for p in outcome["pairs"] if first_failure(p["decisions"]) is None]
 
 
 def outcome_pairs(outcome: dict) -> Iterator[tuple[str, str]]:

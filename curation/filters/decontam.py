@@ -33,12 +33,12 @@ import numpy as np
 from pydantic import Field, PrivateAttr
 
 from curation.files import write_atomic
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.filters.decontam_benchmarks import Benchmark
 from curation.filters.decontam_hashes import HASH_BITS, bytes_hash, window_hashes, words_of
 from curation.filters.decontam_index import INDEX_FORMAT, DecontamIndex, build_index, file_digest
 from curation.hamming import matching
-from curation.schema import Decision
+from curation.schema import Decision, Pair
 
 _MEMO: dict[str, DecontamIndex] = {}  # loaded indexes of this process, by files' stat + settings
 
@@ -111,16 +111,16 @@ class DecontamFilter(Filter):
             pass
         return index
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         index = self.index()
         by_unit: dict[str, str | None] = {}
         for pair in pairs:
-            if pair.unit_id not in by_unit:
-                by_unit[pair.unit_id] = self._unit_image(index, pair.images)
+            if pair.unit.unit_id not in by_unit:
+                by_unit[pair.unit.unit_id] = self._unit_image(index, pair.unit.images)
         texts = self._text_hits(index, pairs)
         decisions = []
         for pair, text in zip(pairs, texts, strict=True):
-            reason = by_unit[pair.unit_id] or text
+            reason = by_unit[pair.unit.unit_id] or text
             decisions.append(self.reject(reason) if reason else self.keep())
         return decisions
 
@@ -137,12 +137,12 @@ class DecontamFilter(Filter):
                 return f"page image {page + 1} is {label} ({bits} of {HASH_BITS} bits apart)"
         return None
 
-    def _pair_words(self, pair: PairContext) -> list[str]:
+    def _pair_words(self, pair: Pair) -> list[str]:
         if self.fields == "question":
             return words_of(pair.question)
         return words_of(pair.question) + words_of(pair.answer)
 
-    def _text_hits(self, index: DecontamIndex, pairs: list[PairContext]) -> list[str | None]:
+    def _text_hits(self, index: DecontamIndex, pairs: list[Pair]) -> list[str | None]:
         """Per pair: the benchmark item it shares text with, as a reason, or None."""
         sequences = [self._pair_words(p) for p in pairs]
         lengths = index.short_lengths | ({self.ngram} if len(index.arrays["gram_keys"]) else set())

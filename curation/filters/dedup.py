@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from curation.filters.base import Filter, PairContext
-from curation.schema import Decision
+from curation.filters.base import Filter
+from curation.schema import Decision, Pair
 from curation.tokens import normalize_text, plain_words
 
 if TYPE_CHECKING:
@@ -286,9 +286,9 @@ class DedupFilter(Filter):
             self.exact, self.near, self.threshold, self.num_perm, self.ngram, self.seed
         )
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         keys = occurrence_keys(
-            [pair.pair_id or f"{pair.unit_id}#{i}" for i, pair in enumerate(pairs)]
+            [pair.qa_id or f"{pair.unit.unit_id}#{i}" for i, pair in enumerate(pairs)]
         )
         texts = [pair_text(pair.question, pair.answer) for pair in pairs]
         return [self.decision(v) for v in self.deduplicator().check(texts, keys)]

@@ -8,7 +8,7 @@ out, occur in the pages' text treated the same way: "Kes-\ntrel Bay", "KESTREL B
 "Kest rel Bay" all hold "kestrelbay". A run not found whole is still on the pages when each of
 its words is (a page says "the Island Loop" and "Harbor", the answer "Harbor and Island Loop").
 
-The pages are the unit's and the document's first page (`PairContext.title_text`: a run carries
+The pages are the unit's and the document's first page (`UnitContext.title_text`: a run carries
 its start to every unit), which hold the document's title and owner; the document's file name
 counts too ("northwind_ferries_2025.pdf" names "Northwind Ferries"). A scanned document's first
 page has its text only once OCR has read it, in the unit that holds it: a later unit sees its
@@ -25,8 +25,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from curation.filters.base import Filter, PairContext
-from curation.schema import Decision
+from curation.filters.base import Filter
+from curation.schema import Decision, Pair
 
 # A capitalised word (or an acronym such as "COVID-19", "UNESCO"), joined into a run by spaces,
 # hyphens, "&" and the lower-case links names hold ("Bank of England", "Port of Spain").
@@ -101,16 +101,20 @@ class EntityGroundingFilter(Filter):
         "keep", description="What to do with a pair whose unit has no page text to check."
     )
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         return [self._decide_one(pair) for pair in pairs]
 
-    def _decide_one(self, pair: PairContext) -> Decision:
-        if not any(text.strip() for text in pair.texts):
+    def _decide_one(self, pair: Pair) -> Decision:
+        if not any(text.strip() for text in pair.unit.texts):
             if self.if_no_text == "reject":
                 return self.reject("no page text to check names against")
             return self.keep(reason="no page text to check names against")
-        name = PurePosixPath(pair.source.split("#")[0].split("?")[0]).stem if pair.source else ""
-        pages = squeezed_pages("\n".join([*pair.texts, pair.title_text, name]))
+        name = (
+            PurePosixPath(pair.unit.source.split("#")[0].split("?")[0]).stem
+            if pair.unit.source
+            else ""
+        )
+        pages = squeezed_pages("\n".join([*pair.unit.texts, pair.unit.title_text, name]))
         for field_name in self.fields:
             missing = [e for e in entities(getattr(pair, field_name)) if not on_pages(e, pages)]
             if missing:

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from curation.config import ConfigError, GenerateConfig
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.filters.grounding_vocabulary import (
     ARITHMETIC_WORDS,
     PageVocabulary,
@@ -35,7 +35,7 @@ from curation.filters.numbers.written import written_arithmetic
 from curation.filters.verify import SHOWN_CHARS, Verdict, Verifier, unsound, verify_messages
 from curation.generate.engines.base import Engine
 from curation.generate.prompts import PromptLibrary, resolve_prompt_dir
-from curation.schema import Decision
+from curation.schema import Decision, Pair
 from curation.tokens import content_words, stem
 
 # Operands of a written calculation that need not be on the pages: "x 100", "/ 2", "/ 3".
@@ -173,24 +173,24 @@ class GroundingFilter(Filter):
     def refusal(self) -> re.Pattern[str]:
         return _refusal_regex(tuple(self.refusal_patterns))
 
-    def refuses(self, pair: PairContext) -> bool:
+    def refuses(self, pair: Pair) -> bool:
         """The answer says the pages do not answer the question (a yes/no answer does not)."""
         return bool(self.refusal.search(pair.answer)) and not YES_NO.match(pair.answer)
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         vocabularies: dict[str, PageVocabulary] = {}
         decisions: list[Decision | Unsettled] = []
         for pair in pairs:
-            if not any(text.strip() for text in pair.texts):
+            if not any(text.strip() for text in pair.unit.texts):
                 decisions.append(
                     self.reject("no page text to check the answer against")
                     if self.without_text == "reject"
                     else self.keep()
                 )
                 continue
-            vocabulary = vocabularies.get(pair.unit_id)
+            vocabulary = vocabularies.get(pair.unit.unit_id)
             if vocabulary is None:
-                vocabulary = vocabularies[pair.unit_id] = PageVocabulary(pair)
+                vocabulary = vocabularies[pair.unit.unit_id] = PageVocabulary(pair.unit)
             decisions.append(self._decide_one(pair, vocabulary))
         pending = [(i, d) for i, d in enumerate(decisions) if isinstance(d, Unsettled)]
         asked = [(pairs[i], d.claims) for i, d in pending]
@@ -198,13 +198,13 @@ class GroundingFilter(Filter):
         verified = {i: self._verified(d, v) for (i, d), v in zip(pending, verdicts, strict=True)}
         return [verified[i] if isinstance(d, Unsettled) else d for i, d in enumerate(decisions)]
 
-    def rewrite(self, pair: PairContext) -> PairContext:
+    def rewrite(self, pair: Pair) -> Pair:
         """A kept refusal to a question of another type is a not_answerable pair."""
         if pair.question_type != NEGATIVE and self.refuses(pair):
             return replace(pair, question_type=NEGATIVE)
         return pair
 
-    def _decide_negative(self, pair: PairContext, vocabulary: PageVocabulary) -> Decision:
+    def _decide_negative(self, pair: Pair, vocabulary: PageVocabulary) -> Decision:
         """A not_answerable pair (or a refusal): its answer refuses, and the question asks about
         at least one content word or number the pages do not hold (else it may be answerable)."""
         if not self.refuses(pair):
@@ -225,14 +225,14 @@ class GroundingFilter(Filter):
             len(absent) / max(asked, 1), f"absent from the pages: {', '.join(absent[:5])}"
         )
 
-    def _decide_one(self, pair: PairContext, vocabulary: PageVocabulary) -> Decision | Unsettled:
+    def _decide_one(self, pair: Pair, vocabulary: PageVocabulary) -> Decision | Unsettled:
         if pair.question_type == NEGATIVE or self.refuses(pair):
             return self._decide_negative(pair, vocabulary)
         if self.check_evidence_pages and pair.evidence_pages:
             shift = 1 if self.evidence_numbering == "one_based" else 0
-            missing = [p for p in pair.evidence_pages if p - shift not in pair.pages]
+            missing = [p for p in pair.evidence_pages if p - shift not in pair.unit.pages]
             if missing:
-                shown = ", ".join(str(p + shift) for p in pair.pages)
+                shown = ", ".join(str(p + shift) for p in pair.unit.pages)
                 return self.reject(f"cites page {missing[0]}, not in the unit (pages {shown})")
         words = [
             w
@@ -285,7 +285,7 @@ class GroundingFilter(Filter):
         return self.keep(pending.score, "; ".join([f"verified: {shown}", *pending.notes]))
 
     def _support(
-        self, pair: PairContext, vocabulary: PageVocabulary, written: list
+        self, pair: Pair, vocabulary: PageVocabulary, written: list
     ) -> tuple[list[str], list[str]]:
         """How each answer number is supported ("262=diff(1250,988)"), and those that are not."""
         results = {w.result.label: w for w in written}

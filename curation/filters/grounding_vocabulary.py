@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from curation.filters.base import PairContext
 from curation.filters.numbers.groups import PERCENT_CONTEXT, Group, page_groups
 from curation.filters.numbers.quantity import Quantity, quantities
+from curation.schema import UnitContext
 from curation.tokens import WORD, stem
 
 # Words that say how a number was computed, not what the page is about: an answer need not
@@ -162,13 +162,13 @@ class PageVocabulary:
     """The word stems, quantities and number groups (rows, columns, sentences) of a unit's pages,
     plus the page numbers shown."""
 
-    def __init__(self, pair: PairContext) -> None:
-        text = "\n".join(pair.texts)
+    def __init__(self, unit: UnitContext) -> None:
+        text = "\n".join(unit.texts)
         self.words = set(map(stem, WORD.findall(text)))
         self.numbers = list({q.label: q for q in quantities(text)}.values())
         # Page labels the model saw ("--- Page 3 ---") support an answer that cites them.
-        self.numbers += [Quantity(str(page + 1), float(page + 1), 0) for page in pair.pages]
-        self.groups: list[Group] = [g for page in pair.texts for g in page_groups(page)]
+        self.numbers += [Quantity(str(page + 1), float(page + 1), 0) for page in unit.pages]
+        self.groups: list[Group] = [g for page in unit.texts for g in page_groups(page)]
         # Numbers a percentage may be read as: percentages, and cells under a "%" or "share" label.
         self.percents = {q.value for q in self.numbers if q.percent} | {
             q.value for g in self.groups if PERCENT_CONTEXT.search(g.context) for q in g.numbers

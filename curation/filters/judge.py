@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from curation.config import ConfigError, GenerateConfig
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.generate import image_parts
 from curation.generate.cache import send_batched
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
@@ -32,7 +32,7 @@ from curation.generate.prompts import (
     resolve_prompt_dir,
 )
 from curation.jsonscan import json_objects
-from curation.schema import Decision
+from curation.schema import Decision, Pair, UnitContext
 from curation.seeding import content_id
 
 SCORE_KEYS = ("score", "rating", "quality", "grade")
@@ -173,15 +173,17 @@ def data_fence(*texts: str) -> str:
 
 
 def judge_messages(
-    template: PromptTemplate, pair: PairContext, max_page_chars: int, images: bool
+    template: PromptTemplate, pair: Pair, max_page_chars: int, images: bool
 ) -> list[dict]:
     """The judge's chat messages about one pair, text only (`request` adds the page images):
     the page text, the question and the answer fenced as data."""
-    pages = page_excerpts(pair.pages, pair.texts, max_page_chars) if pair.texts else []
+    pages = (
+        page_excerpts(pair.unit.pages, pair.unit.texts, max_page_chars) if pair.unit.texts else []
+    )
     return template.render(
         question=pair.question,
         answer=pair.answer,
-        kind=pair.kind,
+        kind=pair.unit.kind,
         pages=pages,
         fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
         axes=[a for a in template.meta.axes if images or not a.images],
@@ -190,12 +192,15 @@ def judge_messages(
 
 
 # What the judge's prompt is rendered on once, when the chain is loaded.
-STAND_IN_PAIR = PairContext(
-    "stand-in:0",
+STAND_IN_PAIR = Pair(
+    "",
     "A stand-in question?",
     "A stand-in answer.",
-    pages=[0, 1],
-    texts=["Stand-in text of page 1.", "Stand-in text of page 2."],
+    unit=UnitContext(
+        "stand-in:0",
+        pages=[0, 1],
+        texts=["Stand-in text of page 1.", "Stand-in text of page 2."],
+    ),
 )
 
 
@@ -278,20 +283,20 @@ class JudgeFilter(Filter):
                 )
         return self._template, cfg
 
-    def request(
-        self, pair: PairContext, template: PromptTemplate, cfg: GenerateConfig
-    ) -> ChatRequest:
+    def request(self, pair: Pair, template: PromptTemplate, cfg: GenerateConfig) -> ChatRequest:
         """The chat request that asks the judge about one pair: the page text, the question and
         the answer fenced as data (the fence depends on them alone, so the request, and its
         cache key, are the same on every run)."""
-        images = cfg.images and len(pair.images) == len(pair.pages) > 0
+        images = cfg.images and len(pair.unit.images) == len(pair.unit.pages) > 0
         messages = judge_messages(template, pair, self.max_page_chars, images)
         if images:  # the pages' images before the judge's text, each after its label
-            label = "Slide" if pair.kind == "slides" else "Page"
+            label = "Slide" if pair.unit.kind == "slides" else "Page"
             text = {"type": "text", "text": messages[-1]["content"]}
-            messages[-1]["content"] = [*image_parts(pair.pages, pair.images, label), text]
+            messages[-1]["content"] = [*image_parts(pair.unit.pages, pair.unit.images, label), text]
         return ChatRequest(
-            request_id=content_id("judge", self.prompt, pair.unit_id, pair.question, pair.answer),
+            request_id=content_id(
+                "judge", self.prompt, pair.unit.unit_id, pair.question, pair.answer
+            ),
             messages=messages,
             **cfg.sampling(),
             prefill=template.meta.prefill,
@@ -302,7 +307,7 @@ class JudgeFilter(Filter):
             ),
         )
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         if not pairs:
             return []
         template, cfg = self._ready()

@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import Field
 
 from curation.config import StrictModel
-from curation.filters.base import Filter, PairContext
+from curation.filters.base import Filter
 from curation.filters.rules import PairField, field_text, without_markdown_rules
-from curation.schema import Decision
+from curation.schema import Decision, Pair
 from curation.tokens import tokenize
 
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
@@ -222,7 +222,7 @@ class RepetitionFilter(Filter):
         default_factory=lambda: {"answer": RepetitionLimits()}, min_length=1
     )
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         failures: list[str | None] = [None] * len(pairs)
         for name, limits in self.fields.items():
             # A markdown table's separator row ("|---|---|---|") is markup, not a loop.

@@ -11,8 +11,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, PrivateAttr, field_validator
 
 from curation.config import StrictModel
-from curation.filters.base import Filter, PairContext
-from curation.schema import Decision
+from curation.filters.base import Filter
+from curation.schema import Decision, Pair
 from curation.tokens import (
     POLARITY,
     STOPWORDS,
@@ -25,7 +25,7 @@ from curation.tokens import (
 PairField = Literal["question", "answer", "rationale"]
 
 
-def field_text(pair: PairContext, name: str) -> str:
+def field_text(pair: Pair, name: str) -> str:
     return getattr(pair, name) or ""
 
 
@@ -36,7 +36,7 @@ class NonEmptyFilter(Filter):
     fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
     min_chars: int = Field(1, ge=1)
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         decisions = []
         for pair in pairs:
             short = next(
@@ -73,10 +73,10 @@ class PatternFilter(Filter):
         flags = re.IGNORECASE if self.ignore_case else 0
         self._compiled = [(name, re.compile(p, flags)) for name, p in self.patterns.items()]
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         return [self._decide_one(pair) for pair in pairs]
 
-    def _decide_one(self, pair: PairContext) -> Decision:
+    def _decide_one(self, pair: Pair) -> Decision:
         for field_name in self.fields:
             text = field_text(pair, field_name)
             for name, regex in self._compiled:
@@ -96,13 +96,13 @@ class UnitDuplicateFilter(Filter):
 
     type: ClassVar[str] = "unit_duplicates"
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         from curation.filters.dedup import without_prefix
 
         seen: set[tuple[str, str]] = set()
         decisions = []
         for pair in pairs:
-            key = (pair.unit_id, " ".join(without_prefix(pair.question).lower().split()))
+            key = (pair.unit.unit_id, " ".join(without_prefix(pair.question).lower().split()))
             decisions.append(
                 self.reject("question repeats an earlier one") if key in seen else self.keep()
             )
@@ -132,10 +132,10 @@ class LengthFilter(Filter):
         min_length=1,
     )
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         return [self._decide_one(pair) for pair in pairs]
 
-    def _decide_one(self, pair: PairContext) -> Decision:
+    def _decide_one(self, pair: Pair) -> Decision:
         for name, limits in self.fields.items():
             text = field_text(pair, name).strip()
             if not text and limits.optional:
@@ -189,7 +189,7 @@ class AnswerEchoFilter(Filter):
         True, description="Also reject the question repeated with one word changed."
     )
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         decisions = []
         for pair in pairs:
             asked = set(map(stem, content_words(pair.question)))
@@ -235,12 +235,12 @@ class ReplyLabelFilter(Filter):
     fields: list[PairField] = Field(default_factory=lambda: ["question", "answer"])
     max_labels: int = Field(1, ge=0, description="Labels one field may hold (more is a loop).")
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         return [self._decide_one(pair) for pair in pairs]
 
-    def _decide_one(self, pair: PairContext) -> Decision:
+    def _decide_one(self, pair: Pair) -> Decision:
         lead = LEADING_LABEL.match(pair.question) if "question" in self.fields else None
-        if lead and not printed_on(lead.group(1), pair.texts):
+        if lead and not printed_on(lead.group(1), pair.unit.texts):
             return self.reject(
                 f"question starts with the reply label {lead.group(1)!r}: the model's "
                 "numbering, not part of the question"
@@ -248,7 +248,7 @@ class ReplyLabelFilter(Filter):
         for name in self.fields:
             text = field_text(pair, name)
             found = [
-                m for m in REPLY_LABEL.finditer(text) if not printed_on(m.group(1), pair.texts)
+                m for m in REPLY_LABEL.finditer(text) if not printed_on(m.group(1), pair.unit.texts)
             ]
             if not found:
                 continue
@@ -328,7 +328,7 @@ class AnomalyFilter(Filter):
         if self.max_char_run:
             self._char_run = re.compile(f"(\\S)\\1{{{self.max_char_run},}}")
 
-    def decide(self, pairs: list[PairContext]) -> list[Decision]:
+    def decide(self, pairs: list[Pair]) -> list[Decision]:
         decisions = []
         for pair in pairs:
             problem = next(

@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 
 from curation.config import GenerateConfig
-from curation.filters.base import PairContext
 from curation.filters.judge import REASON_KEYS, data_fence
 from curation.filters.numbers.quantity import quantities
 from curation.filters.numbers.written import written_arithmetic
@@ -32,6 +31,7 @@ from curation.generate.prompts import (
     resolve_prompt_dir,
 )
 from curation.jsonscan import json_objects
+from curation.schema import Pair
 from curation.seeding import content_id
 from curation.tokens import content_words
 
@@ -129,16 +129,16 @@ def unsound(verdict: Verdict) -> str | None:
     return f"the verifier's '{wrong.text}' gives {shown}, not {wrong.result.label}"
 
 
-def claim_excerpts(pair: PairContext, claims: list[str], max_chars: int) -> list[dict[str, object]]:
+def claim_excerpts(pair: Pair, claims: list[str], max_chars: int) -> list[dict[str, object]]:
     """The pages for the prompt (1-based numbers), each cut to an equal share of `max_chars`
     around the claim: the window, from a line start, holding the most of the question's and
     answer's words and numbers (the first such window on a tie)."""
-    share = max_chars // max(len(pair.texts), 1)
+    share = max_chars // max(len(pair.unit.texts), 1)
     asked = f"{pair.question} {pair.answer}"
     terms = {w.lower() for w in content_words(asked)} | {q.text for q in quantities(asked)}
     terms |= set(claims)
     excerpts = []
-    for page, text in zip(pair.pages, pair.texts, strict=True):
+    for page, text in zip(pair.unit.pages, pair.unit.texts, strict=True):
         start = 0
         if len(text) > share:
             lower = text.lower()
@@ -151,16 +151,16 @@ def claim_excerpts(pair: PairContext, claims: list[str], max_chars: int) -> list
 
 
 def verify_messages(
-    template: PromptTemplate, pair: PairContext, claims: list[str], max_page_chars: int
+    template: PromptTemplate, pair: Pair, claims: list[str], max_page_chars: int
 ) -> list[dict]:
     """The verifier's chat messages about the numbers `claims` of one pair's answer: the page
     excerpts around them, the question and the answer, fenced as data."""
-    pages = claim_excerpts(pair, claims, max_page_chars) if pair.texts else []
+    pages = claim_excerpts(pair, claims, max_page_chars) if pair.unit.texts else []
     return template.render(
         question=pair.question,
         answer=pair.answer,
         claims=claims,
-        kind=pair.kind,
+        kind=pair.unit.kind,
         pages=pages,
         fence=data_fence(pair.question, pair.answer, *(str(p["text"]) for p in pages)),
     )
@@ -176,7 +176,7 @@ class Verifier:
         self.engine: Engine | None = None
         self.template: PromptTemplate | None = None
 
-    def verdicts(self, asked: list[tuple[PairContext, list[str]]]) -> list[Verdict | str]:
+    def verdicts(self, asked: list[tuple[Pair, list[str]]]) -> list[Verdict | str]:
         """The verdict on each pair's claims, or why there is none (the prompt did not render,
         the engine failed, the reply had no readable verdict)."""
         if self.template is None:
@@ -199,14 +199,12 @@ class Verifier:
                 out[i] = f"verifier reply unreadable: {exc}"
         return [out[i] for i in range(len(asked))]
 
-    def request(
-        self, pair: PairContext, claims: list[str], template: PromptTemplate
-    ) -> ChatRequest:
+    def request(self, pair: Pair, claims: list[str], template: PromptTemplate) -> ChatRequest:
         """The request about `claims` of one pair (the same on every run, so a rerun finds its
         reply in the response cache)."""
         return ChatRequest(
             request_id=content_id(
-                "verify", self.prompt, pair.unit_id, pair.question, pair.answer, *claims
+                "verify", self.prompt, pair.unit.unit_id, pair.question, pair.answer, *claims
             ),
             messages=verify_messages(template, pair, claims, self.max_page_chars),
             **self.cfg.sampling(),

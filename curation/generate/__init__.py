@@ -19,8 +19,8 @@ from curation.generate.prompts import (
     resolve_prompt_dir,
 )
 from curation.generate.spans import Span, choose_span
-from curation.schema import Pair, Reply, wants_reply
-from curation.seeding import content_id, stable_hash
+from curation.schema import Outcome, Reply, Unit, wants_reply
+from curation.seeding import stable_hash
 
 # Field names as prompts ask for them (the parser also accepts the short aliases q / a).
 REPLY_JSON_SCHEMA = ReplySchema.model_json_schema(by_alias=False)
@@ -174,9 +174,10 @@ class QAGenerator:
         """The Outcome row of a unit: the unit with the reply to its request (the result's
         request_id names the prompt) and the parsed pairs; an ingest error row, with no
         result, passes through with no pairs."""
-        if not wants_reply(unit) or result is None:
-            return Reply().outcome_row(unit)
-        return self._read_result(unit, result).outcome_row(unit)
+        reply = (
+            Reply() if not wants_reply(unit) or result is None else self._read_result(unit, result)
+        )
+        return Outcome(Unit.from_row(unit), reply).to_row()
 
     def _read_result(self, unit: dict, result: EngineResult) -> Reply:
         reply = Reply(
@@ -194,23 +195,23 @@ class QAGenerator:
             return reply
         template = self.library.by_id.get(reply.prompt_id)
         cut_off = result.finish_reason == "length"
+        unit_id = unit["unit_id"]
+        question_type = template.meta.question_type if template else None
         if template is not None and template.meta.output == "question":
             span = self.span_for(template, unit)
-            parsed = parse_question(result.text, span.text, span.page, cut_off)
-        else:
-            parsed = parse_reply(result.text, cut_off=cut_off)
-        question_type = template.meta.question_type if template else None
-        reply.pairs = [
-            Pair(
-                qa_id=content_id(unit["unit_id"], item.question, item.answer),
-                question=item.question,
-                answer=item.answer,
-                rationale=item.rationale,
-                evidence_pages=item.evidence_pages,
+            parsed = parse_question(
+                result.text,
+                span.text,
+                span.page,
+                cut_off,
+                unit_id=unit_id,
                 question_type=question_type,
             )
-            for item in parsed.pairs
-        ]
+        else:
+            parsed = parse_reply(
+                result.text, cut_off=cut_off, unit_id=unit_id, question_type=question_type
+            )
+        reply.pairs = parsed.pairs
         reply.parse_errors = parsed.errors
         return reply
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curation.files import write_atomic
-from curation.schema import OUTCOME_SCHEMA
+from curation.schema import OUTCOME_SCHEMA, first_failure
 
 JOURNAL = ".journal"
 # The journal's row format (OUTCOME_SCHEMA); a journal of another format is started over.
@@ -155,7 +155,7 @@ class Journal:
         p.units += 1
         p.pairs_rejected += int(bool(row["parse_errors"]))
         for pair in row["pairs"]:
-            passed = all(d["passed"] for d in pair["decisions"])
+            passed = first_failure(pair["decisions"]) is None
             p.pairs_kept += int(passed)
             p.pairs_rejected += int(not passed)
 

@@ -14,7 +14,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.schema import ERROR_SCHEMA, REJECT_SCHEMA, SAMPLE_SCHEMA, InputError, Reject
+from curation.schema import (
+    ERROR_SCHEMA,
+    REJECT_SCHEMA,
+    SAMPLE_SCHEMA,
+    InputError,
+    Reject,
+    first_failure,
+)
 from curation.seeding import file_sha256
 
 DATA_DIR, REJECTS_DIR, ERRORS_DIR = "data", "rejects", "errors"
@@ -311,7 +318,7 @@ class DatasetWriter:
         for pair in outcome["pairs"]:
             self.counts.pairs_generated += 1
             record.pairs_generated += 1
-            failed = next((d for d in pair["decisions"] if not d["passed"]), None)
+            failed = first_failure(pair["decisions"])
             if failed is None:
                 kept.append(pair)
                 continue

@@ -31,11 +31,6 @@ class Fate:
     answer: str
 
 
-def first_failed(pair: dict) -> dict | None:
-    """The first decision that failed a pair (the one its reject names), or None: kept."""
-    return next((d for d in pair.get("decisions") or [] if not d["passed"]), None)
-
-
 def kept_fates(row: dict) -> Iterator[Fate]:
     """The fates of a Sample row's pairs: all kept."""
     for text, meta in zip(row["texts"] or [], row["qa_meta"] or [], strict=False):

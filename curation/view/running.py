@@ -14,8 +14,8 @@ import pyarrow as pa
 
 from curation.output.journal import JOURNAL
 from curation.output.shards import pair_ratings, parse_reject_row, reject_row, sample_row
-from curation.schema import InputError
-from curation.view.rows import BATCH_ROWS, Fate, first_failed
+from curation.schema import InputError, first_failure
+from curation.view.rows import BATCH_ROWS, Fate
 
 # The columns of a journal chunk needed for the funnel and the facets: no page images.
 JOURNAL_META = [
@@ -64,7 +64,7 @@ class JournalCounts:
         kept = 0
         for pair in row.get("pairs") or []:
             self.pairs_generated += 1
-            failed = first_failed(pair)
+            failed = first_failure(pair.get("decisions"))
             kept += failed is None
             if failed is not None:
                 self.pairs_rejected += 1
@@ -144,13 +144,15 @@ class RunningFolder:
         """Sample rows (as the writer would make them) of the units with a kept pair."""
         for row in self.outcomes():
             if row.get("error_code") is None:
-                kept = [p for p in row.get("pairs") or [] if first_failed(p) is None]
+                kept = [
+                    p for p in row.get("pairs") or [] if first_failure(p.get("decisions")) is None
+                ]
                 if kept:
                     yield sample_row(row, kept)
 
     def sample_meta(self) -> Iterator[dict]:
         for row in self.outcomes(JOURNAL_META):
-            kept = [p for p in row.get("pairs") or [] if first_failed(p) is None]
+            kept = [p for p in row.get("pairs") or [] if first_failure(p.get("decisions")) is None]
             if row.get("error_code") is None and kept:
                 meta = [
                     {
@@ -171,7 +173,7 @@ class RunningFolder:
             if unreadable is not None:
                 yield unreadable
             for pair in row.get("pairs") or []:
-                failed = first_failed(pair)
+                failed = first_failure(pair.get("decisions"))
                 if failed is not None:
                     yield reject_row(row, pair, failed["filter"], failed["reason"], failed["score"])
 
@@ -185,7 +187,7 @@ class RunningFolder:
     def fates(self) -> Iterator[Fate]:
         for row in self.outcomes(JOURNAL_META):
             for pair in row.get("pairs") or []:
-                failed = first_failed(pair)
+                failed = first_failure(pair.get("decisions"))
                 yield Fate(
                     pair["qa_id"],
                     "kept" if failed is None else failed["filter"],
