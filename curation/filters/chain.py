@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 
 from pydantic import Field, ValidationError
@@ -244,10 +245,10 @@ class FilterChain:
     def __call__(self, outcomes: list[Outcome]) -> list[Outcome]:
         """The outcomes with every pair's decisions filled in, and its fields as rewritten."""
         pairs = [pair for outcome in outcomes for pair in outcome.reply.pairs]
-        self.decide(pairs)
+        self.decide(pairs)  # replaces a rewritten pair in `pairs`: give each outcome its own back
+        decided = iter(pairs)
         for outcome in outcomes:
-            count = len(outcome.reply.pairs)
-            outcome.reply.pairs, pairs = pairs[:count], pairs[count:]
+            outcome.reply.pairs = list(islice(decided, len(outcome.reply.pairs)))
         return outcomes
 
 
