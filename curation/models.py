@@ -116,6 +116,7 @@ def convert_gguf(location: ModelLocation, folder: Path) -> None:
         del config.quantization_config
     # Built on the meta device and handed the loaded tensors themselves: no random initialising
     # and copying of every weight (seconds); the strict load still checks each name and shape.
+    # Its non-persistent buffers (rotary frequencies) stay on meta: the copy is only saved.
     with torch.device("meta"):
         model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict(), assign=True)
