@@ -51,8 +51,8 @@ D = TypeVar("D", Decision, dict)  # a decision as a record or as its row
 
 def first_failure(decisions: Iterable[D] | None) -> D | None:
     """The decision that rejected a pair: its first failed one (the filter its reject names), or
-    None when it passed them all (kept). Decisions as records or as their rows (the writer, the
-    journal and the view read rows)."""
+    None when it passed them all (kept). Decisions as records or as their rows (the journal
+    counts its rows)."""
     for decision in decisions or ():
         if not (decision.passed if isinstance(decision, Decision) else decision["passed"]):
             return decision
@@ -207,6 +207,10 @@ class Outcome:
 
     def to_row(self) -> dict:
         return {**vars(self.unit), **vars(self.reply), "pairs": [p.row() for p in self.reply.pairs]}
+
+    def kept(self) -> list[Pair]:
+        """The pairs that passed every decision taken so far."""
+        return [p for p in self.reply.pairs if first_failure(p.decisions) is None]
 
     @classmethod
     def from_row(cls, row: dict) -> Outcome:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from curation.output.journal import JOURNAL, conformed
 from curation.output.shards import pair_ratings, parse_reject_row, reject_row, sample_row
-from curation.schema import InputError, Outcome, Pair, first_failure
+from curation.schema import InputError, Outcome, first_failure
 from curation.view.rows import BATCH_ROWS, Fate
 
 # The columns of a journal chunk needed for the funnel and the facets: no page images.
@@ -108,13 +108,6 @@ def read_chunk(path: Path, columns: list[str] | None = None) -> Iterator[Outcome
             yield Outcome.from_row(row)
 
 
-def kept_pairs(outcome: Outcome) -> list[Pair]:
-    """The pairs of a unit that passed every decision (none for an ingest error)."""
-    if outcome.unit.error_code is not None:
-        return []
-    return [p for p in outcome.reply.pairs if first_failure(p.decisions) is None]
-
-
 class RunningFolder:
     """A run in progress: no manifest.json yet, the journal's chunks (Outcome rows) so far.
     Kept pairs are those whose decisions all passed (the whole-dataset dedup runs only when
@@ -153,13 +146,13 @@ class RunningFolder:
     def samples(self) -> Iterator[dict]:
         """Sample rows (as the writer would make them) of the units with a kept pair."""
         for outcome in self.outcomes():
-            kept = kept_pairs(outcome)
+            kept = outcome.kept()
             if kept:
                 yield sample_row(outcome, kept)
 
     def sample_meta(self) -> Iterator[dict]:
         for outcome in self.outcomes(JOURNAL_META):
-            kept = kept_pairs(outcome)
+            kept = outcome.kept()
             if kept:
                 meta = [
                     {
