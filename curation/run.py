@@ -144,7 +144,7 @@ def run_inputs(recipe: Recipe, limit: int | None) -> Inputs:
 def assemble(
     recipe: Recipe, journal: Journal, inputs: Inputs, out_dir: Path, address: str | None
 ) -> DatasetWriter:
-    """The journal's Outcome rows, in dataset order, through the whole-dataset dedup (in
+    """The journal's Outcomes, in dataset order, through the whole-dataset dedup (in
     memory, or in Ray for large runs) into the shard writer of `out_dir`, after the error rows
     of the inputs that could not be read."""
     dedup = load_chain(str(recipe.chain_file())).dedup

@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from curation.output.shards import DatasetWriter
-from curation.schema import Page
+from curation.schema import Decision, Outcome, Page, Pair, Reply, Unit, UnitContext
 from curation.units import error_row, unit_row
 
 RECIPE = {
@@ -70,35 +70,37 @@ def outcome(
     prompt_id: str = "docmatix/coverage",
     judge: float | None = None,
     parse_errors: tuple[str, ...] = (),
-) -> dict:
-    """An Outcome row: the unit plus generated pairs; a pair fails the rule filter when not ok."""
+) -> Outcome:
+    """An Outcome of a Unit row: the unit plus generated pairs; a pair fails the rule filter
+    when not ok (`.to_row()`: as the journal stores it)."""
 
-    def decisions(index: int, ok: bool) -> list[dict]:
-        made = [{"filter": "rule", "passed": ok, "score": None, "reason": "" if ok else "bad"}]
+    def decisions(index: int, ok: bool) -> list[Decision]:
+        made = [Decision("rule", ok, None, "" if ok else "bad")]
         if judge is not None and ok:
-            made.append({"filter": "judge", "passed": True, "score": judge + index, "reason": ""})
+            made.append(Decision("judge", True, judge + index, ""))
         return made
 
-    return {
-        **unit,
-        "prompt_id": prompt_id,
-        "model": "test-model",
-        "raw_reply": "Q1: ...",
-        "finish_reason": "stop",
-        "completion_tokens": 12,
-        "parse_errors": list(parse_errors),
-        "pairs": [
-            {
-                "qa_id": f"{unit['unit_id']}-{i}",
-                "question": question,
-                "answer": answer,
-                "rationale": None,
-                "evidence_pages": unit["pages"][:1],
-                "decisions": decisions(i, ok),
-            }
+    context = UnitContext.of(unit)
+    reply = Reply(
+        prompt_id=prompt_id,
+        model="test-model",
+        raw_reply="Q1: ...",
+        finish_reason="stop",
+        completion_tokens=12,
+        parse_errors=list(parse_errors),
+        pairs=[
+            Pair(
+                f"{unit['unit_id']}-{i}",
+                question,
+                answer,
+                evidence_pages=unit["pages"][:1],
+                decisions=decisions(i, ok),
+                unit=context,
+            )
             for i, (question, answer, ok) in enumerate(pairs)
         ],
-    }
+    )
+    return Outcome(Unit.from_row(unit), reply)
 
 
 def build_output(out_dir: Path, judge: bool = True, rows_per_shard: int = 2) -> dict:

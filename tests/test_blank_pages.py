@@ -33,9 +33,7 @@ def test_the_writer_counts_units_without_text_and_the_card_says_why(tmp_path):
     blank = mark_textless({**second, "texts": ["", ""], "text_sources": ["none", "none"]})
     writer = DatasetWriter(tmp_path, rows_per_shard=10, inputs=["docs/a.pdf"])
     writer.add(outcome(first, [("Q?", "A.", True)]))
-    writer.add(
-        Outcome(Unit.from_row(blank)).to_row()
-    )  # what generation makes of it: no request, no pairs
+    writer.add(Outcome(Unit.from_row(blank)))  # what generation makes of it: no request, no pairs
     manifest = writer.close({"recipe_name": "blank", "recipe": {}})
     counts = manifest["counts"]
     assert counts["units"] == 2 and counts["units_with_samples"] == 1

@@ -16,7 +16,7 @@ from curation.filters.citations import CitationFilter, cited_pages
 from curation.output.shards import DatasetWriter
 from curation.pipeline import filter_batch
 from curation.refilter import filter_dataset
-from curation.schema import OUTCOME_SCHEMA, Pair
+from curation.schema import OUTCOME_SCHEMA, Outcome, Pair
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHAIN = ROOT / "filters" / "default.yaml"
@@ -143,7 +143,7 @@ def test_run_writes_the_cleaned_pairs_to_the_shards(tmp_path):
     """`curation run`'s filter stage (filter_batch) rewrites the Outcome rows; the writer's
     texts, qa_meta and rejects show the cleaned pairs."""
     (unit,) = document_units("aaaa1111", "docs/report.pdf", n_pages=2, pages_per_unit=2)
-    row = outcome(
+    made = outcome(
         unit,
         [
             ("By how much did the budget grow on page 1?", "By 10 percent [1].", True),
@@ -151,12 +151,13 @@ def test_run_writes_the_cleaned_pairs_to_the_shards(tmp_path):
             ("How much did the budget grow?", "The budget grew by 99 percent [2].", True),
         ],
     )
-    for pair in row["pairs"]:
-        pair["evidence_pages"] = [1]  # as the prompt shows pages: 1-based
-    table = filter_batch(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA), str(DEFAULT_CHAIN))
+    for pair in made.reply.pairs:
+        pair.evidence_pages = [1]  # as the prompt shows pages: 1-based
+    batch = pa.Table.from_pylist([made.to_row()], schema=OUTCOME_SCHEMA)
+    table = filter_batch(batch, str(DEFAULT_CHAIN))
     writer = DatasetWriter(tmp_path / "out", rows_per_shard=10, inputs=["docs/report.pdf"])
     for filtered in table.to_pylist():
-        writer.add(filtered)
+        writer.add(Outcome.from_row(filtered))
     writer.close({})
 
     (sample,) = read_folder(tmp_path / "out" / "data").to_pylist()

@@ -16,7 +16,7 @@ from curation.filters.dedup_ray import ray_near_duplicates
 
 def ray_dedup_verdicts(journal, dedup: DedupFilter, folder):
     """A run's whole-dataset dedup (`dataset_checker`, as `curation.run` calls it) of a journal."""
-    pairs = lambda: (pair for row in journal.outcomes() for pair in outcome_pairs(row))  # noqa: E731
+    pairs = lambda: (pair for o in journal.outcomes() for pair in outcome_pairs(o))  # noqa: E731
     return dataset_checker(dedup, 0, folder, pairs)
 
 
@@ -155,8 +155,8 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(ray_local,
     journal = Journal(
         tmp_path, "h" * 64, ["a.pdf", "b.pdf"], {"a.pdf": "aaaa", "b.pdf": "bbbb"}.get
     )
-    for row in reversed(outcomes):  # finished out of order, as a parallel run does
-        journal.append(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA))
+    for made in reversed(outcomes):  # finished out of order, as a parallel run does
+        journal.append(pa.Table.from_pylist([made.to_row()], schema=OUTCOME_SCHEMA))
 
     dedup = DedupFilter(backend="ray")
     streaming = dedup.deduplicator()
@@ -165,10 +165,10 @@ def test_a_runs_ray_backend_gives_the_verdicts_of_the_in_memory_index(ray_local,
     got = [dedup_outcome(copy.deepcopy(o), dedup, found) for o in journal.outcomes()]
     assert got == expected
     reasons = [
-        p["decisions"][-1]["reason"]
+        p.decisions[-1].reason
         for o in got
-        for p in o["pairs"]
-        if p["decisions"][-1]["filter"] == "dedup" and not p["decisions"][-1]["passed"]
+        for p in o.reply.pairs
+        if p.decisions[-1].filter == "dedup" and not p.decisions[-1].passed
     ]
     assert len(reasons) == 3, reasons  # the near copy, the exact copy and the repeated pair
     assert any(r.startswith("near duplicate of aaaa") for r in reasons)
@@ -193,27 +193,24 @@ def test_identical_pairs_of_one_unit_are_duplicates_not_a_replay(ray_local, tmp_
 
     unit = document_units("cccc", "c.pdf", 2, 2)[0]
     same = ("Who chairs the board of the utility?", FACTS[1] + ".", True)
-    row = outcome(unit, [same, ("What was delivered?", FACTS[0] + ".", True), same])
-    for pair in row["pairs"]:  # ids as the generator makes them
-        pair["qa_id"] = content_id(unit["unit_id"], pair["question"], pair["answer"])
-    first_id = row["pairs"][0]["qa_id"]
-    assert row["pairs"][2]["qa_id"] == first_id
+    made = outcome(unit, [same, ("What was delivered?", FACTS[0] + ".", True), same])
+    pairs = made.reply.pairs
+    for pair in pairs:  # ids as the generator makes them
+        pair.qa_id = content_id(unit["unit_id"], pair.question, pair.answer)
+    first_id = pairs[0].qa_id
+    assert pairs[2].qa_id == first_id
     journal = Journal(tmp_path, "h" * 64, ["c.pdf"], {"c.pdf": "cccc"}.get)
-    journal.append(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA))
+    journal.append(pa.Table.from_pylist([made.to_row()], schema=OUTCOME_SCHEMA))
 
     dedup = DedupFilter(backend="ray")
     found = ray_dedup_verdicts(journal, dedup, tmp_path / ".dedup")
     for seen in (dedup.deduplicator(), found):
         (done,) = [dedup_outcome(copy.deepcopy(o), dedup, seen) for o in journal.outcomes()]
-        last = [pair["decisions"][-1] for pair in done["pairs"]]
-        assert [(d["filter"], d["passed"]) for d in last] == [("dedup", True)] * 2 + [
-            ("dedup", False)
-        ]
-        assert last[2]["reason"] == f"exact duplicate of {first_id} (similarity 1.00)"
+        last = [pair.decisions[-1] for pair in done.reply.pairs]
+        assert [(d.filter, d.passed) for d in last] == [("dedup", True)] * 2 + [("dedup", False)]
+        assert last[2].reason == f"exact duplicate of {first_id} (similarity 1.00)"
 
-    contexts = [
-        pair_in(unit["unit_id"], p["question"], p["answer"], qa_id=p["qa_id"]) for p in row["pairs"]
-    ]
+    contexts = [pair_in(unit["unit_id"], p.question, p.answer, qa_id=p.qa_id) for p in pairs]
     assert [d.passed for d in DedupFilter().decide(contexts)] == [True, True, False]
     with pytest.raises(ValueError, match="twice in one check"):
         Deduplicator().check(["a text", "a text"], ["k", "k"])

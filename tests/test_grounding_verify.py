@@ -237,7 +237,7 @@ def test_verification_end_to_end_with_a_scripted_server(tmp_path):
     from output_fixtures import page_png
 
     from curation.output.shards import sample_row
-    from curation.schema import Page
+    from curation.schema import Outcome, Page
     from curation.units import unit_row
 
     pairs = [TOTAL, NEIGHBOUR, READ, MORE]
@@ -286,7 +286,8 @@ def test_verification_end_to_end_with_a_scripted_server(tmp_path):
             {"qa_id": "q0", "question": TOTAL[0], "answer": TOTAL[1], "rationale": None,
              "evidence_pages": [], "question_type": None}]}  # fmt: skip
         [decided] = filter_rows(load_chain(str(chain)), [outcome])
-        row = sample_row(decided, decided["pairs"])
+        decided = Outcome.from_row(decided)
+        row = sample_row(decided, decided.reply.pairs)
         assert row["qa_meta"][0]["scores"] == [
             {"filter": "grounding", "score": 1.0, "reason": "verified: 1,010 = 412 + 598"}
         ]

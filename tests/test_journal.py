@@ -10,8 +10,10 @@ import pyarrow as pa
 from output_fixtures import document_units, outcome
 
 from curation.output.journal import JOURNAL, Journal
-from curation.schema import OUTCOME_SCHEMA
+from curation.output.shards import DatasetWriter
+from curation.schema import DECISION_TYPE, OUTCOME_SCHEMA, PAIR_TYPE
 from curation.units import error_row
+from curation.view.running import RunningFolder
 
 PAIR = [("What grew?", "The budget grew by 10 percent.", True)]
 IDENTITY = "f" * 64
@@ -19,7 +21,7 @@ IDENTITY = "f" * 64
 
 def rows(doc_id: str, source: str, n_pages: int = 2) -> list[dict]:
     """The Outcome rows of one whole document: one unit per page."""
-    return [outcome(unit, PAIR) for unit in document_units(doc_id, source, n_pages, 1)]
+    return [outcome(unit, PAIR).to_row() for unit in document_units(doc_id, source, n_pages, 1)]
 
 
 def append(journal: Journal, *batches: list[dict]) -> None:
@@ -78,7 +80,7 @@ def test_inputs_that_changed_or_left_lose_their_rows_and_the_rest_is_kept(tmp_pa
     assert sorted((tmp_path / JOURNAL).glob("chunk-*.arrow")) == chunks
     append(resumed, rows("a2", "a.pdf", n_pages=1))
     assert len(list((tmp_path / JOURNAL).glob("chunk-*.arrow"))) == 3
-    assert [row["doc_id"] for row in resumed.outcomes()] == ["a2", "b1", "b1"]  # input order
+    assert [o.unit.doc_id for o in resumed.outcomes()] == ["a2", "b1", "b1"]  # input order
 
     # Nothing changed since: nothing is dropped.
     same = Journal(tmp_path, IDENTITY, ["a.pdf", "b.pdf"], {"a.pdf": "a2", "b.pdf": "b1"}.get)
@@ -96,3 +98,56 @@ def test_a_file_edited_between_two_interruptions_keeps_no_rows_of_older_bytes(
     assert journaled(tmp_path) == {"a.pdf": {"a2"}}
     final = Journal(tmp_path, IDENTITY, ["a.pdf"], {"a.pdf": "a3"}.get)
     assert final.progress.changed == ["a.pdf"] and journaled(tmp_path) == {}
+
+
+def without(struct: pa.DataType, name: str) -> pa.StructType:
+    return pa.struct(
+        [f for f in (struct.field(i) for i in range(struct.num_fields)) if f.name != name]
+    )
+
+
+def test_a_chunk_of_an_older_row_format_reads_as_outcomes_with_the_new_fields_null(tmp_path):
+    """A chunk journaled before fields were added (a column, a pair's, a decision's) is read as
+    Outcomes with those fields null, by the run's assembly (`Journal.outcomes`, then the writer)
+    and by the view of a running run (`RunningFolder`), however few columns it reads."""
+    decision = without(DECISION_TYPE, "ratings")
+    pair = pa.struct(
+        [
+            pa.field("decisions", pa.list_(decision)) if f.name == "decisions" else f
+            for f in without(PAIR_TYPE, "question_type")
+        ]
+    )
+    old = pa.schema(
+        [
+            pa.field("pairs", pa.list_(pair)) if f.name == "pairs" else f
+            for f in OUTCOME_SCHEMA
+            if f.name not in ("title_text", "images_sent")
+        ]
+    )
+    row = rows("aaaa", "a.pdf", n_pages=1)[0]
+    (tmp_path / JOURNAL).mkdir()
+    with pa.ipc.new_file(tmp_path / JOURNAL / "chunk-000000.arrow", old) as writer:
+        writer.write_table(pa.Table.from_pylist([row], schema=old))
+
+    (read,) = Journal(tmp_path, IDENTITY, ["a.pdf"], {"a.pdf": "aaaa"}.get).outcomes()
+    (viewed,) = RunningFolder(tmp_path).outcomes()
+    for made in (read, viewed):
+        unit, (kept,) = made.unit, made.reply.pairs
+        assert (unit.unit_id, unit.title_text, made.reply.images_sent) == (
+            row["unit_id"],
+            None,
+            None,
+        )
+        assert (kept.question, kept.question_type, kept.decisions[0].ratings) == (
+            PAIR[0][0],
+            None,
+            None,
+        )
+    assert read.unit.images == row["images"]
+    (meta,) = RunningFolder(tmp_path).sample_meta()
+    assert meta["qa_meta"] == [
+        {"prompt_id": "docmatix/coverage", "question_type": None, "ratings": [], "rating_min": None}
+    ]
+    writer = DatasetWriter(tmp_path / "out", rows_per_shard=10, inputs=["a.pdf"])
+    writer.add(read)
+    assert writer.close({})["counts"]["pairs_kept"] == 1

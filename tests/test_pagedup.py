@@ -265,15 +265,13 @@ def test_the_writer_counts_skipped_units_and_repeated_pages_and_the_card_shows_t
     assert skipped["skipped"] and not mixed["skipped"]
     writer = DatasetWriter(tmp_path, rows_per_shard=10, inputs=["docs/a.pdf", "docs/b.pdf"])
     kept = outcome(first[0], [("Q?", "A.", True), ("Q2?", "A2.", True)])
-    kept["pairs"][0]["question_type"] = "extractive"  # the second has no type: not counted
+    kept.reply.pairs[0].question_type = "extractive"  # the second has no type: not counted
     writer.add(kept)
     writer.add(outcome(first[1], [("Q?", "A.", False)]))
     writer.add(outcome(mixed, [("Which?", "This one.", True)]))
     sample = writer.samples.pending[-1]
     assert [m["duplicate_of"] for m in sample["page_meta"]] == ["aaaa1111:0", None]
-    writer.add(
-        Outcome(Unit.from_row(skipped)).to_row()
-    )  # what generation makes of it: no request, no pairs
+    writer.add(Outcome(Unit.from_row(skipped)))  # what generation makes of it: no request, no pairs
     manifest = writer.close({"recipe_name": "dups", "recipe": {}})
     counts = manifest["counts"]
     assert counts["units"] == 4 and counts["units_with_samples"] == 2

@@ -10,6 +10,7 @@ from curation.generate import QAGenerator
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
 from curation.generate.prompts import PromptLibrary, page_excerpts, resolve_prompt_dir
 from curation.output.shards import parse_reject_row
+from curation.schema import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCMATIX = ROOT / "prompts" / "docmatix"
@@ -188,7 +189,7 @@ def test_a_branch_only_a_real_unit_reaches_is_a_recorded_reject_not_run(tmp_path
     assert branch["prompt_id"] == "shared/branch"
     (error,) = branch["parse_errors"]
     assert error.startswith(f"prompt not rendered: {path}, line 5: access to attribute")
-    reject = parse_reject_row(branch)
+    reject = parse_reject_row(Outcome.from_row(branch))
     assert reject["unit_id"] == "doc:0-2" and "prompt not rendered" in reject["reason"]
 
 

@@ -81,7 +81,7 @@ def test_a_resumed_journal_drops_the_units_of_changed_and_removed_inputs(tmp_pat
     b = document_units("bbbb", "b.pdf", 2, 2)
     c = document_units("cccc", "c.pdf", 2, 2)  # then c.pdf leaves the inputs
     first = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf", "c.pdf"], {}.get)
-    rows = [outcome(unit, [("Q?", "A.", True)]) for unit in (*old_a, *b, *c)]
+    rows = [outcome(unit, [("Q?", "A.", True)]).to_row() for unit in (*old_a, *b, *c)]
     first.append(pa.Table.from_pylist(rows[:3], schema=OUTCOME_SCHEMA))  # a.pdf and b.pdf
     first.append(pa.Table.from_pylist(rows[3:], schema=OUTCOME_SCHEMA))  # c.pdf alone
 
@@ -91,16 +91,16 @@ def test_a_resumed_journal_drops_the_units_of_changed_and_removed_inputs(tmp_pat
     assert resumed.progress.removed == ["c.pdf"]
     assert resumed.documents_done() == {"b.pdf"}  # a.pdf is ingested again
     assert resumed.units_done() == set()
-    assert [o["unit_id"] for o in resumed.outcomes()] == [u["unit_id"] for u in b]
+    assert [o.unit.unit_id for o in resumed.outcomes()] == [u["unit_id"] for u in b]
 
     # The old rows are gone from the files: a second resume finds nothing stale, and a new
     # chunk takes a name no old chunk has.
     new_a = document_units("a2a2", "a.pdf", 2, 2)
-    resumed.append(pa.Table.from_pylist([outcome(new_a[0], [])], schema=OUTCOME_SCHEMA))
+    resumed.append(pa.Table.from_pylist([outcome(new_a[0], []).to_row()], schema=OUTCOME_SCHEMA))
     again = Journal(tmp_path, "h" * 64, ["a.pdf", "b.pdf"], now.__getitem__)
     assert again.progress.changed == again.progress.removed == []
     assert len(again.chunks) == 3
-    assert [o["unit_id"] for o in again.outcomes()] == [new_a[0]["unit_id"], b[0]["unit_id"]]
+    assert [o.unit.unit_id for o in again.outcomes()] == [new_a[0]["unit_id"], b[0]["unit_id"]]
 
 
 def test_a_chain_that_extends_another_runs_both_and_names_both_in_the_identity(tmp_path):
@@ -164,7 +164,7 @@ def test_a_run_interrupted_under_the_old_chain_form_starts_over_saying_why(tmp_p
 
     units = document_units("aaaa", "a.pdf", 4, 2)
     journal().append(
-        pa.Table.from_pylist([outcome(units[0], [("Q?", "A.", True)])], OUTCOME_SCHEMA)
+        pa.Table.from_pylist([outcome(units[0], [("Q?", "A.", True)]).to_row()], OUTCOME_SCHEMA)
     )
     assert journal().resumed  # the same bytes: resumed
 

@@ -95,7 +95,8 @@ def test_a_chain_whose_judge_or_verifier_runs_a_local_model_filters_in_actors_ho
 
 def test_the_filter_actor_decides_as_the_filter_task_does() -> None:
     (unit,) = document_units("aaaa1111", "docs/report.pdf", n_pages=2, pages_per_unit=2)
-    row = outcome(unit, [("What grew [2]?", "The budget grew [page 2].", True), ("", "", True)])
+    made = outcome(unit, [("What grew [2]?", "The budget grew [page 2].", True), ("", "", True)])
+    row = made.to_row()
     batch = pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA)
     chain = str(ROOT / "filters" / "default.yaml")
     by_actor = FilterActor(chain)(batch).to_pylist()

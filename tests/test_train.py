@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from curation.cli import app
 from curation.config import ConfigError
 from curation.output.shards import DatasetWriter
-from curation.schema import SAMPLE_SCHEMA
+from curation.schema import SAMPLE_SCHEMA, Decision, Outcome, Pair, Reply, Unit
 from curation.train.collate import (
     IGNORE,
     DataReport,
@@ -451,47 +451,31 @@ def marks(text: str, dataset: str = "r") -> list[str]:
 
 
 def write_rated(folder: Path, rows: list[list[tuple]], name: str) -> Path:
-    """A dataset written by the project's writer (DatasetWriter) from Outcome rows whose pairs
+    """A dataset written by the project's writer (DatasetWriter) from Outcomes whose pairs
     carry the decisions a run stores: grounding's score, the per-axis judge's ratings."""
     units = document_units(f"{name}0000", f"docs/{name}.pdf", n_pages=len(rows), pages_per_unit=1)
     writer = DatasetWriter(folder, rows_per_shard=100, inputs=[f"docs/{name}.pdf"])
     for r, (unit, pairs) in enumerate(zip(units, rows, strict=True)):
         made = []
         for p, (question_type, ratings, grounding) in enumerate(pairs):
-            judge = {"filter": "judge", "passed": True, "score": None, "reason": "unreadable"}
+            judge = Decision("judge", True, None, "unreadable")
             if ratings is not None:
                 mean = sum(ratings.values()) / len(ratings)
-                judge = {
-                    "filter": "judge",
-                    "passed": True,
-                    "score": mean,
-                    "reason": "",
-                    "ratings": [{"axis": a, "score": float(s)} for a, s in ratings.items()],
-                }
-            grounded = {"filter": "grounding", "passed": True, "score": grounding, "reason": ""}
+                axes = [{"axis": a, "score": float(s)} for a, s in ratings.items()]
+                judge = Decision("judge", True, mean, "", axes)
+            grounded = Decision("grounding", True, grounding, "")
             made.append(
-                {
-                    "qa_id": f"{unit['unit_id']}-{p}",
-                    "question": f"Question {name[0]}{r}p{p}?",
-                    "answer": f"Answer {name[0]}{r}p{p} here.",
-                    "rationale": None,
-                    "evidence_pages": unit["pages"],
-                    "question_type": question_type,
-                    "decisions": [grounded, judge],
-                }
+                Pair(
+                    f"{unit['unit_id']}-{p}",
+                    f"Question {name[0]}{r}p{p}?",
+                    f"Answer {name[0]}{r}p{p} here.",
+                    evidence_pages=unit["pages"],
+                    question_type=question_type,
+                    decisions=[grounded, judge],
+                )
             )
-        writer.add(
-            {
-                **unit,
-                "prompt_id": "p",
-                "model": "m",
-                "raw_reply": "",
-                "finish_reason": "stop",
-                "completion_tokens": 1,
-                "parse_errors": [],
-                "pairs": made,
-            }
-        )
+        reply = Reply("p", "m", "", "stop", completion_tokens=1, pairs=made)
+        writer.add(Outcome(Unit.from_row(unit), reply))
     writer.close({})
     return folder
 

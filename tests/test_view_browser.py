@@ -28,7 +28,7 @@ from test_view_site import filtered
 
 from curation.output.card import write_card
 from curation.output.shards import DatasetWriter
-from curation.schema import SAMPLE_SCHEMA
+from curation.schema import SAMPLE_SCHEMA, Outcome
 from curation.units import error_row
 from curation.view.serve import serve
 from curation.view.site import build_site, write_js
@@ -143,16 +143,18 @@ def tab(browser):
 # ---------------------------------------------------------------- output folders and sites
 
 
-def judged(row: dict, axes: dict[str, float], evidence: list[int], qtypes: list[str]) -> dict:
-    """An Outcome row with per-axis ratings on the judge's decisions, 1-based evidence pages
-    and question types on its pairs."""
-    for pair, qtype in zip(row["pairs"], qtypes, strict=True):
-        pair["evidence_pages"] = evidence
-        pair["question_type"] = qtype
-        for decision in pair["decisions"]:
-            if decision["filter"] == "judge":
-                decision["ratings"] = [{"axis": a, "score": s} for a, s in axes.items()]
-    return row
+def judged(
+    made: Outcome, axes: dict[str, float], evidence: list[int], qtypes: list[str]
+) -> Outcome:
+    """An Outcome with per-axis ratings on the judge's decisions, 1-based evidence pages and
+    question types on its pairs."""
+    for pair, qtype in zip(made.reply.pairs, qtypes, strict=True):
+        pair.evidence_pages = evidence
+        pair.question_type = qtype
+        for decision in pair.decisions:
+            if decision.filter == "judge":
+                decision.ratings = [{"axis": a, "score": s} for a, s in axes.items()]
+    return made
 
 
 def write_output(out_dir: Path, variant: str) -> None:
@@ -182,7 +184,7 @@ def write_output(out_dir: Path, variant: str) -> None:
         judge=2.0,
         parse_errors=("question without an answer",),
     )
-    second["raw_reply"] = PLANTED_REPLY
+    second.reply.raw_reply = PLANTED_REPLY
     writer.add(judged(second, {"relevance": 2.0}, [3], ["multi_hop"]))
     third = outcome(
         slides[0],

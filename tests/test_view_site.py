@@ -27,7 +27,7 @@ from curation.outdir import FolderRefused, OutputFolder
 from curation.output.card import write_card
 from curation.output.journal import Journal
 from curation.output.shards import DatasetWriter
-from curation.schema import OUTCOME_SCHEMA
+from curation.schema import OUTCOME_SCHEMA, Decision, Outcome
 from curation.units import error_row
 from curation.view.serve import folder_stamp, refused, serve
 from curation.view.site import SITE_MARKER, ImageWriter, build_site, js_data
@@ -41,31 +41,24 @@ DOC_IDS = {
 }
 
 
-def rated(row: dict) -> dict:
+def rated(made: Outcome) -> Outcome:
     """Give each kept pair a per-axis judge decision."""
-    for index, pair in enumerate(row["pairs"]):
-        if all(d["passed"] for d in pair["decisions"]):
+    for index, pair in enumerate(made.reply.pairs):
+        if all(d.passed for d in pair.decisions):
             score = 3.0 + index
-            pair["decisions"].append(
-                {
-                    "filter": "judge",
-                    "passed": True,
-                    "score": score,
-                    "reason": "",
-                    "ratings": [{"axis": "relevance", "score": score}],
-                }
-            )
-    return row
+            ratings = [{"axis": "relevance", "score": score}]
+            pair.decisions.append(Decision("judge", True, score, "", ratings))
+    return made
 
 
-def outcomes(flip: set[str] = frozenset(), drop: set[str] = frozenset()) -> list[dict]:
-    """The Outcome rows of a small run: 2 documents (3 units; one page image 900x1200), a
+def outcomes(flip: set[str] = frozenset(), drop: set[str] = frozenset()) -> list[Outcome]:
+    """The Outcomes of a small run: 2 documents (3 units; one page image 900x1200), a
     planted script in an answer and in a reject, an unreadable reply, a broken input. `flip`:
     qa_ids whose rule decision is inverted; `drop`: qa_ids left out."""
     report = document_units("aaaa1111", "docs/report.pdf", n_pages=3, pages_per_unit=2)
     slides = document_units("bbbb2222", "docs/slides.pdf", n_pages=2, pages_per_unit=2)
     report[0]["images"][0] = page_png("big page", (900, 1200))
-    rows = [
+    made = [
         outcome(
             report[0],
             [
@@ -89,21 +82,21 @@ def outcomes(flip: set[str] = frozenset(), drop: set[str] = frozenset()) -> list
         ),
         outcome(error_row("cccc3333", "docs/broken.pdf", "corrupt", "cannot <b>open</b>"), []),
     ]
-    for row in rows:
-        row["pairs"] = [p for p in row["pairs"] if p["qa_id"] not in drop]
-        for pair in row["pairs"]:
-            if pair["qa_id"] in flip:
-                rule = pair["decisions"][0]
-                rule["passed"] = not rule["passed"]
-                rule["reason"] = "" if rule["passed"] else "flipped"
-        rated(row)
-    return rows
+    for one in made:
+        one.reply.pairs = [p for p in one.reply.pairs if p.qa_id not in drop]
+        for pair in one.reply.pairs:
+            if pair.qa_id in flip:
+                rule = pair.decisions[0]
+                rule.passed = not rule.passed
+                rule.reason = "" if rule.passed else "flipped"
+        rated(one)
+    return made
 
 
-def write_output(out: Path, rows: list[dict]) -> dict:
+def write_output(out: Path, made: list[Outcome]) -> dict:
     writer = DatasetWriter(out, rows_per_shard=2, inputs=INPUTS)
-    for row in rows:
-        writer.add(row)
+    for one in made:
+        writer.add(one)
     return writer.close(
         {"recipe_name": "tiny", "recipe": RECIPE, "recipe_hash": "0" * 64, "wall_seconds": 1.0}
     )
@@ -300,8 +293,8 @@ def test_only_a_site_of_its_own_is_replaced(finished, tmp_path):
 def test_a_running_folder_shows_what_its_journal_holds(finished, tmp_path):
     out = tmp_path / "running"
     journal = Journal(out, "h" * 64, INPUTS, DOC_IDS.get)
-    for row in outcomes():
-        journal.append(pa.Table.from_pylist([row], schema=OUTCOME_SCHEMA))
+    for made in outcomes():
+        journal.append(pa.Table.from_pylist([made.to_row()], schema=OUTCOME_SCHEMA))
     (out / ".lock").write_text(json.dumps({"tool": "curation", "pid": 1}))  # the run's lock
     before = listing(out)
     overview = build_site(out, tmp_path / "site")

@@ -26,6 +26,7 @@ from curation.generate.engines.base import ChatRequest
 from curation.generate.engines.local import LocalEngine
 from curation.ingest import ingest_document
 from curation.output.shards import DatasetWriter
+from curation.schema import Outcome
 
 TOKENS_PER_TILE = 4  # RandomInitConfig: 32 px tiles, 8 px patches, pixel shuffle 2
 
@@ -137,7 +138,7 @@ def generate_and_count(tmp_path: Path, name: str, generate: dict) -> tuple[dict,
     )
     writer = DatasetWriter(tmp_path / f"out-{name}", 10, [str(SAMPLES / "lighthouse_history.pdf")])
     for outcome in outcomes:
-        writer.add(outcome)
+        writer.add(Outcome.from_row(outcome))
     manifest = writer.close(TINY_MANIFEST)
     assert manifest["counts"]["units"] == len(outcomes) > 0
     return manifest, outcomes

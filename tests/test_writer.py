@@ -2,6 +2,7 @@ import json
 
 import pyarrow.parquet as pq
 from datasets import load_dataset
+from output_fixtures import outcome
 from PIL import Image
 
 from curation.config import IngestConfig, UnitsConfig
@@ -10,39 +11,14 @@ from curation.output.shards import DatasetWriter
 from curation.units import error_row
 
 
-def outcome(unit: dict, pairs: list[tuple[str, str, bool]], parse_errors=()) -> dict:
-    return {
-        **unit,
-        "prompt_id": "docmatix/coverage",
-        "model": "test-model",
-        "raw_reply": "Q1: ...",
-        "finish_reason": "stop",
-        "completion_tokens": 10,
-        "parse_errors": list(parse_errors),
-        "pairs": [
-            {
-                "qa_id": f"{unit['unit_id']}-{i}",
-                "question": q,
-                "answer": a,
-                "rationale": None,
-                "evidence_pages": [],
-                "decisions": [
-                    {"filter": "rule", "passed": ok, "score": 1.0, "reason": "" if ok else "bad"}
-                ],
-            }
-            for i, (q, a, ok) in enumerate(pairs)
-        ],
-    }
-
-
 def test_writer_gives_hf_loadable_shards_and_accounts_for_everything(tmp_path, report_pdf):
     units = list(ingest_document(report_pdf, IngestConfig(dpi=50), UnitsConfig(pages_per_unit=1)))
     assert len(units) == 3
     writer = DatasetWriter(tmp_path, rows_per_shard=2, inputs=[str(report_pdf), "broken.pdf"])
-    writer.add(outcome(units[0], [("Who?", "Ada.", True), ("Bad?", "Yes.", False)]))
+    writer.add(outcome(units[0], [("Who?", "Ada.", True), ("Bad?", "Yes.", False)], judge=1.0))
     writer.add(
         outcome(
-            units[1], [("When?", "In 2025.", True)], parse_errors=["question without an answer"]
+            units[1], [("When?", "In 2025.", True)], parse_errors=("question without an answer",)
         )
     )
     writer.add(outcome(units[2], [("Where?", "Here.", True)]))
@@ -59,7 +35,7 @@ def test_writer_gives_hf_loadable_shards_and_accounts_for_everything(tmp_path, r
     assert first["texts"] == [
         {"user": "Who?", "assistant": "Ada.", "source": f"{report_pdf}#pages=1-1"}
     ]
-    assert first["qa_meta"][0]["scores"] == [{"filter": "rule", "score": 1.0, "reason": ""}]
+    assert first["qa_meta"][0]["scores"] == [{"filter": "judge", "score": 1.0, "reason": ""}]
 
     rejects = pq.read_table(next((tmp_path / "rejects").glob("*.parquet"))).to_pylist()
     assert sorted((r["filter"], r["reason"].split(":")[0]) for r in rejects) == [

@@ -14,31 +14,26 @@ from curation.filters.dedup import (
     occurrence_keys,
     pair_text,
 )
-from curation.schema import first_failure
+from curation.schema import Outcome
 
 
-def alive_pairs(outcome: dict) -> list[dict]:
-    """The pairs of an Outcome row that passed every filter so far (the ones dedup checks)."""
-    return [p for p in outcome["pairs"] if first_failure(p["decisions"]) is None]
-
-
-def outcome_pairs(outcome: dict) -> Iterator[tuple[str, str]]:
-    """(key, text) of each pair of an Outcome row that dedup checks. Identical pairs of one
-    unit share a content-hash id: numbered apart (`occurrence_keys`), the second is an exact
+def outcome_pairs(outcome: Outcome) -> Iterator[tuple[str, str]]:
+    """(key, text) of each pair of an Outcome that dedup checks. Identical pairs of one unit
+    share a content-hash id: numbered apart (`occurrence_keys`), the second is an exact
     duplicate of the first rather than the first one fed again."""
-    alive = alive_pairs(outcome)
-    keys = occurrence_keys([p["qa_id"] for p in alive])
+    alive = outcome.kept()
+    keys = occurrence_keys([p.qa_id for p in alive])
     for pair, key in zip(alive, keys, strict=True):
-        yield key, pair_text(pair["question"], pair["answer"])
+        yield key, pair_text(pair.question, pair.answer)
 
 
-def dedup_outcome(outcome: dict, dedup: DedupFilter, seen: Checker) -> dict:
+def dedup_outcome(outcome: Outcome, dedup: DedupFilter, seen: Checker) -> Outcome:
     """Add the dedup decision to each pair that passed every other filter (the first of a
     group of duplicates, in dataset order, is kept)."""
     pairs = list(outcome_pairs(outcome))
     verdicts = seen.check([text for _, text in pairs], [key for key, _ in pairs])
-    for pair, verdict in zip(alive_pairs(outcome), verdicts, strict=True):
-        pair["decisions"].append(vars(dedup.decision(verdict)))
+    for pair, verdict in zip(outcome.kept(), verdicts, strict=True):
+        pair.decisions.append(dedup.decision(verdict))
     return outcome
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curation.files import write_atomic
-from curation.schema import OUTCOME_SCHEMA, first_failure
+from curation.schema import OUTCOME_SCHEMA, Outcome, first_failure
 
 JOURNAL = ".journal"
 # The journal's row format (OUTCOME_SCHEMA); a journal of another format is started over.
@@ -181,9 +181,9 @@ class Journal:
             state.done for source, state in self.documents.items() if source in self.order
         )
 
-    def outcomes(self) -> Iterator[dict]:
-        """Every recorded Outcome row of the current inputs, in input order and page order,
-        each unit once; reading one chunk at a time."""
+    def outcomes(self) -> Iterator[Outcome]:
+        """Every recorded Outcome of the current inputs, in input order and page order, each
+        unit once; reading one chunk at a time (its rows become records here, as read)."""
         index = []
         seen: set[tuple[str, str]] = set()
         for chunk_no, path in enumerate(self.chunks):
@@ -200,7 +200,7 @@ class Journal:
         # Mostly sequential: only the units of documents split by an interruption jump back.
         rows = lru_cache(maxsize=4)(lambda chunk_no: _read_rows(self.chunks[chunk_no]))
         for *_, chunk_no, row_no in index:
-            yield rows(chunk_no)[row_no]
+            yield Outcome.from_row(rows(chunk_no)[row_no])
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -214,13 +214,27 @@ def _write_chunk(path: Path, table: pa.Table) -> None:
 
 
 def _read_table(path: Path) -> pa.Table:
-    """A chunk as OUTCOME_SCHEMA rows; a chunk written before fields were added to the schema
-    (same format, fewer columns) reads with those fields null, so its work is kept."""
     with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
-    if table.schema.equals(OUTCOME_SCHEMA):
+        return conformed(pa.ipc.open_file(source).read_all())
+
+
+def conformed(table: pa.Table, columns: Iterable[str] = OUTCOME_SCHEMA.names) -> pa.Table:
+    """A chunk as OUTCOME_SCHEMA rows, of which only `columns` are read (the others null: a
+    reader that needs no page images leaves them in the file). A chunk written before fields
+    were added to the schema (same format, fewer fields) reads with those fields null, so its
+    work is kept."""
+    wanted = set(columns)
+    if wanted.issuperset(OUTCOME_SCHEMA.names) and table.schema.equals(OUTCOME_SCHEMA):
         return table
-    return pa.Table.from_pylist(table.to_pylist(), schema=OUTCOME_SCHEMA)
+    arrays = []
+    for column in OUTCOME_SCHEMA:
+        if column.name not in wanted or column.name not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, column.type))
+        elif table.schema.field(column.name).type.equals(column.type):
+            arrays.append(table[column.name])
+        else:  # a nested field added since: the old values, with it null
+            arrays.append(pa.array(table[column.name].to_pylist(), column.type))
+    return pa.Table.from_arrays(arrays, schema=OUTCOME_SCHEMA)
 
 
 def _read_rows(path: Path, columns: list[str] | None = None) -> list[dict]:

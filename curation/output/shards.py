@@ -1,4 +1,4 @@
-"""Assemble and write: Outcome rows -> Sample shards, rejects, errors, and the manifest."""
+"""Assemble and write: Outcomes -> Sample shards, rejects, errors, and the manifest."""
 
 from __future__ import annotations
 
@@ -18,8 +18,12 @@ from curation.schema import (
     ERROR_SCHEMA,
     REJECT_SCHEMA,
     SAMPLE_SCHEMA,
+    Decision,
     InputError,
+    Outcome,
+    Pair,
     Reject,
+    Unit,
     first_failure,
 )
 from curation.seeding import file_sha256
@@ -144,93 +148,95 @@ def image_name(doc_id: str, page: int, data: bytes) -> str:
     return f"{doc_id}-p{page:04d}.{extension}"
 
 
-def sample_row(outcome: dict, kept: list[dict]) -> dict:
+def sample_row(outcome: Outcome, kept: list[Pair]) -> dict:
     """A Sample row (Docmatix layout plus provenance) from a unit and its kept pairs."""
-    pages = outcome["pages"]
-    source = f"{outcome['source']}#pages={pages[0] + 1}-{pages[-1] + 1}"
+    unit, reply = outcome.unit, outcome.reply
+    pages = unit.pages
+    source = f"{unit.source}#pages={pages[0] + 1}-{pages[-1] + 1}"
     return {
-        "id": outcome["unit_id"],
-        "doc_id": outcome["doc_id"],
+        "id": unit.unit_id,
+        "doc_id": unit.doc_id,
         "pages": pages,
         "images": [
-            {"bytes": data, "path": image_name(outcome["doc_id"], page, data)}
-            for page, data in zip(pages, outcome["images"], strict=True)
+            {"bytes": data, "path": image_name(unit.doc_id, page, data)}
+            for page, data in zip(pages, unit.images, strict=True)
         ],
-        "texts": [
-            {"user": p["question"], "assistant": p["answer"], "source": source} for p in kept
-        ],
+        "texts": [{"user": p.question, "assistant": p.answer, "source": source} for p in kept],
         "page_meta": [
             {"page": page, "text_source": text_source, "ocr_score": score, "duplicate_of": dup}
             for page, text_source, score, dup in zip(
                 pages,
-                outcome["text_sources"],
-                outcome["ocr_scores"],
-                outcome.get("page_dups") or [None] * len(pages),
+                unit.text_sources,
+                unit.ocr_scores,
+                unit.page_dups or [None] * len(pages),
                 strict=True,
             )
         ],
         "qa_meta": [
             {
-                "qa_id": p["qa_id"],
-                "prompt_id": outcome["prompt_id"],
-                "model": outcome["model"],
-                "rationale": p["rationale"],
-                "evidence_pages": p["evidence_pages"],
-                "question_type": p.get("question_type"),
+                "qa_id": p.qa_id,
+                "prompt_id": reply.prompt_id,
+                "model": reply.model,
+                "rationale": p.rationale,
+                "evidence_pages": p.evidence_pages,
+                "question_type": p.question_type,
                 "scores": [
-                    {"filter": d["filter"], "score": d["score"], "reason": d["reason"]}
-                    for d in p["decisions"]
-                    if d["score"] is not None or d["reason"]
+                    {"filter": d.filter, "score": d.score, "reason": d.reason}
+                    for d in p.decisions
+                    if d.score is not None or d.reason
                 ],
-                **pair_ratings(p["decisions"]),
+                **pair_ratings(p.decisions),
             }
             for p in kept
         ],
     }
 
 
-def pair_ratings(decisions: list[dict]) -> dict:
+def pair_ratings(decisions: list[Decision]) -> dict:
     """A pair's ratings on named axes (a per-axis judge's), and their minimum."""
-    ratings = [r for d in decisions for r in d.get("ratings") or []]
+    ratings = [r for d in decisions for r in d.ratings or []]
     return {
         "ratings": ratings,
         "rating_min": min((r["score"] for r in ratings), default=None),
     }
 
 
-def reject_row(outcome: dict, pair: dict | None, filter_name: str, reason: str, score=None) -> dict:
-    """The reject row of a pair of an Outcome row, or (no pair) of its unreadable reply."""
+def reject_row(outcome: Outcome, pair: Pair | None, failed: Decision) -> dict:
+    """The reject row of a pair of an Outcome, with the decision that rejected it, or (no pair)
+    of its unreadable reply."""
+    unit, reply = outcome.unit, outcome.reply
     return Reject(
-        unit_id=outcome["unit_id"],
-        doc_id=outcome["doc_id"],
-        source=outcome["source"],
-        pages=outcome["pages"],
-        qa_id=pair["qa_id"] if pair else None,
-        prompt_id=outcome["prompt_id"],
-        question=pair["question"] if pair else None,
-        answer=pair["answer"] if pair else None,
-        filter=filter_name,
-        reason=reason,
-        score=score,
-        raw_reply=None if pair else outcome["raw_reply"],
-        question_type=pair.get("question_type") if pair else None,
+        unit_id=unit.unit_id,
+        doc_id=unit.doc_id,
+        source=unit.source,
+        pages=unit.pages,
+        qa_id=pair.qa_id if pair else None,
+        prompt_id=reply.prompt_id,
+        question=pair.question if pair else None,
+        answer=pair.answer if pair else None,
+        filter=failed.filter,
+        reason=failed.reason,
+        score=failed.score,
+        raw_reply=None if pair else reply.raw_reply,
+        question_type=pair.question_type if pair else None,
     ).row()
 
 
-def parse_reject_row(outcome: dict) -> dict | None:
+def parse_reject_row(outcome: Outcome) -> dict | None:
     """The reject row of a reply with parts that could not be read as pairs, or None. One row
     per reply, carrying the raw text once, however many parts failed to parse."""
-    problems = outcome.get("parse_errors")
+    problems = outcome.reply.parse_errors
     if not problems:
         return None
     shown = "; ".join(problems[:3]) + (
         f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
     )
-    return reject_row(outcome, None, "parse", f"{len(problems)} unreadable: {shown}")
+    reason = f"{len(problems)} unreadable: {shown}"
+    return reject_row(outcome, None, Decision("parse", False, reason=reason))
 
 
 class DatasetWriter:
-    """Streams Outcome rows into an output folder; `close` moves the finished run into place."""
+    """Streams Outcomes into an output folder; `close` moves the finished run into place."""
 
     def __init__(
         self,
@@ -257,76 +263,75 @@ class DatasetWriter:
         if error.source not in self.inputs:
             self.counts.documents += 1
         record = self.inputs.setdefault(error.source, InputRecord(error.source, error.doc_id))
-        self._add_error(record, error.row(), error.stage, error.code, error.message)
+        self._add_error(record, error)
 
-    def add(self, outcome: dict) -> None:
-        """Account for one Outcome row and write what it yields."""
-        record = self.inputs.setdefault(outcome["source"], InputRecord(outcome["source"]))
-        record.doc_id = outcome["doc_id"]
+    def add(self, outcome: Outcome) -> None:
+        """Account for one Outcome and write what it yields."""
+        unit, reply = outcome.unit, outcome.reply
+        record = self.inputs.setdefault(unit.source, InputRecord(unit.source))
+        record.doc_id = unit.doc_id
         if record.status == "missing":
             record.status = "ok"
-        if outcome["error_code"] is not None:
-            self._add_error(record, outcome, "ingest", outcome["error_code"], outcome["error"])
+        if unit.error_code is not None:
+            error = InputError(unit.doc_id, unit.source, "ingest", unit.error_code, unit.error)
+            self._add_error(record, error)
             return
-        first_source = self.seen_units.setdefault(outcome["unit_id"], outcome["source"])
-        if first_source != outcome["source"]:
+        first_source = self.seen_units.setdefault(unit.unit_id, unit.source)
+        if first_source != unit.source:
             # Identical bytes under another name: the same units again would duplicate samples.
             if record.status != "duplicate":
                 message = f"same content as {first_source}"
-                self._add_error(record, outcome, "ingest", "duplicate_document", message)
+                error = InputError(
+                    unit.doc_id, unit.source, "ingest", "duplicate_document", message
+                )
+                self._add_error(record, error)
                 record.status = "duplicate"
             return
-        record.pages = max(record.pages, outcome["doc_pages"])
-        self._count_pages(record, outcome)
+        record.pages = max(record.pages, unit.doc_pages)
+        self._count_pages(record, unit)
         record.units += 1
         self.counts.units += 1
-        self.counts.units_by_layout[outcome.get("layout") or "window"] += 1
-        if outcome.get("skipped"):  # no LLM call was made: no pairs, no sample, no error
-            self.counts.units_skipped[outcome["skipped"].split(":", 1)[0].strip()] += 1
-        self.counts.completion_tokens += outcome["completion_tokens"] or 0
-        self.counts.prompt_tokens += outcome.get("prompt_tokens") or 0
-        self.counts.images_sent += outcome.get("images_sent") or 0
+        self.counts.units_by_layout[unit.layout or "window"] += 1
+        if unit.skipped:  # no LLM call was made: no pairs, no sample, no error
+            self.counts.units_skipped[unit.skipped.split(":", 1)[0].strip()] += 1
+        self.counts.completion_tokens += reply.completion_tokens or 0
+        self.counts.prompt_tokens += reply.prompt_tokens or 0
+        self.counts.images_sent += reply.images_sent or 0
         self._add_pairs(record, outcome)
 
-    def _count_pages(self, record: InputRecord, outcome: dict) -> None:
+    def _count_pages(self, record: InputRecord, unit: Unit) -> None:
         """Count the unit's pages by text source, and those repeating an earlier page; pages
         that overlapping windows share are counted once."""
-        pages = outcome["pages"]
-        dups = outcome.get("page_dups") or [None] * len(pages)
-        for page, text_source, dup in zip(pages, outcome["text_sources"], dups, strict=True):
+        pages = unit.pages
+        dups = unit.page_dups or [None] * len(pages)
+        for page, text_source, dup in zip(pages, unit.text_sources, dups, strict=True):
             if page > record.last_page:
                 self.counts.pages_by_text_source[text_source] += 1
                 self.counts.pages_duplicate += dup is not None
         record.last_page = max(record.last_page, *pages)
 
-    def _add_error(
-        self, record: InputRecord, outcome: dict, stage: str, code: str, message: str
-    ) -> None:
+    def _add_error(self, record: InputRecord, error: InputError) -> None:
         record.status = "partial" if record.units else "error"
-        record.errors.append({"stage": stage, "code": code, "message": message})
-        self.counts.errors_by_code[code] += 1
-        self.errors.add(
-            InputError(outcome["doc_id"], outcome["source"], stage, code, message).row()
-        )
+        record.errors.append({"stage": error.stage, "code": error.code, "message": error.message})
+        self.counts.errors_by_code[error.code] += 1
+        self.errors.add(error.row())
 
-    def _add_pairs(self, record: InputRecord, outcome: dict) -> None:
+    def _add_pairs(self, record: InputRecord, outcome: Outcome) -> None:
         unreadable = parse_reject_row(outcome)
         if unreadable is not None:
             self.counts.rejected_by_filter["parse"] += 1
             self.rejects.add(unreadable)
         kept = []
-        for pair in outcome["pairs"]:
+        for pair in outcome.reply.pairs:
             self.counts.pairs_generated += 1
             record.pairs_generated += 1
-            failed = first_failure(pair["decisions"])
+            failed = first_failure(pair.decisions)
             if failed is None:
                 kept.append(pair)
                 continue
             self.counts.pairs_rejected += 1
-            self.counts.rejected_by_filter[failed["filter"]] += 1
-            self.rejects.add(
-                reject_row(outcome, pair, failed["filter"], failed["reason"], failed["score"])
-            )
+            self.counts.rejected_by_filter[failed.filter] += 1
+            self.rejects.add(reject_row(outcome, pair, failed))
         if kept:
             self.samples.add(sample_row(outcome, kept))
             self.counts.units_with_samples += 1

@@ -1,6 +1,7 @@
 """What `curation view` reads of a run in progress: the journal's chunks (Outcome rows) so far,
-opened read-only through a memory map (the run's lock is never taken), shown as the rows the
-writer will make of them; the funnel is counted from the rows journaled so far.
+opened read-only through a memory map (the run's lock is never taken) and read as Outcomes,
+shown as the rows the writer will make of them; the funnel is counted from the Outcomes
+journaled so far.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curation.output.journal import JOURNAL
+from curation.output.journal import JOURNAL, conformed
 from curation.output.shards import pair_ratings, parse_reject_row, reject_row, sample_row
-from curation.schema import InputError, first_failure
+from curation.schema import InputError, Outcome, first_failure
 from curation.view.rows import BATCH_ROWS, Fate
 
 # The columns of a journal chunk needed for the funnel and the facets: no page images.
@@ -49,26 +50,27 @@ class JournalCounts:
     units_by_layout: Counter = field(default_factory=Counter)
     failed: set[str] = field(default_factory=set)  # sources with an error row
 
-    def add(self, row: dict) -> None:
-        self.documents.add(row["source"])
-        if row.get("error_code") is not None:
-            self.failed.add(row["source"])
-            self.errors_by_code[row["error_code"]] += 1
+    def add(self, outcome: Outcome) -> None:
+        unit = outcome.unit
+        self.documents.add(unit.source)
+        if unit.error_code is not None:
+            self.failed.add(unit.source)
+            self.errors_by_code[unit.error_code] += 1
             return
         self.units += 1
-        self.units_by_layout[row.get("layout") or "window"] += 1
-        if row.get("skipped"):
-            self.units_skipped[row["skipped"].split(":", 1)[0].strip()] += 1
-        if row.get("parse_errors"):  # an unreadable reply: a reject, but no pair
+        self.units_by_layout[unit.layout or "window"] += 1
+        if unit.skipped:
+            self.units_skipped[unit.skipped.split(":", 1)[0].strip()] += 1
+        if outcome.reply.parse_errors:  # an unreadable reply: a reject, but no pair
             self.rejected_by_filter["parse"] += 1
         kept = 0
-        for pair in row.get("pairs") or []:
+        for pair in outcome.reply.pairs:
             self.pairs_generated += 1
-            failed = first_failure(pair.get("decisions"))
+            failed = first_failure(pair.decisions)
             kept += failed is None
             if failed is not None:
                 self.pairs_rejected += 1
-                self.rejected_by_filter[failed["filter"]] += 1
+                self.rejected_by_filter[failed.filter] += 1
         self.pairs_kept += kept
         self.units_with_samples += kept > 0
 
@@ -91,18 +93,19 @@ class JournalCounts:
         return rows
 
 
-def read_chunk(path: Path, columns: list[str] | None = None) -> Iterator[dict]:
-    """The rows of one journal chunk, a slice at a time, read through a read-only memory map;
-    a chunk gone meanwhile (the run finished and removed its journal) yields nothing."""
+def read_chunk(path: Path, columns: list[str] | None = None) -> Iterator[Outcome]:
+    """The Outcomes of one journal chunk, a slice at a time, read through a read-only memory
+    map, of which only `columns` are read (the others null); a chunk gone meanwhile (the run
+    finished and removed its journal) yields nothing."""
     try:
         with pa.memory_map(str(path), "r") as source:
             table = pa.ipc.open_file(source).read_all()
     except (FileNotFoundError, pa.ArrowInvalid):
         return
-    if columns is not None:
-        table = table.select([c for c in columns if c in table.column_names])
+    table = conformed(table) if columns is None else conformed(table, columns)
     for start in range(0, table.num_rows, BATCH_ROWS):
-        yield from table.slice(start, BATCH_ROWS).to_pylist()
+        for row in table.slice(start, BATCH_ROWS).to_pylist():
+            yield Outcome.from_row(row)
 
 
 class RunningFolder:
@@ -117,18 +120,18 @@ class RunningFolder:
         self.journal = self.out_dir / JOURNAL
         self.name = self.out_dir.name
         self.counts = JournalCounts()
-        for row in self.outcomes(JOURNAL_META):
-            self.counts.add(row)
+        for outcome in self.outcomes(JOURNAL_META):
+            self.counts.add(outcome)
 
-    def outcomes(self, columns: list[str] | None = None) -> Iterator[dict]:
-        """Outcome rows in journal order, each unit once (a resumed run may repeat one)."""
+    def outcomes(self, columns: list[str] | None = None) -> Iterator[Outcome]:
+        """Outcomes in journal order, each unit once (a resumed run may repeat one)."""
         seen: set[tuple[str, str]] = set()
         for path in sorted(self.journal.glob("chunk-*.arrow")):
-            for row in read_chunk(path, columns):
-                key = (row["source"], row["unit_id"])
+            for outcome in read_chunk(path, columns):
+                key = (outcome.unit.source, outcome.unit.unit_id)
                 if key not in seen:
                     seen.add(key)
-                    yield row
+                    yield outcome
 
     def funnel(self) -> list[tuple[str, int]]:
         return self.counts.funnel()
@@ -142,56 +145,54 @@ class RunningFolder:
 
     def samples(self) -> Iterator[dict]:
         """Sample rows (as the writer would make them) of the units with a kept pair."""
-        for row in self.outcomes():
-            if row.get("error_code") is None:
-                kept = [
-                    p for p in row.get("pairs") or [] if first_failure(p.get("decisions")) is None
-                ]
-                if kept:
-                    yield sample_row(row, kept)
+        for outcome in self.outcomes():
+            kept = outcome.kept()
+            if kept:
+                yield sample_row(outcome, kept)
 
     def sample_meta(self) -> Iterator[dict]:
-        for row in self.outcomes(JOURNAL_META):
-            kept = [p for p in row.get("pairs") or [] if first_failure(p.get("decisions")) is None]
-            if row.get("error_code") is None and kept:
+        for outcome in self.outcomes(JOURNAL_META):
+            kept = outcome.kept()
+            if kept:
                 meta = [
                     {
-                        "prompt_id": row.get("prompt_id"),
-                        "question_type": p.get("question_type"),
-                        **pair_ratings(p.get("decisions") or []),
+                        "prompt_id": outcome.reply.prompt_id,
+                        "question_type": p.question_type,
+                        **pair_ratings(p.decisions),
                     }
                     for p in kept
                 ]
-                yield {"id": row["unit_id"], "doc_id": row["doc_id"], "qa_meta": meta}
+                yield {"id": outcome.unit.unit_id, "doc_id": outcome.unit.doc_id, "qa_meta": meta}
 
     def rejects(self) -> Iterator[dict]:
         """Reject rows (as the writer would make them): unreadable replies and failed pairs."""
-        for row in self.outcomes(REJECT_COLUMNS):
-            if row.get("error_code") is not None:
+        for outcome in self.outcomes(REJECT_COLUMNS):
+            if outcome.unit.error_code is not None:
                 continue
-            unreadable = parse_reject_row(row)
+            unreadable = parse_reject_row(outcome)
             if unreadable is not None:
                 yield unreadable
-            for pair in row.get("pairs") or []:
-                failed = first_failure(pair.get("decisions"))
+            for pair in outcome.reply.pairs:
+                failed = first_failure(pair.decisions)
                 if failed is not None:
-                    yield reject_row(row, pair, failed["filter"], failed["reason"], failed["score"])
+                    yield reject_row(outcome, pair, failed)
 
     def errors(self) -> Iterator[dict]:
-        for row in self.outcomes(JOURNAL_META):
-            if row.get("error_code") is not None:
+        for outcome in self.outcomes(JOURNAL_META):
+            unit = outcome.unit
+            if unit.error_code is not None:
                 yield InputError(
-                    row["doc_id"], row["source"], "ingest", row["error_code"], row["error"] or ""
+                    unit.doc_id, unit.source, "ingest", unit.error_code, unit.error or ""
                 ).row()
 
     def fates(self) -> Iterator[Fate]:
-        for row in self.outcomes(JOURNAL_META):
-            for pair in row.get("pairs") or []:
-                failed = first_failure(pair.get("decisions"))
+        for outcome in self.outcomes(JOURNAL_META):
+            for pair in outcome.reply.pairs:
+                failed = first_failure(pair.decisions)
                 yield Fate(
-                    pair["qa_id"],
-                    "kept" if failed is None else failed["filter"],
-                    "" if failed is None else failed["reason"] or "",
-                    pair["question"] or "",
-                    pair["answer"] or "",
+                    pair.qa_id,
+                    "kept" if failed is None else failed.filter,
+                    "" if failed is None else failed.reason or "",
+                    pair.question or "",
+                    pair.answer or "",
                 )
