@@ -7,6 +7,8 @@ import unicodedata
 from functools import lru_cache
 from typing import NamedTuple
 
+from breame.data.spelling_constants import BRITISH_ENGLISH_SPELLINGS
+
 # A word is a run of word characters that may hold inner '.', ',' or apostrophes ("3.14",
 # "1,250", "don't"); any other non-space character is a token of its own (close to spaCy's
 # English tokenizer, which DataTrove's Gopher filter uses).
@@ -37,6 +39,10 @@ NUMBER_WORDS = {word: str(value) for value, word in enumerate(SMALL_NUMBERS.spli
 # (suffix, replacement) tried in order; the first that leaves 3 letters wins ("used": cutting
 # "ed" leaves "us", so the last rule makes it "use").
 SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("s", ""), ("ed", "e"))
+# British spellings and their inflections, each to its American form (breame's list of 1,730:
+# metres -> meters, organised -> organized, colour -> color, licence -> license), so that a
+# page and an answer that spell one word two ways share its stem.
+AMERICAN_SPELLING = BRITISH_ENGLISH_SPELLINGS
 
 
 @lru_cache(maxsize=4096)
@@ -70,9 +76,11 @@ def normalize_number(token: str) -> str | None:
 
 @lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A crude stem shared by a word's inflections: pump, pumps, pumped, pumping -> 'pump';
-    upgrade, upgraded -> 'upgrad'; batteries -> 'battery'."""
+    """A crude stem shared by a word's inflections and its British and American spellings:
+    pump, pumps, pumped, pumping -> 'pump'; upgrade, upgraded -> 'upgrad'; batteries ->
+    'battery'; metres, meters -> 'meter'."""
     word = word.lower().removesuffix("'s").removesuffix("\u2019s")
+    word = AMERICAN_SPELLING.get(word, word)
     for suffix, replacement in SUFFIXES:
         left = len(word) - len(suffix) + len(replacement)
         if word.endswith(suffix) and left >= 3 and not (suffix == "s" and word.endswith("ss")):

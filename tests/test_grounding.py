@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from grounding_cases import load_cases
 from grounding_corpus import load_corpus, split_of, tally
 from pairs import pair_in
@@ -76,6 +77,24 @@ def test_each_operation_supports_a_derived_number_and_says_how(question, answer,
     decision = decide(question, answer)
     assert decision.passed, decision.reason
     assert note in decision.reason
+
+
+def test_an_answer_in_american_spelling_is_grounded_in_a_british_page():
+    """The review of the shipped recipes' pairs (docs/review-recipes.md) found a correct answer
+    rejected: "31 meters" against the lighthouse history's "The tower rose to 31 metres"."""
+    import pymupdf
+
+    from curation.tokens import stem
+
+    with pymupdf.open(ROOT / "data" / "samples" / "lighthouse_history.pdf") as doc:
+        page = doc[0].get_text()
+    assert "31 metres" in page and "meters" not in page
+    question = "What is the maximum height of the lighthouse?"
+    assert decide(question, "The maximum height of the lighthouse is 31 meters.", page).passed
+    assert not decide(question, "The maximum height of the lighthouse is 35 meters.", page).passed
+    spellings = [("metres", "meter"), ("organised", "organized"), ("colour", "colors")]
+    assert all(stem(british) == stem(american) for british, american in spellings)
+    assert stem("meter") != stem("meteor") and stem("timbre") != stem("timber")
 
 
 def test_an_unsupported_number_is_named_in_the_reason():

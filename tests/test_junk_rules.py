@@ -67,6 +67,20 @@ def verdict(flt, p: Pair):
             "No more than 10 cycles. B1: No more than 10 cycles.",
             "answer says the same thing again after the label B1",
         ),
+        # Kept by the chain before, found by the review of the shipped recipes' pairs
+        # (docs/review-recipes.md): one label, opening the model's next pair.
+        (
+            "Which of the four 25 °C LFP cells met the requirements of the HX-4?",
+            "The NMC811 cells met the requirements of the HX-4. B1: The NMC811 cells did not "
+            "meet the requirements of the HX-4.",
+            "answer goes on after the reply label 'B1' that opens a sentence",
+        ),
+        (
+            "What is the purpose of testing?",
+            "To determine if the cell has been tested before. B1: To evaluate the performance "
+            "of the cell during testing.",
+            "answer goes on after the reply label 'B1' that opens a sentence",
+        ),
     ],
 )
 def test_reply_labels_drop_loops_and_label_debris(question, answer, reason):

@@ -216,6 +216,10 @@ class AnswerEchoFilter(Filter):
 # two digits before a colon, not inside a word, a time ("10:30") or a ratio.
 REPLY_LABEL = re.compile(r"(?<![\w/.-])([A-Z]\d{1,2}):(?!\d)")
 LEADING_LABEL = re.compile(r"^\W*([A-Z]\d{1,2})\s*[:.)](?!\d)")
+# Where a label opens a sentence (the field's start, after a sentence's end or a line break): there
+# it numbers what follows ("... HX-4. B1: The cells did not..."), unlike one a sentence uses ("In
+# cell B1: the top left").
+SENTENCE_START = re.compile(r"(?:^|[.!?][\"')\]]*\s+|\n)\W*$")
 
 
 def printed_on(label: str, texts: list[str]) -> bool:
@@ -227,8 +231,9 @@ def printed_on(label: str, texts: list[str]) -> bool:
 
 class ReplyLabelFilter(Filter):
     """Reject reply labels left in a pair: a question that starts with one ("B1: How many..."),
-    an answer or question that runs on through two or more ("... B1: ... B2: ..."), or the same
-    clause said again after a label. A label the unit's pages print themselves (quarters Q1-Q4,
+    an answer or question that runs on through two or more ("... B1: ... B2: ..."), one that
+    opens a sentence ("... HX-4. B1: The cells did not ..."), or the same clause said again
+    after a label. A label the unit's pages print themselves (quarters Q1-Q4,
     a table's row labels) is the document's and passes."""
 
     type: ClassVar[str] = "reply_labels"
@@ -259,6 +264,12 @@ class ReplyLabelFilter(Filter):
             clauses = [c for c in clauses if c]
             if len(clauses) != len(set(clauses)):
                 return self.reject(f"{name} says the same thing again after the label {labels}")
+            opening = next((m for m in found if SENTENCE_START.search(text, 0, m.start())), None)
+            if opening:
+                return self.reject(
+                    f"{name} goes on after the reply label {opening.group(1)!r} that opens a "
+                    "sentence: the model's next pair"
+                )
         return self.keep()
 
 
