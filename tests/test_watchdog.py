@@ -215,18 +215,14 @@ def test_stage_names_follow_ray_datas_operator_names() -> None:
 
 
 class HungServer:
-    """A FAKE of an LLM server that hangs (a real one cannot be made to hang on demand): it
-    answers its first `answered` chat requests with one pair and then reads requests and never
-    answers. `requests` counts the requests it has read."""
+    """A FAKE of a hung LLM server (a real one cannot be made to hang on demand): it accepts
+    connections and reads requests, and never answers. `requests` counts those it has read."""
 
-    REPLY = "Q1: What does the page say?\nA1: It names a date."
-
-    def __init__(self, answered: int = 0) -> None:
+    def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.requests = 0
-        self.answered = answered
         self.held: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -240,34 +236,9 @@ class HungServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            if not conn.recv(65536):
-                conn.close()
-                continue
-            self.requests += 1
-            if self.requests > self.answered:
-                self.held.append(conn)  # kept open, never answered
-                continue
-            body = json.dumps(
-                {
-                    "id": f"hung-{self.requests}",
-                    "object": "chat.completion",
-                    "model": "hung",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": self.REPLY},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-            ).encode()
-            head = (
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            conn.sendall(head.encode() + body)
-            conn.close()
+            self.held.append(conn)  # kept open, never answered
+            if conn.recv(65536):
+                self.requests += 1
 
     def close(self) -> None:
         for conn in [*self.held, self.sock]:
@@ -302,19 +273,18 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     ray_local, serve_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real run (Ray Data, the watchdog on its executor, `curation run` in this process) whose
-    LLM server answers one request and then hangs: the run ends with exit 3 naming the generate
-    stage, what it finished is journaled, and a rerun against a server that answers resumes and
-    completes."""
+    LLM server hangs: the run ends with exit 3 naming the generate stage, what it finished is
+    journaled, and a rerun against a server that answers resumes and completes."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    # One page each: a document is one block of one unit, so the document whose request is
-    # answered is journaled whichever reaches the model first, and then only the hung request
-    # is in flight (the generate stage is the one the run waits for).
-    make_pdf(inputs / "council.pdf", ["The council met on 4 March; the vote was postponed."])
-    make_pdf(inputs / "lighthouse.pdf", ["Built in 1871 from granite and kept for 31 years."])
+    make_pdf(inputs / "council.pdf", ["The council met on 4 March.", "The vote was postponed."])
+    make_pdf(inputs / "lighthouse.pdf", ["Built in 1871 from granite.", "Kept for 31 years."])
+    # A broken file sorts first: its error row needs no request, so it is journaled while the
+    # first real unit's request hangs.
+    (inputs / "a-broken.pdf").write_bytes(b"%PDF-1.7 truncated")
     (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
     out, journal = tmp_path / "out", tmp_path / "out" / ".journal"
-    hung = HungServer(answered=1)
+    hung = HungServer()
     spec = {
         **RECIPE,
         "inputs": [f"{inputs}/*.pdf"],
@@ -335,10 +305,10 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     first_request: list[float] = []
 
     def stalled() -> bool:
-        """The generate stage hangs on a request, after the answered unit was journaled (or
-        five minutes after the hung request, so that a run that journaled nothing fails below;
-        a loaded machine can take a minute to journal a row)."""
-        if hung.requests <= hung.answered:
+        """The generate stage hangs on a request, after the broken file's row was journaled
+        (or five minutes after the request, so that a run that journaled nothing fails below;
+        a loaded machine can take a minute to journal the row)."""
+        if not hung.requests:
             return False
         first_request[:] = first_request or [time.monotonic()]
         return any(journal.glob("chunk-*.arrow")) or time.monotonic() - first_request[0] > 300
@@ -352,8 +322,8 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     assert result.exit_code == 3, result.output[-3000:]
     said = " ".join(result.output.split())
     assert "cannot make progress" in said and "waiting for stage generate" in said
-    assert "(run.stall_timeout_s)" in said  # the generate stage had passed a unit on
-    assert list(journal.glob("chunk-*.arrow")), "the answered unit was journaled"
+    assert "(run.stall_timeout_s)" in said  # the generate stage had passed the broken file on
+    assert list(journal.glob("chunk-*.arrow")), "the broken file's row was journaled"
 
     monkeypatch.undo()
     spec["generate"]["base_url"] = serve_server.base_url  # the same model, answering now
@@ -364,6 +334,6 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     assert result.exit_code == 0, result.output[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["resumed"]
-    assert Counter(record["status"] for record in manifest["inputs"]) == {"ok": 2}
-    assert manifest["counts"]["units"] == 2
-    assert serve_server.requests_seen() - answered >= 1  # the hung unit's request was answered
+    assert Counter(record["status"] for record in manifest["inputs"]) == {"error": 1, "ok": 2}
+    assert manifest["counts"]["units"] == 4
+    assert serve_server.requests_seen() - answered >= 4  # every unit's request was answered
