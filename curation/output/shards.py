@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +236,18 @@ def parse_reject_row(outcome: Outcome) -> dict | None:
     return reject_row(outcome, None, Decision("parse", False, reason=reason))
 
 
+def outcome_rejects(outcome: Outcome) -> Iterator[dict]:
+    """The reject rows of an Outcome, as the writer writes them: its unreadable reply (if any
+    part was), then each pair a filter rejected, in order."""
+    unreadable = parse_reject_row(outcome)
+    if unreadable is not None:
+        yield unreadable
+    for pair in outcome.reply.pairs:
+        failed = first_failure(pair.decisions)
+        if failed is not None:
+            yield reject_row(outcome, pair, failed)
+
+
 class DatasetWriter:
     """Streams Outcomes into an output folder; `close` moves the finished run into place."""
 
@@ -317,21 +330,13 @@ class DatasetWriter:
         self.errors.add(error.row())
 
     def _add_pairs(self, record: InputRecord, outcome: Outcome) -> None:
-        unreadable = parse_reject_row(outcome)
-        if unreadable is not None:
-            self.counts.rejected_by_filter["parse"] += 1
-            self.rejects.add(unreadable)
-        kept = []
-        for pair in outcome.reply.pairs:
-            self.counts.pairs_generated += 1
-            record.pairs_generated += 1
-            failed = first_failure(pair.decisions)
-            if failed is None:
-                kept.append(pair)
-                continue
-            self.counts.pairs_rejected += 1
-            self.counts.rejected_by_filter[failed.filter] += 1
-            self.rejects.add(reject_row(outcome, pair, failed))
+        for reject in outcome_rejects(outcome):
+            self.counts.rejected_by_filter[reject["filter"]] += 1
+            self.rejects.add(reject)
+        generated, kept = len(outcome.reply.pairs), outcome.kept()
+        self.counts.pairs_generated += generated
+        record.pairs_generated += generated
+        self.counts.pairs_rejected += generated - len(kept)
         if kept:
             self.samples.add(sample_row(outcome, kept))
             self.counts.units_with_samples += 1

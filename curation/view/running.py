@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curation.output.journal import JOURNAL, conformed
-from curation.output.shards import pair_ratings, parse_reject_row, reject_row, sample_row
+from curation.output.shards import outcome_rejects, pair_ratings, sample_row
 from curation.schema import InputError, Outcome, first_failure
 from curation.view.rows import BATCH_ROWS, Fate
 
@@ -167,15 +167,8 @@ class RunningFolder:
     def rejects(self) -> Iterator[dict]:
         """Reject rows (as the writer would make them): unreadable replies and failed pairs."""
         for outcome in self.outcomes(REJECT_COLUMNS):
-            if outcome.unit.error_code is not None:
-                continue
-            unreadable = parse_reject_row(outcome)
-            if unreadable is not None:
-                yield unreadable
-            for pair in outcome.reply.pairs:
-                failed = first_failure(pair.decisions)
-                if failed is not None:
-                    yield reject_row(outcome, pair, failed)
+            if outcome.unit.error_code is None:
+                yield from outcome_rejects(outcome)
 
     def errors(self) -> Iterator[dict]:
         for outcome in self.outcomes(JOURNAL_META):
