@@ -258,29 +258,32 @@ def test_missing_dataset_names_the_folder_and_make_recipes(datasets, tmp_path):
 
 def test_loss_goes_down_checkpoints_are_written_and_resume_is_exact(datasets, tmp_path):
     out = tmp_path / "run"
-    config = tiny_config(datasets, out)
+    # 12 steps of one sample, a checkpoint (and an eval) every 4: enough for the loss to fall,
+    # three checkpoints to keep, and a resume that retraces steps (a high rate: 12 steps).
+    schedule = {"max_steps": 12, "batch_size": 1, "save_every": 4, "save_total_limit": 3}
+    config = tiny_config(datasets, out, schedule={**schedule, "log_every": 4}, optim={"lr": 1e-2})
     first = train(config, log=lambda _m: None)
     losses = [loss for _, loss in first.losses]
-    assert first.steps == 30 and len(losses) == 30
-    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
-    assert [step for step, _ in first.eval_losses] == [10, 20, 30]
+    assert first.steps == 12 and len(losses) == 12
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+    assert [step for step, _ in first.eval_losses] == [4, 8, 12]
     assert first.eval_losses[-1][1] < first.eval_losses[0][1]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "step-000010",
-        "step-000020",
-        "step-000030",
+        "step-000004",
+        "step-000008",
+        "step-000012",
     ]
     assert (first.final_dir / "model.safetensors").exists()
     assert (first.final_dir / "processor_config.json").exists()
     data = first.data
-    assert data["alpha"]["samples"] + data["beta"]["samples"] == 30  # 30 steps x 1 sample
+    assert data["alpha"]["samples"] + data["beta"]["samples"] == 12  # 12 steps x 1 sample
 
-    # Lose the last checkpoint: the rerun resumes at step 20 and retraces steps 21-30 exactly.
-    shutil.rmtree(out / "checkpoints" / "step-000030")
-    assert latest_checkpoint(out).name == "step-000020"
+    # Lose the last checkpoint: the rerun resumes at step 8 and retraces steps 9-12 exactly.
+    shutil.rmtree(out / "checkpoints" / "step-000012")
+    assert latest_checkpoint(out).name == "step-000008"
     second = train(config, log=lambda _m: None)
-    assert second.start_step == 20 and [s for s, _ in second.losses] == list(range(21, 31))
-    for (_, resumed), (_, original) in zip(second.losses, first.losses[20:], strict=True):
+    assert second.start_step == 8 and [s for s, _ in second.losses] == list(range(9, 13))
+    for (_, resumed), (_, original) in zip(second.losses, first.losses[8:], strict=True):
         assert math.isclose(resumed, original, rel_tol=1e-4), (resumed, original)
     assert second.data == first.data
 
