@@ -38,9 +38,9 @@ CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench-pdfs"
 PACKAGE = "texlive-latex-base-doc"
 
 
-def fetch_corpus() -> list[Path]:
-    """Real documentation PDFs, downloaded once into the cache."""
-    extracted = fetch(PACKAGE, CACHE)
+def fetch_corpus(package: str = PACKAGE) -> list[Path]:
+    """Real documentation PDFs of one Debian package, downloaded once into the cache."""
+    extracted = fetch(package, CACHE)
     pdfs = []
     for path in sorted(extracted.rglob("*.pdf")):
         try:

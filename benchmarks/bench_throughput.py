@@ -30,6 +30,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -101,15 +102,64 @@ def bare_loop(files: list[Path], dpi: int) -> tuple[int, float, float]:
     return pages, seconds, cpu
 
 
+# Where the first package's ~7,900 pages run out (the 10,000-page run), the next ones' PDFs follow.
+PACKAGES = ("texlive-latex-base-doc", "texlive-latex-recommended-doc")
+
+
 def pick_files(target_pages: int) -> tuple[list[Path], int]:
+    """Whole PDFs in order, package after package, until `target_pages`."""
     files, pages = [], 0
-    for path in fetch_corpus():
-        if pages >= target_pages:
-            break
-        with pymupdf.open(path) as doc:
-            pages += doc.page_count
-        files.append(path)
+    for package in PACKAGES:
+        for path in fetch_corpus(package):
+            if pages >= target_pages:
+                return files, pages
+            with pymupdf.open(path) as doc:
+                pages += doc.page_count
+            files.append(path)
     return files, pages
+
+
+class MemoryPeaks:
+    """Peak RSS of the driver and of each other process of the run (Ray's workers, raylet,
+    GCS), sampled every half second in a thread; the stand-in server is left out."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude = exclude
+        self.driver = 0
+        self.others: dict[int, tuple[int, str]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def sample(self) -> None:
+        me = psutil.Process()
+        while not self.stop.wait(0.5):
+            self.driver = max(self.driver, me.memory_info().rss)
+            for proc in me.children(recursive=True):
+                if proc.pid in self.exclude:
+                    continue
+                try:
+                    rss, name = proc.memory_info().rss, " ".join(proc.cmdline())[:60]
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                if rss > self.others.get(proc.pid, (0, ""))[0]:
+                    self.others[proc.pid] = (rss, name)
+
+    def __enter__(self) -> MemoryPeaks:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def rows(self) -> list[tuple[str, str]]:
+        gib = 2**30
+        largest = max(self.others.values(), default=(0, "none"))
+        return [
+            ("peak RSS: driver", f"{self.driver / gib:.2f} GiB"),
+            ("peak RSS: largest other process", f"{largest[0] / gib:.2f} GiB ({largest[1]})"),
+            ("other processes seen", str(len(self.others))),
+        ]
 
 
 class Phases:
@@ -120,6 +170,7 @@ class Phases:
         self.first_block: tuple[float, int] | None = None
         self.start = 0.0
         self.dataset = None
+        self.journal_bytes = 0
 
     def wrap(self, owner: object, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -142,6 +193,14 @@ class Phases:
         self.wrap(run, "run_graph", "Ray Data graph (run_graph)")
         self.wrap(Journal, "append", "  of which: journal writes (Journal.append)")
         self.wrap(run, "assemble", "assembly (journal -> shards, with dedup)")
+        assemble = run.assemble
+
+        def sized(recipe, journal, *args, **kwargs):
+            files = [f for f in journal.folder.rglob("*") if f.is_file()]
+            self.journal_bytes = sum(f.stat().st_size for f in files)
+            return assemble(recipe, journal, *args, **kwargs)
+
+        run.assemble = sized
         self.wrap(run, "dataset_checker", "  of which: whole-dataset dedup index")
         self.wrap(DatasetWriter, "close", "shard writer close (last shards, checksums, manifest)")
         self.wrap(Journal, "remove", "journal removal")
@@ -235,7 +294,9 @@ def main() -> None:
     phases.start = start = time.perf_counter()
     if profile:
         profile.enable()
-    manifest = curation.run.run_recipe(recipe, out_dir=work / "out", prompts_root=ROOT / "prompts")
+    with MemoryPeaks({server.pid}) as memory:
+        out = work / "out"
+        manifest = curation.run.run_recipe(recipe, out_dir=out, prompts_root=ROOT / "prompts")
     if profile:
         profile.disable()
         profile.dump_stats(args.profile)
@@ -283,6 +344,8 @@ def main() -> None:
             ("ratio, whole run / bare", f"{rate / bare_rate:.2f}x"),
             ("ratio, after start-up / bare", f"{steady / bare_rate:.2f}x"),
         ]
+    rows += memory.rows()
+    rows += [("journal size at assembly", f"{phases.journal_bytes / 2**20:.0f} MiB")]
     rows += [(f"driver: {label}", f"{s:.2f} s") for label, s in phases.seconds.items()]
     rows += [(f"Ray Data: {name}", figures) for name, figures in ray_operator_stats(stats)]
     print("| measure | value |\n|---|---|")

@@ -12,6 +12,13 @@ from ray.data import DataContext
 
 from curation.config import ConfigError
 
+# Ray Data cuts a task's output into blocks of at most this size as the task makes it (its
+# default, 128 MiB, held a whole long document: ~500 pages of 150 dpi PNGs). Smaller blocks
+# leave the ingest task a few dozen units at a time, so the model starts on the first pages of
+# a long manual while the rest is read, and no block (nor a worker's copy of it) grows with
+# the document.
+BLOCK_BYTES = 16 * 2**20
+
 
 def init_ray(address: str | None = None) -> None:
     """Start (or join) Ray, quietly, with the data settings every run relies on. A process that
@@ -32,6 +39,7 @@ def init_ray(address: str | None = None) -> None:
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # same inputs, same row order, same shards
     context.enable_progress_bars = False
+    context.target_max_block_size = BLOCK_BYTES
 
 
 def checked_address(address: str | None) -> str:

@@ -1,7 +1,8 @@
 """The stage table (`pipeline.stages`) declares each stage once: the watchdog's names for Ray
 Data's operators and preflight's asks are read from it, so renaming a stage or changing its
 function moves both; a chain whose judge or verifier loads a model in-process gets a filter
-stage of actors holding it. No Ray here: the table is plain data until the graph is built."""
+stage of actors holding it. No Ray here (the table is plain data until the graph is built), but
+for the last test: a long document leaves its ingest task in blocks of a bounded size."""
 
 from __future__ import annotations
 
@@ -103,3 +104,40 @@ def test_the_filter_actor_decides_as_the_filter_task_does() -> None:
     assert by_actor == filter_batch(batch, chain).to_pylist()
     decisions = [pair["decisions"] for pair in by_actor[0]["pairs"]]
     assert all(decisions) and not decisions[1][-1]["passed"]  # the empty pair rejected
+
+
+@pytest.mark.e2e
+def test_a_long_document_leaves_ingest_in_blocks_as_its_units_are_made(
+    ray_local, tmp_path: Path
+) -> None:
+    """Ray Data cuts a task's output at `target_max_block_size`, which `init_ray` sets; the ingest
+    task yields unit by unit, so a document larger than a block reaches the next stage in
+    several blocks, in page order (its units are not held back until the last page is read).
+    The block size is lowered for the test so that 12 small pages exceed it."""
+    import ray
+    from conftest import make_pdf
+    from ray.data import DataContext
+
+    from curation.pipeline import build_units
+    from curation.runtime import BLOCK_BYTES
+
+    context = DataContext.get_current()
+    assert context.target_max_block_size == BLOCK_BYTES  # what init_ray set
+    pdf = make_pdf(tmp_path / "long.pdf", [f"Section {n} of the manual." for n in range(1, 13)])
+    spec = Recipe(
+        name="r", inputs=[str(pdf)], ingest={"dpi": 72, "ocr": "never"}, units={"pages_per_unit": 1}
+    )
+    context.target_max_block_size = 16 * 1024  # three or four of these pages (5 KB each)
+    try:
+        bundles = list(build_units(spec, [pdf]).iter_internal_ref_bundles())
+    finally:
+        context.target_max_block_size = BLOCK_BYTES
+    pages = [
+        unit_pages
+        for bundle in bundles
+        for block in bundle.block_refs
+        for unit_pages in ray.get(block).column("pages").to_pylist()
+    ]
+    assert len(bundles) > 1, [(b.num_rows(), b.size_bytes()) for b in bundles]
+    assert [unit[0] for unit in pages] == sorted(unit[0] for unit in pages)  # page order
+    assert len(pages) == 12 and all(len(unit) == 1 for unit in pages)
