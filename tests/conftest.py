@@ -187,6 +187,19 @@ def curation_cli(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.fixture
+def one_pair_server() -> Iterator:
+    """A scripted OpenAI-compatible server (a FAKE standing in for vLLM: scripted_server.py)
+    giving every request the same one-pair reply: for a run whose test is about what happens
+    around the model (inputs, names, the journal), where loading the bundled model in a
+    generation actor would only cost time. Its `requests` lists what it was asked."""
+    from scripted_server import scripted_server
+
+    reply = "Q1: What does the page record?\nA1: The figures on the page."
+    with scripted_server(lambda messages: reply) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def serve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransformersServer]:
     """A real `transformers serve` on the bundled SmolLM2 (CPU), shared by the session's tests.

@@ -123,11 +123,14 @@ def test_nothing_processable_exits_non_zero(tmp_path, ray_local):
 
 
 @pytest.mark.e2e
-def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_path, ray_local):
+def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(
+    tmp_path, ray_local, one_pair_server
+):
     """A FIFO, a folder and a link to /dev/zero matched by the glob, and a missing name listed
     beside it, are error rows with codes (never opened); a PDF whose name is raw bytes that are
     not UTF-8 is read by its real name and shown escaped; a PDF of blank pages is read, sent
-    neither to OCR nor to the model, its units counted as skipped; the run goes on, exits 0."""
+    neither to OCR nor to the model, its units counted as skipped; the run goes on, exits 0.
+    The model: conftest's one_pair_server (a FAKE standing in for vLLM)."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     make_pdf(inputs / "good.pdf", ["The reservoir held 41 million litres in March 2024."])
@@ -143,7 +146,8 @@ def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_pa
     recipe.write_text(
         f"name: hostile\ninputs: ['{inputs}/*.pdf', '{tmp_path}/typo.pdf']\n"
         "ingest: {dpi: 50, ocr: auto}\n"
-        f"generate: {{pairs_per_unit: 1, max_tokens: 16, cache_dir: '{tmp_path}/cache'}}\n"
+        f"generate: {{engine: openai, base_url: '{one_pair_server.base_url}', pairs_per_unit: 1, "
+        f"max_tokens: 16, cache_dir: '{tmp_path}/cache'}}\n"
         f"filters: {tmp_path}/lenient.yaml\noutput: {{dir: '{out}'}}\n"
     )
     result = curation_cli("run", str(recipe))
@@ -168,6 +172,7 @@ def test_every_input_is_accounted_for_and_a_name_that_is_not_utf8_is_read(tmp_pa
     assert counts["units_skipped"] == {"no_text": records[f"{inputs}/blank.pdf"]["units"]}
     # The model was asked once per readable document, never over the blank pages.
     assert len((tmp_path / "cache" / "sent.log").read_text().split()) == 2
+    assert len(one_pair_server.requests) == 2
     assert counts["errors_by_code"] == {"missing": 1, "not_a_file": 3}
     errors = pq.read_table(list((out / "errors").glob("*.parquet"))).to_pylist()
     assert sorted(e["source"] for e in errors) == sorted(

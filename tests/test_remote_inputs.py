@@ -160,17 +160,19 @@ def test_an_output_uri_is_refused_with_the_reason():
 
 
 @pytest.mark.e2e
-def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path, ray_local):
+def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path, ray_local, one_pair_server):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    # A short page and a few tokens: what is checked is how the input is named, not the pairs.
+    # What is checked is how the input is named, not the pairs: the model is conftest's
+    # one_pair_server (a FAKE standing in for vLLM).
     make_pdf(inputs / "lighthouse_history.pdf", ["The lighthouse was built in 1871."])
     (tmp_path / "chain.yaml").write_text(LENIENT_CHAIN)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         f"name: uris\ninputs: ['file://{inputs}/*.pdf']\ningest: {{ocr: never, dpi: 60}}\n"
         "units: {pages_per_unit: 4}\n"
-        f"generate: {{pairs_per_unit: 1, max_tokens: 16, cache_dir: '{tmp_path}/cache'}}\n"
+        f"generate: {{engine: openai, base_url: '{one_pair_server.base_url}', pairs_per_unit: 1, "
+        f"max_tokens: 16, cache_dir: '{tmp_path}/cache'}}\n"
         f"filters: {tmp_path}/chain.yaml\noutput: {{dir: '{tmp_path}/out'}}\n"
     )
     result = curation_cli("run", str(recipe))
@@ -178,5 +180,5 @@ def test_a_run_over_file_uris_on_ray_records_the_uris(tmp_path, ray_local):
     manifest = json.loads(Path(tmp_path / "out" / "manifest.json").read_text())
     uri = f"file://{inputs}/lighthouse_history.pdf"
     assert [(r["path"], r["status"]) for r in manifest["inputs"]] == [(uri, "ok")]
-    assert manifest["inputs"][0]["pages"] > 0
+    assert manifest["inputs"][0]["pages"] > 0 and len(one_pair_server.requests) == 1
     assert not any(Path("/tmp").glob("curation-input-*/lighthouse_history.pdf"))

@@ -1,9 +1,9 @@
 """Exact resume: `curation run` killed with SIGKILL during ingest, during generation and during
 writing, then run again, ends with the same dataset as an uninterrupted run, and no LLM request
 is sent twice. The killed runs are real CLI processes (with their own Ray); the runs that finish
-run the same command line in this process (the session's Ray). The real bundled model. The
-units mix layouts (whole documents and single pages, drawn per document), so resume is exact
-for both."""
+run the same command line in this process (the session's Ray). The real bundled model (the
+changed-file test, which tests the journal, asks a scripted server). The units mix layouts
+(whole documents and single pages, drawn per document), so resume is exact for both."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import psutil
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
+import yaml
 from conftest import (
     LENIENT_CHAIN,
     ROOT,
@@ -218,18 +219,20 @@ class Interrupted(Exception):
 
 
 def test_a_file_changed_after_an_interruption_is_ingested_again(
-    ray_local, inputs: Path, tmp_path: Path
+    ray_local, one_pair_server, inputs: Path, tmp_path: Path
 ) -> None:
     """In this process (the session's Ray, `curation run` through CliRunner): a run stopped once
     a readable document's units are journaled, one of those documents edited, and the rerun
-    ingests it again and drops its old units (the journal's own rules: test_journal.py)."""
+    ingests it again and drops its old units (the journal's own rules: test_journal.py). What
+    is tested is the journal, not the replies: the model is a scripted OpenAI-compatible server
+    (a FAKE standing in for vLLM: conftest's one_pair_server), so no run loads a model."""
+    server = one_pair_server
     folder = tmp_path / "inputs"
     folder.mkdir()
     for name in ("lighthouse.pdf", "council.pdf"):  # two documents: three units
         shutil.copy(inputs / name, folder / name)
     out, cache = tmp_path / "changed", tmp_path / "cache"
-    # Short replies: kept or rejected, every unit's row names its document all the same.
-    recipe = write_recipe(tmp_path, folder, out, cache, max_tokens=16)
+    recipe = on_server(write_recipe(tmp_path, folder, out, cache), server.base_url)
     journal = out / ".journal"
 
     def interrupt_once_a_document_is_journaled(progress) -> None:
@@ -259,8 +262,7 @@ def test_a_file_changed_after_an_interruption_is_ingested_again(
     assert manifest["resume"] == {"changed": [str(changed)], "removed": []}
     record = next(r for r in manifest["inputs"] if r["path"] == str(changed))
     assert record["doc_id"] == new_id and record["units"] == 1 and record["pages"] == 1
-    # Its unit was generated again (kept or rejected, as the bundled model's reply falls), and no
-    # row of the old bytes is left anywhere.
+    # Its unit was generated again, and no row of the old bytes is left anywhere.
     doc_ids = [
         d
         for part in ("data", "rejects")
@@ -272,5 +274,17 @@ def test_a_file_changed_after_an_interruption_is_ingested_again(
     # The same dataset as an uninterrupted run over the inputs as they are now (its replies
     # from the same reply cache: the same requests must have been asked).
     reference = tmp_path / "reference"
-    run_recipe(load_recipe(write_recipe(tmp_path, folder, reference, cache, max_tokens=16)))
+    asked = len(server.requests)
+    run_recipe(
+        load_recipe(on_server(write_recipe(tmp_path, folder, reference, cache), server.base_url))
+    )
+    assert len(server.requests) == asked  # every reply from the cache
     assert dataset_fingerprint(out) == dataset_fingerprint(reference)
+
+
+def on_server(recipe: Path, base_url: str) -> Path:
+    """The recipe with its model behind the OpenAI-compatible server at `base_url`."""
+    spec = yaml.safe_load(recipe.read_text())
+    spec["generate"].update(engine="openai", base_url=base_url)
+    recipe.write_text(yaml.safe_dump(spec))
+    return recipe
