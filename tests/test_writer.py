@@ -55,6 +55,19 @@ def test_writer_gives_hf_loadable_shards_and_accounts_for_everything(tmp_path, r
     assert [f["rows"] for f in on_disk["files"]["data"]] == [2, 1]
     assert not (tmp_path / ".staging").exists()
 
+    # The page images are stored as they are (no dictionary, no Snappy: PNGs are compressed
+    # and unique); the other columns keep Parquet's dictionary and Snappy.
+    column = {
+        chunk.path_in_schema: chunk
+        for path in (tmp_path / "data").glob("*.parquet")
+        for group in [pq.ParquetFile(path).metadata.row_group(0)]
+        for chunk in (group.column(i) for i in range(group.num_columns))
+    }
+    images = column["images.list.element.bytes"]
+    assert images.compression == "UNCOMPRESSED" and not images.has_dictionary_page
+    source = column["texts.list.element.source"]
+    assert source.compression == "SNAPPY" and source.has_dictionary_page
+
 
 def test_duplicate_document_is_recorded_not_written_twice(tmp_path, report_pdf):
     unit = next(ingest_document(report_pdf, IngestConfig(dpi=50, max_pages=1), UnitsConfig()))
