@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import ray
-from ray.data import ActorPoolStrategy
+from ray.data import ActorPoolStrategy, DataContext
 
 from curation.config import GenerateConfig, IngestConfig, Recipe, UnitsConfig
 from curation.files import path_text
@@ -140,6 +140,7 @@ class Stage:
     setting: str  # what to change when no node has room for `resources`
     batch_size: int | None = None  # rows per call; None: Ray Data's default
     concurrency: int = 1  # an actor stage's actors
+    cores_unasked: bool = False  # its model computes on the node's cores without asking for them
 
     @property
     def ask(self) -> StageAsk:
@@ -231,6 +232,7 @@ def generate_stage(recipe: Recipe) -> Stage:
             "generate.memory_gb",
             batch_size=cfg.batch_size,
             concurrency=cfg.workers,
+            cores_unasked=cfg.engine == "local",
         )
     on_cpu = vllm_on_cpu(cfg)
     # Each replica takes tensor_parallel_size x pipeline_parallel_size bundles of 1 GPU; on CPUs
@@ -269,6 +271,7 @@ def filter_stage(recipe: Recipe) -> Stage:
         {"CPU": 0.0, "memory": sum(model.memory_gb for model in models) * GIB},
         f"memory_gb of the local engine's judge or verifier in {chain}",
         concurrency=max(model.workers for model in models),
+        cores_unasked=True,
     )
 
 
@@ -313,7 +316,14 @@ def build_graph(
     context: GraphContext,
     page_dups: dict[str, dict[int, str]] | None = None,
 ) -> ray.data.Dataset:
-    """The files through the table's stages, in order."""
+    """The files through the table's stages, in order. Ray Data's per-operator reservation (at
+    least one task's CPUs for each operator) held ingest to one task on a 2-CPU node, beside a
+    filter task that mostly idled: it is off, so every free CPU takes the next task, unless a
+    model computes on the node's cores without asking for them (the local engine), whose
+    share of the cores the reservation keeps from ingest."""
+    DataContext.get_current().op_resource_reservation_enabled = any(
+        stage.cores_unasked for stage in table
+    )
     data = source(files, page_dups)
     for stage in table:
         data = stage.apply(data, context)

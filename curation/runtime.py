@@ -40,12 +40,6 @@ def init_ray(address: str | None = None) -> None:
     context.execution_options.preserve_order = True  # same inputs, same row order, same shards
     context.enable_progress_bars = False
     context.target_max_block_size = BLOCK_BYTES
-    # Ray Data reserves each operator a share of the CPUs, at least one task's worth: with the
-    # ingest and filter tasks asking a CPU each, that capped ingest, the stage that needs the
-    # cores, at one task on a 2-CPU node (at 5 of 16 on a 16-CPU one) while the filter tasks
-    # mostly idled. Without it every free CPU takes the next task; the object store's limit
-    # still bounds how far ingest runs ahead of the model.
-    context.op_resource_reservation_enabled = False
 
 
 def checked_address(address: str | None) -> str:

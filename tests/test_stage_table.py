@@ -83,6 +83,7 @@ def test_a_chain_whose_judge_or_verifier_runs_a_local_model_filters_in_actors_ho
     )
     assert filter_stage.ask.ray_args() == {"num_cpus": 0.0, "memory": 3 * GIB}
     assert "judge or verifier" in filter_stage.setting and str(tmp_path) in filter_stage.setting
+    assert filter_stage.cores_unasked  # its model computes on the node's cores: see build_graph
     # A verifier on the local engine too: one actor holds both models.
     verifier = {"type": "grounding", "unsettled": "verify", "engine": {**LOCAL, "memory_gb": 2}}
     both = stages(recipe(tmp_path, [judge, verifier]))[-1]
@@ -92,6 +93,19 @@ def test_a_chain_whose_judge_or_verifier_runs_a_local_model_filters_in_actors_ho
     for filters in ([served], [{"type": "non_empty"}]):
         task = stages(recipe(tmp_path, filters))[-1]
         assert (task.kind, task.run, task.resources) == ("task", filter_batch, {"CPU": 1.0})
+        assert not task.cores_unasked
+
+
+def test_only_a_model_on_the_node_s_own_cores_keeps_ray_data_s_reservation() -> None:
+    """build_graph turns Ray Data's per-operator reservation on only when a stage's model
+    computes on the node's cores without asking Ray for them (the local engine): it keeps
+    ingest to its share beside the model; otherwise every free CPU takes the next task."""
+    local = stages(recipe())  # the default recipe: the bundled model on the local engine
+    assert [s.name for s in local if s.cores_unasked] == ["generate"]
+    served = Recipe(
+        name="r", inputs=["x"], generate={"engine": "openai", "model": "m", "base_url": "http://x"}
+    )
+    assert not any(s.cores_unasked for s in stages(served))
 
 
 def test_the_filter_actor_decides_as_the_filter_task_does() -> None:
@@ -132,6 +146,7 @@ def test_a_long_document_leaves_ingest_in_blocks_as_its_units_are_made(
         bundles = list(build_units(spec, [pdf]).iter_internal_ref_bundles())
     finally:
         context.target_max_block_size = BLOCK_BYTES
+    assert not context.op_resource_reservation_enabled  # no model here: see build_graph
     pages = [
         unit_pages
         for bundle in bundles
