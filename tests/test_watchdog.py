@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import socket
 import threading
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from conftest import LENIENT_CHAIN, curation_cli, make_pdf
+from scripted_server import scripted_server
 
 from curation import pipeline
 from curation import watchdog as watchdog_module
@@ -214,35 +214,29 @@ def test_stage_names_follow_ray_datas_operator_names() -> None:
     assert dog.stage("ReadRange") == "ReadRange"  # not ours: its own name
 
 
-class HungServer:
-    """A FAKE of a hung LLM server (a real one cannot be made to hang on demand): it accepts
-    connections and reads requests, and never answers. `requests` counts those it has read."""
+class FirstThenHung:
+    """The script of a scripted server (scripted_server.py, a FAKE: a real server cannot be
+    made to hang on demand) that answers its first request and holds every later one open,
+    unanswered, until `release()`. Whichever document Ray Data hands the generation actor first,
+    one unit's outcome gets through to the journal, and the next request hangs."""
+
+    REPLY = "Q1: What does the page record?\nA1: The figures on the page."
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.requests = 0
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.asked = 0
+        self.released = threading.Event()
+        self.lock = threading.Lock()
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+    def __call__(self, messages: list[dict]) -> str:
+        with self.lock:
+            self.asked += 1
+            first = self.asked == 1
+        if not first:
+            self.released.wait()
+        return self.REPLY
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)  # kept open, never answered
-            if conn.recv(65536):
-                self.requests += 1
-
-    def close(self) -> None:
-        for conn in [*self.held, self.sock]:
-            conn.close()
+    def release(self) -> None:
+        self.released.set()
 
 
 class StallClock:
@@ -279,12 +273,11 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     inputs.mkdir()
     make_pdf(inputs / "council.pdf", ["The council met on 4 March.", "The vote was postponed."])
     make_pdf(inputs / "lighthouse.pdf", ["Built in 1871 from granite.", "Kept for 31 years."])
-    # A broken file sorts first: its error row needs no request, so it is journaled while the
-    # first real unit's request hangs.
+    # A broken file: its error row needs no request.
     (inputs / "a-broken.pdf").write_bytes(b"%PDF-1.7 truncated")
     (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
     out, journal = tmp_path / "out", tmp_path / "out" / ".journal"
-    hung = HungServer()
+    script = FirstThenHung()
     spec = {
         **RECIPE,
         "inputs": [f"{inputs}/*.pdf"],
@@ -295,39 +288,41 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
         **RECIPE["generate"],
         "engine": "openai",
         "model": serve_server.model_id,
-        "base_url": hung.base_url,
+        "base_url": None,  # the scripted server's, below
         "timeout_s": 3600,
         "max_retries": 0,
         "cache_dir": str(tmp_path / "cache"),
     }
     recipe = tmp_path / "hung.yaml"
-    recipe.write_text(yaml.safe_dump(spec))
-    first_request: list[float] = []
+    started: list[float] = []
 
     def stalled() -> bool:
-        """The generate stage hangs on a request, after the broken file's row was journaled
-        (or five minutes after the request, so that a run that journaled nothing fails below;
-        a loaded machine can take a minute to journal the row)."""
-        if not hung.requests:
+        """A request hangs after a unit's outcome was journaled (or five minutes after the
+        hanging request came, so that a run that journaled nothing fails below; a loaded
+        machine can take a minute to journal a row)."""
+        if script.asked < 2:
             return False
-        first_request[:] = first_request or [time.monotonic()]
-        return any(journal.glob("chunk-*.arrow")) or time.monotonic() - first_request[0] > 300
+        started[:] = started or [time.monotonic()]
+        return any(journal.glob("chunk-*.arrow")) or time.monotonic() - started[0] > 300
 
     clock = StallClock(stalled)
     monkeypatch.setattr(pipeline, "Watchdog", functools.partial(Watchdog, clock=clock))
-    try:
-        result = curation_cli("run", str(recipe))
-    finally:
-        hung.close()
+    with scripted_server(script, model_id=serve_server.model_id) as hung:
+        spec["generate"]["base_url"] = hung.base_url
+        recipe.write_text(yaml.safe_dump(spec))
+        try:
+            result = curation_cli("run", str(recipe))
+        finally:
+            script.release()
     assert result.exit_code == 3, result.output[-3000:]
     said = " ".join(result.output.split())
     assert "cannot make progress" in said and "waiting for stage generate" in said
-    assert "(run.stall_timeout_s)" in said  # the generate stage had passed the broken file on
-    assert list(journal.glob("chunk-*.arrow")), "the broken file's row was journaled"
+    assert "(run.stall_timeout_s)" in said  # a unit's outcome had got through first
+    assert list(journal.glob("chunk-*.arrow")), "the answered unit's outcome was journaled"
 
     monkeypatch.undo()
     spec["generate"]["base_url"] = serve_server.base_url  # the same model, answering now
-    spec["run"]["on_stall"] = "report"
+    spec["run"] = {**RECIPE["run"], "on_stall": "report"}
     recipe.write_text(yaml.safe_dump(spec))
     answered = serve_server.requests_seen()
     result = curation_cli("run", str(recipe))
@@ -336,4 +331,6 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     assert manifest["resumed"]
     assert Counter(record["status"] for record in manifest["inputs"]) == {"error": 1, "ok": 2}
     assert manifest["counts"]["units"] == 4
-    assert serve_server.requests_seen() - answered >= 4  # every unit's request was answered
+    # the units the first run had not journaled were asked of the answering server (the one
+    # hanging when the run ended may have had its reply cached once released)
+    assert serve_server.requests_seen() - answered >= 2
