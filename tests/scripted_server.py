@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # A script gives the reply to a chat: its text, or (text, finish_reason) for a reply that ran
-# into max_tokens ("length").
-Script = Callable[[list[dict]], str | tuple[str, str]]
+# into max_tokens ("length"), or None to close the connection without an answer.
+Script = Callable[[list[dict]], str | tuple[str, str] | None]
 
 
 @dataclass
@@ -82,6 +82,9 @@ def scripted_server(
             with lock:
                 state.requests.append(body)
             scripted = script(body["messages"])
+            if scripted is None:
+                self.close_connection = True
+                return
             text, finish = scripted if isinstance(scripted, tuple) else (scripted, "stop")
             reply = cut_at_stop(text, body.get("stop") or [])
             words = len(reply.split())

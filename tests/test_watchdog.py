@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from conftest import LENIENT_CHAIN, curation_cli, make_pdf
-from scripted_server import scripted_server
+from scripted_server import message_text, scripted_server
+from test_journal import chunk_rows
 
 from curation import pipeline
 from curation import watchdog as watchdog_module
@@ -214,26 +215,25 @@ def test_stage_names_follow_ray_datas_operator_names() -> None:
     assert dog.stage("ReadRange") == "ReadRange"  # not ours: its own name
 
 
-class FirstThenHung:
+class HangOn:
     """The script of a scripted server (scripted_server.py, a FAKE: a real server cannot be
-    made to hang on demand) that answers its first request and holds every later one open,
-    unanswered, until `release()`. Whichever document Ray Data hands the generation actor first,
-    one unit's outcome gets through to the journal, and the next request hangs."""
+    made to hang on demand): it answers every request at once, except those whose prompt holds
+    `words`, which it holds open until `release()` and then drops unanswered (so no reply to
+    them reaches the cache). `held` counts the requests held."""
 
     REPLY = "Q1: What does the page record?\nA1: The figures on the page."
 
-    def __init__(self) -> None:
-        self.asked = 0
+    def __init__(self, words: str) -> None:
+        self.words = words
+        self.held = 0
         self.released = threading.Event()
-        self.lock = threading.Lock()
 
-    def __call__(self, messages: list[dict]) -> str:
-        with self.lock:
-            self.asked += 1
-            first = self.asked == 1
-        if not first:
-            self.released.wait()
-        return self.REPLY
+    def __call__(self, messages: list[dict]) -> str | None:
+        if self.words not in message_text(messages):
+            return self.REPLY
+        self.held += 1
+        self.released.wait()
+        return None
 
     def release(self) -> None:
         self.released.set()
@@ -275,9 +275,13 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     make_pdf(inputs / "lighthouse.pdf", ["Built in 1871 from granite.", "Kept for 31 years."])
     # A broken file: its error row needs no request.
     (inputs / "a-broken.pdf").write_bytes(b"%PDF-1.7 truncated")
+    # The server hangs on the last document in run order only: Ray Data keeps the rows' order
+    # (preserve_order), so a hung unit holds back every row after it, and the actor runs its
+    # batches one at a time, so what it takes after a hung batch waits too. What comes before
+    # (the broken file's row, the council's units) is answered and journaled.
+    script = HangOn("Built in 1871")
     (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
     out, journal = tmp_path / "out", tmp_path / "out" / ".journal"
-    script = FirstThenHung()
     spec = {
         **RECIPE,
         "inputs": [f"{inputs}/*.pdf"],
@@ -296,14 +300,19 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     recipe = tmp_path / "hung.yaml"
     started: list[float] = []
 
+    def journaled() -> set[str]:
+        """The file names of the sources the journal holds rows of."""
+        return {Path(row["source"]).name for row in chunk_rows(journal, ["source"])}
+
     def stalled() -> bool:
-        """A request hangs after a unit's outcome was journaled (or five minutes after the
+        """A request hangs after the rows before it were journaled (or five minutes after the
         hanging request came, so that a run that journaled nothing fails below; a loaded
         machine can take a minute to journal a row)."""
-        if script.asked < 2:
+        if not script.held:
             return False
         started[:] = started or [time.monotonic()]
-        return any(journal.glob("chunk-*.arrow")) or time.monotonic() - started[0] > 300
+        before = {"a-broken.pdf", "council.pdf"}
+        return journaled() >= before or time.monotonic() - started[0] > 300
 
     clock = StallClock(stalled)
     monkeypatch.setattr(pipeline, "Watchdog", functools.partial(Watchdog, clock=clock))
@@ -317,8 +326,8 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     assert result.exit_code == 3, result.output[-3000:]
     said = " ".join(result.output.split())
     assert "cannot make progress" in said and "waiting for stage generate" in said
-    assert "(run.stall_timeout_s)" in said  # a unit's outcome had got through first
-    assert list(journal.glob("chunk-*.arrow")), "the answered unit's outcome was journaled"
+    assert "(run.stall_timeout_s)" in said  # rows had got through first
+    assert journaled() == {"a-broken.pdf", "council.pdf"}  # what came before the hung units
 
     monkeypatch.undo()
     spec["generate"]["base_url"] = serve_server.base_url  # the same model, answering now
@@ -331,6 +340,5 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     assert manifest["resumed"]
     assert Counter(record["status"] for record in manifest["inputs"]) == {"error": 1, "ok": 2}
     assert manifest["counts"]["units"] == 4
-    # the units the first run had not journaled were asked of the answering server (the one
-    # hanging when the run ended may have had its reply cached once released)
+    # the lighthouse's units, never answered, were asked of the answering server
     assert serve_server.requests_seen() - answered >= 2
