@@ -140,6 +140,7 @@ class Stage:
     setting: str  # what to change when no node has room for `resources`
     batch_size: int | None = None  # rows per call; None: Ray Data's default
     concurrency: int = 1  # an actor stage's actors
+    in_flight: int | None = None  # batches handed to one actor at a time; None: Ray Data's
     cores_unasked: bool = False  # its model computes on the node's cores without asking for them
 
     @property
@@ -161,7 +162,9 @@ class Stage:
         if self.batch_size is not None:
             args["batch_size"] = self.batch_size
         if self.kind == "actor":
-            args["compute"] = ActorPoolStrategy(size=self.concurrency)
+            args["compute"] = ActorPoolStrategy(
+                size=self.concurrency, max_tasks_in_flight_per_actor=self.in_flight
+            )
             args["fn_constructor_kwargs"] = kwargs
         else:
             args["fn_kwargs"] = kwargs
@@ -232,6 +235,10 @@ def generate_stage(recipe: Recipe) -> Stage:
             "generate.memory_gb",
             batch_size=cfg.batch_size,
             concurrency=cfg.workers,
+            # One batch at a time, in row order: Ray lets an actor run the batches it holds out
+            # of order, so a batch whose request hangs could start before earlier ones and hold
+            # them back; then a stalled run journaled nothing before the hung unit.
+            in_flight=1,
             cores_unasked=cfg.engine == "local",
         )
     on_cpu = vllm_on_cpu(cfg)
