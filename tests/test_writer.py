@@ -1,5 +1,6 @@
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import load_dataset
 from output_fixtures import outcome
@@ -7,7 +8,7 @@ from PIL import Image
 
 from curation.config import IngestConfig, UnitsConfig
 from curation.ingest import ingest_document
-from curation.output.shards import DatasetWriter
+from curation.output.shards import DatasetWriter, ShardSink
 from curation.units import error_row
 
 
@@ -81,3 +82,23 @@ def test_duplicate_document_is_recorded_not_written_twice(tmp_path, report_pdf):
         "b.pdf": "duplicate",
     }
     assert manifest["counts"]["errors_by_code"] == {"duplicate_document": 1}
+
+
+def test_a_shard_is_written_in_row_groups_as_its_rows_come(tmp_path):
+    """Rows reach the open part file a row group (about `group_bytes`) at a time, not all at the
+    close; the file is cut at `bytes_per_file`, and its rows are the rows added, in order."""
+    schema = pa.schema([("id", pa.string()), ("image", pa.binary())])
+    sink = ShardSink(tmp_path, "train", schema, 1000, bytes_per_file=10_000, group_bytes=2_500)
+    rows = [{"id": f"r{i}", "image": bytes([i]) * 1_000} for i in range(25)]
+    for row in rows[:3]:
+        sink.add(row)
+    (part,) = tmp_path.glob(".part-*.parquet")  # the first group is on disk, the file open
+    assert not sink.pending
+    for row in rows[3:]:
+        sink.add(row)
+    files = sink.close()
+    assert [f["rows"] for f in files] == [10, 10, 5]
+    read = [r for f in files for r in pq.read_table(tmp_path / f["file"]).to_pylist()]
+    assert read == rows
+    groups = [pq.ParquetFile(tmp_path / f["file"]).metadata.num_row_groups for f in files]
+    assert groups == [4, 4, 2]  # 3 + 3 + 3 + 1 rows, twice, then 3 + 2

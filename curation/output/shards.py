@@ -36,10 +36,16 @@ STAGING = ".staging"
 SHARD_NAME = re.compile(r"(.+-\d{5}-of-\d{5}|\.part-\d{5})\.parquet")
 # Fault injection for the kill-and-resume tests: seconds to pause after each shard file.
 WRITE_DELAY_ENV = "CURATION_TEST_WRITE_DELAY_S"
+# A shard's row groups: about this many bytes of rows each (a few dozen page images), so that
+# a reader streaming the shard, and the writer, hold one group in memory and not the file.
+GROUP_BYTES = 32 * 2**20
 
 
 class ShardSink:
-    """Rows of one schema written as numbered Parquet files of at most `rows_per_file` rows."""
+    """Rows of one schema written as numbered Parquet files of at most `rows_per_file` rows
+    (and about `bytes_per_file`, when given). Rows go to the open file in row groups of about
+    `group_bytes` as they come, so a shard's images are never all in memory at once, and a file
+    is done when it is full, not in one pass at the end."""
 
     def __init__(
         self,
@@ -48,12 +54,17 @@ class ShardSink:
         schema: pa.Schema,
         rows_per_file: int,
         bytes_per_file: float = float("inf"),
+        group_bytes: float = GROUP_BYTES,
     ) -> None:
         self.folder, self.prefix, self.schema = folder, prefix, schema
         self.rows_per_file = rows_per_file
         self.bytes_per_file = bytes_per_file
+        self.group_bytes = group_bytes
         self.pending: list[dict] = []
         self.pending_bytes = 0
+        self.file: tuple[Path, pq.ParquetWriter] | None = None  # the open part
+        self.file_rows = 0
+        self.file_bytes = 0
         self.parts: list[tuple[Path, int]] = []
         self.delay_s = float(os.environ.get(WRITE_DELAY_ENV, "0"))  # 0 outside the resume test
         # Binary columns hold the page images, compressed already and each one unique: a
@@ -70,21 +81,37 @@ class ShardSink:
         self.pending.append(row)
         if self.bytes_per_file != float("inf"):  # sizing a row costs a walk over all its values
             self.pending_bytes += row_size(row)
-        if len(self.pending) >= self.rows_per_file or self.pending_bytes >= self.bytes_per_file:
+        rows, size = self.file_rows + len(self.pending), self.file_bytes + self.pending_bytes
+        if rows >= self.rows_per_file or size >= self.bytes_per_file:
             self.flush()
+        elif self.pending_bytes >= self.group_bytes:
+            self.write_group()
 
-    def flush(self) -> None:
+    def write_group(self) -> None:
+        """The pending rows as a row group of the open part (opened here if none is)."""
         if not self.pending:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f".part-{len(self.parts):05d}.parquet"
-        table = pa.Table.from_pylist(self.pending, schema=self.schema)
-        pq.write_table(table, path, **self.parquet_options)
-        self.parts.append((path, len(self.pending)))
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        if self.file is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f".part-{len(self.parts):05d}.parquet"
+            self.file = path, pq.ParquetWriter(path, self.schema, **self.parquet_options)
+        self.file[1].write_table(pa.Table.from_pylist(self.pending, schema=self.schema))
+        self.file_rows += len(self.pending)
+        self.file_bytes += self.pending_bytes
         self.pending = []
         self.pending_bytes = 0
+
+    def flush(self) -> None:
+        """Write the pending rows and finish the open part."""
+        self.write_group()
+        if self.file is None:
+            return
+        path, writer = self.file
+        writer.close()
+        self.parts.append((path, self.file_rows))
+        self.file, self.file_rows, self.file_bytes = None, 0, 0
+        if self.delay_s:
+            time.sleep(self.delay_s)
 
     def close(self) -> list[dict]:
         """Give the parts their final HF-style names; one entry (path, rows, sha256) per file."""
