@@ -92,7 +92,7 @@ def test_a_shard_is_written_in_row_groups_as_its_rows_come(tmp_path):
     rows = [{"id": f"r{i}", "image": bytes([i]) * 1_000} for i in range(25)]
     for row in rows[:3]:
         sink.add(row)
-    (part,) = tmp_path.glob(".part-*.parquet")  # the first group is on disk, the file open
+    assert len(list(tmp_path.glob(".part-*.parquet"))) == 1  # a group on disk, the file open
     assert not sink.pending
     for row in rows[3:]:
         sink.add(row)
