@@ -140,7 +140,7 @@ class Stage:
     setting: str  # what to change when no node has room for `resources`
     batch_size: int | None = None  # rows per call; None: Ray Data's default
     concurrency: int = 1  # an actor stage's actors
-    in_flight: int | None = None  # batches handed to one actor at a time; None: Ray Data's
+    in_flight: int | None = None  # batches an actor holds at a time; None: Ray Data's default
     cores_unasked: bool = False  # its model computes on the node's cores without asking for them
 
     @property
