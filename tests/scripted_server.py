@@ -55,7 +55,6 @@ class Server(ThreadingHTTPServer):
     it (the throughput benchmark measured those seconds as the pipeline's)."""
 
     request_queue_size = 1024
-    daemon_threads = True
 
 
 @contextmanager

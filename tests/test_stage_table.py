@@ -15,7 +15,14 @@ import yaml
 from output_fixtures import document_units, outcome
 
 from curation.config import Recipe, RunConfig
-from curation.pipeline import FilterActor, filter_batch, stage_asks, stage_names, stages
+from curation.pipeline import (
+    FilterActor,
+    GraphContext,
+    filter_batch,
+    stage_asks,
+    stage_names,
+    stages,
+)
 from curation.preflight import GIB, NodeRoom, RunBlocked, check_plan
 from curation.schema import OUTCOME_SCHEMA
 from curation.watchdog import Watchdog
@@ -106,6 +113,29 @@ def test_only_a_model_on_the_node_s_own_cores_keeps_ray_data_s_reservation() -> 
         name="r", inputs=["x"], generate={"engine": "openai", "model": "m", "base_url": "http://x"}
     )
     assert not any(s.cores_unasked for s in stages(served))
+
+
+def test_a_generation_actor_is_handed_one_batch_at_a_time() -> None:
+    """Ray runs the batches an actor holds out of order when it can; with one at a time, a
+    batch whose request hangs holds back only the rows after it (test_watchdog.py's hung-server
+    run). What `Stage.apply` asks of Ray Data, recorded by a stand-in for the dataset."""
+
+    class Recorded:
+        def map_batches(self, run, **args):
+            self.args = args
+            return self
+
+    served = Recipe(
+        name="r", inputs=["x"], generate={"engine": "openai", "model": "m", "base_url": "http://x"}
+    )
+    for recipe_ in (recipe(), served):
+        generate = next(s for s in stages(recipe_) if s.name == "generate")
+        compute = generate.apply(Recorded(), GraphContext()).args["compute"]
+        assert compute.max_tasks_in_flight_per_actor == 1
+    ocr = next(s for s in stages(recipe()) if s.name == "ocr")
+    assert (
+        ocr.apply(Recorded(), GraphContext()).args["compute"].max_tasks_in_flight_per_actor is None
+    )
 
 
 def test_the_filter_actor_decides_as_the_filter_task_does() -> None:
