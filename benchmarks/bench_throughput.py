@@ -37,6 +37,7 @@ from pathlib import Path
 
 import psutil
 import pymupdf
+import ray
 import yaml
 from bench_ingest import fetch_corpus
 
@@ -275,6 +276,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=1000, help="pages to run (whole files)")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the driver's run")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare PyMuPDF loop")
+    parser.add_argument(
+        "--timeline", type=Path, help="write Ray's task timeline (chrome://tracing JSON)"
+    )
     args = parser.parse_args()
 
     files, _ = pick_files(args.pages)
@@ -301,6 +305,8 @@ def main() -> None:
         profile.disable()
         profile.dump_stats(args.profile)
     seconds = time.perf_counter() - start
+    if args.timeline:
+        ray.timeline(filename=str(args.timeline))
     cpu1 = process_cpu({server.pid})
     server_cpu = sum(psutil.Process(server.pid).cpu_times()[:2])
     stats = phases.dataset.stats() if phases.dataset is not None else ""

@@ -21,13 +21,13 @@ import ray
 from ray.data import ActorPoolStrategy, DataContext
 
 from curation.config import GenerateConfig, IngestConfig, Recipe, UnitsConfig
-from curation.files import path_text
+from curation.files import largest_first, path_text
 from curation.filters.chain import FilterChain, load_chain
 from curation.generate import QAGenerator
 from curation.generate.engines.vllm import VLLMRows, build_vllm_stage, output_columns
 from curation.generate.prompts import resolve_prompt_dir
 from curation.ingest import ingest_document
-from curation.ingest.ocr_stage import OCRStage
+from curation.ingest.ocr_stage import OCRStage, pending_ocr
 from curation.ingest.pagedup import dups_from_json, dups_to_json, find_duplicates, signatures_of
 from curation.ingest.quality import mark_textless
 from curation.output.journal import Journal, Progress
@@ -61,7 +61,8 @@ def ingest_batch(
 
 class OCRActor:
     """Ray actor: fills in the text of the pages that need OCR, with one OCR model for its
-    life, loaded on the first such page (a run without one loads none). It asks for no CPU
+    life, loaded on the first such page (a run without one loads none); a batch without one
+    passes as it is, its images not copied out of Arrow and back. It asks for no CPU
     (onnxruntime spreads a page over the node's cores anyway), so it never holds a 1-CPU node's
     only CPU; `needs_text`: see `ingest_batch`."""
 
@@ -70,6 +71,8 @@ class OCRActor:
         self.needs_text = needs_text
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if not pending_ocr(batch):  # ingest_batch marked its textless units already
+            return batch.drop_columns(["ocr_images"]).cast(UNIT_SCHEMA)
         units = self.stage(batch.to_pylist())
         if self.needs_text:
             units = [mark_textless(unit) for unit in units]
@@ -303,8 +306,9 @@ def stage_names(table: list[Stage]) -> dict[str, str]:
 def source(
     files: list[Path | str], page_dups: dict[str, dict[int, str]] | None
 ) -> ray.data.Dataset:
-    """The graph's first rows: one per input file, in a block of its own. `page_dups`: by
-    source, the pages that repeat an earlier page (`page_duplicates`)."""
+    """The graph's first rows: one per input file, in a block of its own, the largest first
+    (`largest_first`). `page_dups`: by source, the pages that repeat an earlier page
+    (`page_duplicates`)."""
     items = [
         {
             # Bytes: Arrow holds text as UTF-8 only, and a file name may be any bytes.
@@ -312,7 +316,7 @@ def source(
             "source": path_text(path),
             "page_dups": dups_to_json((page_dups or {}).get(path_text(path), {})),
         }
-        for path in files
+        for path in largest_first(files)
     ]
     return ray.data.from_items(items, override_num_blocks=len(items))
 

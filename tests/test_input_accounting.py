@@ -16,7 +16,7 @@ from conftest import LENIENT_CHAIN, curation_cli, make_pdf
 
 from curation.config import ConfigError, IngestConfig, UnitsConfig, load_recipe
 from curation.display import print_summary
-from curation.files import path_text
+from curation.files import largest_first, path_text
 from curation.ingest import expand_inputs, ingest_document
 from curation.output.shards import DatasetWriter
 from curation.run import run_inputs
@@ -138,6 +138,35 @@ def test_the_manifest_and_summary_name_refused_inputs_and_what_limit_left_out(tm
     print_summary(manifest, tmp_path / "out")
     said = capsys.readouterr().err
     assert "inputs left out by --limit" in said and "errors: missing" in said
+
+
+def test_the_graph_takes_the_largest_inputs_first_and_uris_after_them(tmp_path):
+    """largest_first: local files by their bytes, a folder of page images by its files',
+    equal sizes and URIs (no request to size them) in their given order."""
+    sizes = {"small.pdf": 10, "big.pdf": 300, "twin-a.pdf": 50, "twin-b.pdf": 50, "gone.pdf": -1}
+    for name, size in sizes.items():
+        if size >= 0:
+            (tmp_path / name).write_bytes(b"x" * size)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for page in range(2):
+        (scans / f"p{page}.png").write_bytes(b"x" * 100)
+    given = [
+        "s3://bucket/one.pdf",
+        *(tmp_path / name for name in sizes),
+        scans,
+        "s3://bucket/two.pdf",
+    ]
+    assert [Path(p).name for p in largest_first(given)] == [
+        "big.pdf",
+        "scans",
+        "twin-a.pdf",
+        "twin-b.pdf",
+        "small.pdf",
+        "one.pdf",
+        "gone.pdf",
+        "two.pdf",
+    ]
 
 
 def test_path_text_escapes_only_the_bytes_that_are_not_utf8():

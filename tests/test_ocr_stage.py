@@ -13,6 +13,7 @@ from curation.config import IngestConfig, Recipe, UnitsConfig
 from curation.ingest import expand_inputs, ingest_document
 from curation.ingest.ocr import OCRBackend, OCRResult
 from curation.ingest.ocr_stage import OCRStage
+from curation.ingest.quality import mark_textless
 from curation.ingest.slides import NOTES_HEADING
 from curation.pipeline import OCRActor, ingest_batch
 from curation.schema import OCR_UNIT_SCHEMA, UNIT_SCHEMA, wants_reply
@@ -192,6 +193,18 @@ def test_the_ocr_actor_loads_its_model_once_and_only_for_a_page_that_needs_it(
         [row] = actor(ingested(scan, IngestConfig())).to_pylist()
         assert row["text_sources"] == ["ocr"] and "reservoir" in row["texts"][0].lower()
     assert len(loads) == 1
+
+
+def test_units_with_no_page_for_ocr_pass_the_actor_as_they_are(loads, report_pdf):
+    """The OCR actor's pass-through (no page waits for OCR): the rows the full path gives,
+    their image buffers the very ones that came in (nothing copied)."""
+    units = ingested(report_pdf, IngestConfig())
+    passed = OCRActor(IngestConfig(), needs_text=True)(units)
+    assert passed.schema == UNIT_SCHEMA and loads == []
+    slow = OCRStage(IngestConfig(), backend=None)(units.to_pylist())
+    assert passed.to_pylist() == [mark_textless(unit) for unit in slow]
+    came, went = (t.column("images").chunk(0).values.buffers()[-1] for t in (units, passed))
+    assert went.address == came.address
 
 
 def test_blank_pages_reach_neither_ocr_nor_the_model(loads, tmp_path):

@@ -25,6 +25,7 @@ from test_journal import chunk_rows
 from curation import pipeline
 from curation import watchdog as watchdog_module
 from curation.config import Recipe, RunConfig
+from curation.files import largest_first
 from curation.pipeline import stage_names, stages
 from curation.preflight import RunBlocked
 from curation.watchdog import Watchdog
@@ -271,14 +272,21 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     journaled, and a rerun against a server that answers resumes and completes."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    make_pdf(inputs / "council.pdf", ["The council met on 4 March.", "The vote was postponed."])
+    council = ["The council met on 4 March.", "The vote was postponed.", "Minutes signed."]
+    make_pdf(inputs / "council.pdf", council)
     make_pdf(inputs / "lighthouse.pdf", ["Built in 1871 from granite.", "Kept for 31 years."])
-    # A broken file: its error row needs no request.
-    (inputs / "a-broken.pdf").write_bytes(b"%PDF-1.7 truncated")
-    # The server hangs on the last document in run order only: Ray Data keeps the rows' order
-    # (preserve_order), so a hung unit holds back every row after it, and the actor runs its
-    # batches one at a time, so what it takes after a hung batch waits too. What comes before
-    # (the broken file's row, the council's units) is answered and journaled.
+    # A broken file: its error row needs no request. Its bytes make it the largest input.
+    (inputs / "a-broken.pdf").write_bytes(b"%PDF-1.7 truncated" + b" " * 100_000)
+    # The server hangs on the last document in run order only, the smallest (the graph takes
+    # the largest first): Ray Data keeps the rows' order (preserve_order), so a hung unit holds
+    # back every row after it, and the actor runs its batches one at a time, so what it takes
+    # after a hung batch waits too. What comes before (the broken file's row, the council's
+    # three pages to the lighthouse's two) is answered and journaled.
+    assert [p.name for p in largest_first(sorted(inputs.iterdir()))] == [
+        "a-broken.pdf",
+        "council.pdf",
+        "lighthouse.pdf",
+    ]
     script = HangOn("Built in 1871")
     (tmp_path / "lenient.yaml").write_text(LENIENT_CHAIN)
     out, journal = tmp_path / "out", tmp_path / "out" / ".journal"
@@ -339,6 +347,6 @@ def test_a_generation_stage_that_stops_answering_ends_the_run_and_the_rerun_resu
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["resumed"]
     assert Counter(record["status"] for record in manifest["inputs"]) == {"error": 1, "ok": 2}
-    assert manifest["counts"]["units"] == 4
+    assert manifest["counts"]["units"] == 5
     # the lighthouse's units, never answered, were asked of the answering server
     assert serve_server.requests_seen() - answered >= 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from curation.config import IngestConfig
 from curation.ingest.errors import IngestError
 from curation.ingest.ocr import OCRBackend, build_ocr_backend
@@ -51,3 +54,9 @@ class OCRStage:
             unit["ocr_scores"][index] = result.score
         else:
             unit["text_sources"][index] = without_ocr(unit["texts"][index])
+
+
+def pending_ocr(units: pa.Table) -> bool:
+    """Whether any page of these Unit rows waits for OCR (text_source pending_ocr)."""
+    sources = pc.list_flatten(units.column("text_sources"))
+    return bool(pc.any(pc.equal(sources, PENDING_OCR)).as_py())
