@@ -13,7 +13,7 @@ bench_ingest.py):
 Generation by the LLM would take hours here, so these runs replace it with a benchmark-only
 stand-in, `ExtractiveEngine`: it answers each real prompt with one pair copied from the page
 text, at no cost. Everything else is the product's path: `pipeline.build_units` (ingest
-tasks), `QAGenerator` (prompts, reply parsing, Outcome rows) and `pipeline.filter_batch` with
+tasks), `QAGenerator` (prompts, reply parsing, Outcome rows) and `workers.filter_batch` with
 the Docmatix rule chain. Prints Markdown for docs/benchmarks.md.
 """
 
@@ -40,9 +40,10 @@ from bench_ingest import PACKAGE, fetch_corpus, memory_of
 from curation.config import GenerateConfig, Recipe, UnitsConfig
 from curation.generate import QAGenerator
 from curation.generate.engines.base import ChatRequest, Engine, EngineResult
-from curation.pipeline import build_units, filter_batch
+from curation.pipeline import build_units
 from curation.runtime import init_ray
 from curation.schema import OUTCOME_SCHEMA
+from curation.workers import filter_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

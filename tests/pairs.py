@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from curation.filters import FilterChain
-from curation.pipeline import filtered
 from curation.schema import OUTCOME_SCHEMA, Pair, UnitContext
+from curation.workers import filtered
 
 
 def pair_in(

@@ -14,9 +14,9 @@ from test_filter_cli import read_folder, write_shards
 from curation.filters import FilterChain
 from curation.filters.citations import CitationFilter, cited_pages
 from curation.output.shards import DatasetWriter
-from curation.pipeline import filter_batch
 from curation.refilter import filter_dataset
 from curation.schema import OUTCOME_SCHEMA, Outcome, Pair
+from curation.workers import filter_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHAIN = ROOT / "filters" / "default.yaml"

@@ -8,7 +8,7 @@ The layers, from the bottom (a module may import its own layer and the layers be
 2. the stages' own work: ingest, generate (engines, prompts, parser, response cache)
 3. filters (the judge is a generation client)
 4. training, and what a run asks of a cluster (preflight, watchdog)
-5. pipeline: the Ray Data graph
+5. pipeline: the Ray Data graph, and what its workers run (workers)
 6. run: a recipe's run around the graph; `curation filter` over a dataset on disk (refilter)
 7. view: the offline browser of output folders (reads them; imports no stage)
 8. entry points: the command line (its commands, and what it shows: display)
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 from curation import schema
@@ -41,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("curation.ingest", "curation.generate"),
     ("curation.filters",),
     ("curation.train", "curation.preflight", "curation.watchdog"),
-    ("curation.pipeline",),
+    ("curation.pipeline", "curation.workers"),
     ("curation.run", "curation.refilter", "curation.refilter_input"),
     ("curation.view",),
     ("curation.cli", "curation.display", "curation.__main__", "curation.train.__main__"),
@@ -135,6 +137,17 @@ def test_the_view_imports_no_stage() -> None:
         or target.split(".")[0] == "ray"
     ]
     assert found == []
+
+
+def test_a_worker_loads_only_its_own_stage() -> None:
+    """What a Ray worker imports to unpickle its stage (`curation.workers`) loads no stage's
+    package: each stage imports its own when it runs. Checked in a fresh interpreter."""
+    stages = ["pymupdf", "curation.ingest", "curation.generate", "curation.filters"]
+    probe = f"import sys, curation.workers; print([m for m in {stages!r} if m in sys.modules])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
 
 
 def test_only_the_modules_that_wire_ray_import_it() -> None:

@@ -15,8 +15,8 @@ from curation.ingest.ocr import OCRBackend, OCRResult
 from curation.ingest.ocr_stage import OCRStage
 from curation.ingest.quality import mark_textless
 from curation.ingest.slides import NOTES_HEADING
-from curation.pipeline import OCRActor, ingest_batch
 from curation.schema import OCR_UNIT_SCHEMA, UNIT_SCHEMA, wants_reply
+from curation.workers import OCRActor, ingest_batch
 
 
 @pytest.fixture(scope="module")
