@@ -43,9 +43,10 @@ GROUP_BYTES = 32 * 2**20
 
 class ShardSink:
     """Rows of one schema written as numbered Parquet files of at most `rows_per_file` rows
-    (and about `bytes_per_file`, when given). Rows go to the open file in row groups of about
-    `group_bytes` as they come, so a shard's images are never all in memory at once, and a file
-    is done when it is full, not in one pass at the end."""
+    (and about `bytes_per_file`, when given). With `bytes_per_file`, rows are sized, and they go
+    to the open file in row groups of about `group_bytes` as they come, so a shard's images are
+    never all in memory at once; without it (rejects, errors, `curation filter`'s sinks), rows
+    are not sized and a file is written in one group when it is full or closed."""
 
     def __init__(
         self,
