@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import sys
 import tempfile
 import threading
@@ -245,19 +246,36 @@ def first_task_code(events: list[dict]) -> float:
     return min(starts) / 1e6
 
 
-def process_cpu(exclude: set[int]) -> tuple[float, float]:
-    """(driver, every other descendant) CPU seconds, user + system, of the live processes."""
+def process_cpu(exclude: set[int]) -> tuple[float, float, dict[str, float]]:
+    """(driver, every other descendant, those by process name) CPU seconds, user + system, of
+    the live processes."""
     me = psutil.Process()
     driver = sum(me.cpu_times()[:2])
-    others = 0.0
+    by_name: dict[str, float] = {}
     for proc in me.children(recursive=True):
         if proc.pid in exclude:
             continue
         try:
-            others += sum(proc.cpu_times()[:2])
+            name = " ".join(proc.cmdline())
+            seconds = sum(proc.cpu_times()[:2])
         except psutil.NoSuchProcess:
             continue
-    return driver, others
+        by_name[process_label(name)] = by_name.get(process_label(name), 0.0) + seconds
+    return driver, sum(by_name.values()), by_name
+
+
+def process_label(cmdline: str) -> str:
+    """A short name for a process of the run: Ray's title for its workers (ray::...), a Python
+    process's script, else the executable's name."""
+    if cmdline.startswith("ray::"):
+        return re.sub(r"\s+", " ", cmdline)[:48].strip()
+    words = cmdline.split()
+    if not words:
+        return "?"
+    if "python" in words[0].rsplit("/", 1)[-1]:
+        script = next((w for w in words[1:] if not w.startswith("-")), words[0])
+        return script.rsplit("/", 1)[-1]
+    return words[0].rsplit("/", 1)[-1]
 
 
 def recipe_for(files: list[Path], base_url: str, work: Path) -> Recipe:
@@ -385,6 +403,12 @@ def main() -> None:
             ("ratio, whole run / bare largest first", f"{rate / lpt_rate:.2f}x"),
         ]
     rows += memory.rows()
+    by_process = {n: c - cpu0[2].get(n, 0.0) for n, c in cpu1[2].items()}
+    rows += [
+        (f"CPU of the run's processes: {name}", f"{cpu:.1f} s")
+        for name, cpu in sorted(by_process.items(), key=lambda item: -item[1])
+        if cpu >= 0.1
+    ]
     rows += [("journal size at assembly", f"{phases.journal_bytes / 2**20:.0f} MiB")]
     rows += [(f"driver: {label}", f"{s:.2f} s") for label, s in phases.seconds.items()]
     rows += [(f"Ray Data: {name}", figures) for name, figures in ray_operator_stats(stats)]

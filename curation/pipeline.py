@@ -11,6 +11,7 @@ stage's own package only when it runs. Ray start-up is
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -99,7 +100,24 @@ def stages(recipe: Recipe) -> list[Stage]:
     long as the run and ask for memory alone (their libraries spread over every core anyway);
     with a CPU share of their own they left a 1-CPU node unable to take any 1-CPU task, and the
     run waited forever."""
-    return [*unit_stages(recipe), generate_stage(recipe), filter_stage(recipe)]
+    return [*unit_stages(recipe), *pair_stages(recipe)]
+
+
+def pair_stages(recipe: Recipe) -> list[Stage]:
+    """Unit rows -> Outcome rows with their filter decisions: generation, then the filter
+    stage. A chain that calls no model (no judge or verifier with an engine) runs inside the
+    generation actors instead, with no stage of its own: as tasks asking a CPU, the pairs
+    waited for one while the longest documents' ingest held every CPU (the first pairs of a
+    10,000-page run were journaled after 92 s), and every batch crossed one more stage
+    border. A chain that calls a model keeps its stage, so its requests overlap generation's."""
+    generate, filters = generate_stage(recipe), filter_stage(recipe)
+    if generate.kind != "actor" or filters.kind != "task" or chain_engines(recipe.chain_file()):
+        return [generate, filters]
+    return [
+        dataclasses.replace(
+            generate, kwargs=lambda context: {**generate.kwargs(context), **filters.kwargs(context)}
+        )
+    ]
 
 
 def unit_stages(recipe: Recipe) -> list[Stage]:
@@ -207,8 +225,14 @@ def filter_stage(recipe: Recipe) -> Stage:
 def chain_models(chain_path: str) -> list[GenerateConfig]:
     """The engine sections of the chain's filters that load a model in-process (the local
     engine): a judge's, a verifier's."""
-    configs = [getattr(flt, "engine", None) for flt in load_chain(chain_path).filters]
-    return [c for c in configs if isinstance(c, GenerateConfig) and c.engine == "local"]
+    return [config for config in chain_engines(chain_path) if config.engine == "local"]
+
+
+def chain_engines(chain_path: str | Path) -> list[GenerateConfig]:
+    """The engine sections of the chain's active filters: those that call a model (a judge, a
+    verifier), on any engine."""
+    configs = [getattr(flt, "engine", None) for flt in load_chain(str(chain_path)).filters]
+    return [c for c in configs if isinstance(c, GenerateConfig)]
 
 
 def stage_asks(table: list[Stage]) -> dict[str, StageAsk]:

@@ -8,8 +8,8 @@ load none of them. Every worker of a run pays its imports while the node is busi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, overload
 
 import pyarrow as pa
 
@@ -73,21 +73,90 @@ class OCRActor:
 
 
 class GenerateActor:
-    """Ray actor: holds one engine (model loaded once) and generates pairs for batches of units."""
+    """Ray actor: holds one engine (model loaded once) and generates pairs for batches of units.
+    Given a chain (`chain_path`: one that calls no model, which `pipeline.pair_stages` runs
+    here rather than as a stage of its own), it fills in every pair's filter decisions too."""
 
-    def __init__(self, generate: GenerateConfig, units: UnitsConfig) -> None:
+    def __init__(
+        self,
+        generate: GenerateConfig,
+        units: UnitsConfig,
+        chain_path: str | None = None,
+        cache: bool = True,
+    ) -> None:
         from curation.generate import QAGenerator
 
         self.generator = QAGenerator(generate, units)
+        self.chain = None
+        if chain_path is not None:
+            from curation.filters.chain import load_chain
+
+            self.chain = load_chain(chain_path, cache)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return pa.Table.from_pylist(self.generator(batch.to_pylist()), schema=OUTCOME_SCHEMA)
+        outcomes = self.generator(rows_of(batch))
+        if self.chain is not None:
+            outcomes = decided(self.chain, outcomes)
+        return with_images(outcomes, batch, OUTCOME_SCHEMA)
+
+
+def decided(chain: FilterChain, rows: list[dict]) -> list[dict]:
+    """Outcome rows with every pair's filter decisions filled in by `chain`."""
+    return [outcome.to_row() for outcome in chain([Outcome.from_row(row) for row in rows])]
 
 
 def filtered(chain: FilterChain, batch: pa.Table) -> pa.Table:
     """A batch of Outcome rows with every pair's filter decisions filled in by `chain`."""
-    outcomes = chain([Outcome.from_row(row) for row in batch.to_pylist()])
-    return pa.Table.from_pylist([o.to_row() for o in outcomes], schema=OUTCOME_SCHEMA)
+    return with_images(decided(chain, rows_of(batch)), batch, OUTCOME_SCHEMA)
+
+
+class ArrowImages(Sequence[bytes]):
+    """One row's page images, left in the batch's Arrow column: a page's bytes are copied out
+    only when a stage reads them (a VLM's prompt, a judge shown the pages, decontamination's
+    image hashes). Copying every row's images into Python and back at each stage border cost
+    more than the filter chain's own work (1.4 ms a row of two 150 dpi pages)."""
+
+    def __init__(self, column: pa.ChunkedArray, row: int) -> None:
+        self.pages = column[row]
+
+    def __len__(self) -> int:
+        return len(self.pages) if self.pages.is_valid else 0
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.pages.values[index].as_py()
+
+
+def rows_of(batch: pa.Table) -> list[dict]:
+    """A batch's rows as dicts, each row's `images` an `ArrowImages` over the batch's column."""
+    rows = batch.drop_columns(["images"]).to_pylist()
+    images = batch.column("images")
+    for i, row in enumerate(rows):
+        row["images"] = ArrowImages(images, i)
+    return rows
+
+
+def with_images(rows: list[dict], batch: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`rows` (one per row of `batch`, in its order, as `rows_of` gave them and a stage filled
+    in) as a table of `schema`, their images the batch's own column, not copied."""
+    ids = [row["unit_id"] for row in rows]
+    if ids != batch.column("unit_id").to_pylist():
+        raise RuntimeError(f"a stage returned units {ids[:3]}... for the batch's other units")
+    at = schema.get_field_index("images")
+    table = pa.Table.from_pylist(
+        [{k: v for k, v in row.items() if k != "images"} for row in rows],
+        schema=schema.remove(at),
+    )
+    return table.add_column(
+        at, schema.field(at), batch.column("images").cast(schema.field(at).type)
+    )
 
 
 def filter_batch(batch: pa.Table, chain_path: str, cache: bool = True) -> pa.Table:

@@ -1,7 +1,8 @@
 """The stage table (`pipeline.stages`) declares each stage once: the watchdog's names for Ray
 Data's operators and preflight's asks are read from it, so renaming a stage or changing its
 function moves both; a chain whose judge or verifier loads a model in-process gets a filter
-stage of actors holding it. No Ray here (the table is plain data until the graph is built), but
+stage of actors holding it, one that calls no model runs inside the generation actors, which
+leave the page images in Arrow. No Ray here (the table is plain data until the graph is built), but
 for the last test: a long document leaves its ingest task in blocks of a bounded size."""
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import pyarrow as pa
 import pytest
 import yaml
 from output_fixtures import document_units, outcome
+from scripted_server import message_text, scripted_server
 
-from curation.config import Recipe, RunConfig
+from curation.config import GenerateConfig, IngestConfig, Recipe, RunConfig, UnitsConfig
 from curation.pipeline import (
     FilterActor,
+    GenerateActor,
     GraphContext,
     filter_batch,
+    ingest_batch,
     stage_asks,
     stage_names,
     stages,
@@ -26,6 +30,7 @@ from curation.pipeline import (
 from curation.preflight import GIB, NodeRoom, RunBlocked, check_plan
 from curation.schema import OUTCOME_SCHEMA
 from curation.watchdog import Watchdog
+from curation.workers import rows_of, with_images
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"engine": "local", "model": "bundled"}
@@ -41,8 +46,14 @@ def recipe(folder: Path | None = None, filters: list[dict] | None = None) -> Rec
     return Recipe(name="r", inputs=["x"], filters=str(chain))
 
 
-def test_the_watchdog_names_and_preflight_asks_are_the_tables() -> None:
-    table = stages(recipe())
+SERVED_JUDGE = {
+    "type": "judge",
+    "engine": {"engine": "openai", "model": "m", "base_url": "http://x"},
+}
+
+
+def test_the_watchdog_names_and_preflight_asks_are_the_tables(tmp_path: Path) -> None:
+    table = stages(recipe(tmp_path, [{"type": "non_empty"}, SERVED_JUDGE]))
     assert [stage.name for stage in table] == ["ingest", "ocr", "generate", "filter"]
     assert stage_names(table) == {
         "ingest_batch": "ingest",
@@ -58,10 +69,101 @@ def test_the_watchdog_names_and_preflight_asks_are_the_tables() -> None:
     }
 
 
-def test_a_stage_renamed_in_the_table_is_renamed_in_the_watchdog_and_preflight() -> None:
+def test_a_chain_that_calls_no_model_filters_inside_the_generation_actors(tmp_path) -> None:
+    """No filter stage of its own (see pair_stages): the generation actors get the chain, so
+    nothing waits for a CPU between generation and the journal; the table says so."""
+    table = stages(recipe())  # the default chain: its judge has no engine, so is inactive
+    assert [stage.name for stage in table] == ["ingest", "ocr", "generate"]
+    assert stage_names(table) == {
+        "ingest_batch": "ingest",
+        "OCRActor": "ocr",
+        "GenerateActor": "generate",
+    }
+    generate = table[-1]
+    assert (generate.kind, generate.run, dict(generate.resources)) == (
+        "actor",
+        GenerateActor,
+        {"CPU": 0.0, "memory": 4 * GIB},
+    )
+    kwargs = generate.kwargs(GraphContext())
+    assert kwargs["chain_path"] == str(ROOT / "filters" / "default.yaml")
+    assert {"generate", "units", "cache"} <= kwargs.keys()
+    # vLLM's own stage (Ray Data LLM) is no actor of ours: the chain keeps its task there.
+    on_vllm = Recipe(name="r", inputs=["x"], generate={"engine": "vllm", "model": "m"})
+    assert [stage.name for stage in stages(on_vllm)][-2:] == ["generate", "filter"]
+
+
+def grounded_and_echoed(messages: list[dict]) -> str:
+    """A reply of two pairs: a sentence of the prompt's page as an answer (kept), and the
+    question said again with one word changed (the chain's answer_echo drops it)."""
+    text = message_text(messages).split("--- Page ", 1)[-1]
+    sentence = next(line for line in text.splitlines()[1:] if len(line.split()) >= 6)
+    return (
+        f"Q1: What does the report say first?\nA1: {sentence}\n"
+        "Q2: What is the capacity of the new reservoir?\n"
+        "A2: What is the capacity of the old reservoir?"
+    )
+
+
+def test_the_generation_actor_decides_as_the_filter_task_does(report_pdf, tmp_path) -> None:
+    """The chain inside the generation actor (pair_stages) leaves each pair the decisions the
+    filter task gives the same outcomes, and the rows go out with the batch's own page images
+    (not copied into Python and back)."""
+    units = pa.concat_tables(
+        ingest_batch(
+            pa.table({"path": [str(report_pdf)], "source": [str(report_pdf)], "page_dups": [None]}),
+            IngestConfig(ocr="never"),
+            UnitsConfig(),
+        )
+    )
+    chain = str(ROOT / "filters" / "default.yaml")
+    with scripted_server(grounded_and_echoed) as server:
+        cfg = GenerateConfig(
+            engine="openai", model=server.model_id, base_url=server.base_url, cache=False
+        )
+        fused = GenerateActor(cfg, UnitsConfig(), chain_path=chain, cache=False)(units)
+        generated = GenerateActor(cfg, UnitsConfig())(units)
+    assert fused.to_pylist() == filter_batch(generated, chain, cache=False).to_pylist()
+    decisions = [
+        [d["passed"] for d in pair["decisions"]]
+        for row in fused.to_pylist()
+        for pair in row["pairs"]
+    ]
+    assert len(decisions) == 2 * units.num_rows and all(decisions)
+    assert [all(d) for d in decisions] == [True, False] * units.num_rows
+    came, went = (t.column("images").chunk(0).values.buffers()[-1] for t in (units, fused))
+    assert went.address == came.address
+
+
+def test_a_row_s_images_stay_in_arrow_until_a_stage_reads_them() -> None:
+    """rows_of: each row's `images` reads the batch's column (a VLM's prompt, a judge, image
+    decontamination read them as a list of bytes); with_images puts the column back as it was,
+    and refuses rows that are not the batch's, in its order."""
+    pages = [[b"page-1", b"page-2"], None, [b"only"]]
+    batch = pa.table({"unit_id": ["a", "b", "c"], "images": pa.array(pages, pa.list_(pa.binary()))})
+    rows = rows_of(batch)
+    assert [list(row["images"]) for row in rows] == [[b"page-1", b"page-2"], [], [b"only"]]
+    first = rows[0]["images"]
+    assert (len(first), first[-1], first[1:], bool(rows[1]["images"])) == (
+        2,
+        b"page-2",
+        [b"page-2"],
+        False,
+    )
+    with pytest.raises(IndexError):
+        first[2]
+    schema = pa.schema([pa.field("unit_id", pa.string()), pa.field("images", batch.schema[1].type)])
+    assert with_images(rows, batch, schema).equals(batch)
+    with pytest.raises(RuntimeError, match="other units"):
+        with_images(rows[::-1], batch, schema)
+
+
+def test_a_stage_renamed_in_the_table_is_renamed_in_the_watchdog_and_preflight(
+    tmp_path: Path,
+) -> None:
     table = [
         dataclasses.replace(stage, name="write pairs") if stage.name == "generate" else stage
-        for stage in stages(recipe())
+        for stage in stages(recipe(tmp_path, [SERVED_JUDGE]))
     ]
     dog = Watchdog(RunConfig(), stage_names(table), lambda *report: None)
     assert dog.stage("MapWorker(MapBatches(GenerateActor))") == "write pairs"
@@ -95,12 +197,11 @@ def test_a_chain_whose_judge_or_verifier_runs_a_local_model_filters_in_actors_ho
     verifier = {"type": "grounding", "unsettled": "verify", "engine": {**LOCAL, "memory_gb": 2}}
     both = stages(recipe(tmp_path, [judge, verifier]))[-1]
     assert both.kind == "actor" and both.resources["memory"] == 5 * GIB
-    # A judge behind a server loads no model: the filter stays a task asking a CPU.
-    served = {"type": "judge", "engine": {"engine": "openai", "model": "m", "base_url": "http://x"}}
-    for filters in ([served], [{"type": "non_empty"}]):
-        task = stages(recipe(tmp_path, filters))[-1]
-        assert (task.kind, task.run, task.resources) == ("task", filter_batch, {"CPU": 1.0})
-        assert not task.cores_unasked
+    # A judge behind a server loads no model: the filter stays a task asking a CPU, so its
+    # requests overlap generation's.
+    task = stages(recipe(tmp_path, [SERVED_JUDGE]))[-1]
+    assert (task.kind, task.run, task.resources) == ("task", filter_batch, {"CPU": 1.0})
+    assert not task.cores_unasked
 
 
 def test_only_a_model_on_the_node_s_own_cores_keeps_ray_data_s_reservation() -> None:

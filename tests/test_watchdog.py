@@ -75,13 +75,13 @@ class Clock:
 
 
 class Graph:
-    """The four stages of a run, named as Ray Data names its operators."""
+    """The stages of a run on the default chain (it calls no model, so its filters run in the
+    generation actors), named as Ray Data names its operators."""
 
     def __init__(self) -> None:
         self.ingest = Operator("MapBatches(ingest_batch)")
         self.generate = Operator("MapWorker(MapBatches(GenerateActor))")
-        self.filter = Operator("MapBatches(filter_batch)")
-        ops = [self.ingest, self.generate, self.filter]
+        ops = [self.ingest, self.generate]
         self.executor = SimpleNamespace(_topology={op: OperatorState(op) for op in ops})
 
 
@@ -169,9 +169,9 @@ def test_any_counter_that_moves_resets_the_idle_time(no_cluster) -> None:
 
 def test_a_graph_with_no_work_in_hand_is_not_stalled(no_cluster) -> None:
     dog, graph, clock, reports = watch()
-    for op in (graph.ingest, graph.generate, graph.filter):
+    for op in (graph.ingest, graph.generate):
         op.produced = op.taken = 3
-    graph.filter.completed = True  # the rest idle: nothing running, nothing queued
+    graph.generate.completed = True  # the rest idle: nothing running, nothing queued
     dog.step(graph.executor)
     clock.now += 10_000
     dog.step(graph.executor)
@@ -195,12 +195,12 @@ def test_a_cluster_status_that_cannot_be_read_does_not_end_the_run(monkeypatch) 
 
     monkeypatch.setattr(watchdog_module, "cluster_status", unreadable)
     dog, graph, clock, reports = watch()
-    graph.filter.active = 1
+    graph.generate.active = 1
     dog.step(graph.executor)
     clock.now += 600
     dog.step(graph.executor)
     ((stage, message),) = reports
-    assert stage == "filter"
+    assert stage == "generate"
     assert "unknown (the cluster status could not be read: GCS gone)" in message
 
 

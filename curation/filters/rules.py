@@ -162,8 +162,10 @@ def near_echo(question: str, answer: str) -> str | None:
     question word for the answer ("Who signed it?" -> "Okafor signed it") is an answer, and so is
     a yes or no ("Was it closed?" -> "It was not closed")."""
     asked, said = plain_words(question), plain_words(answer)
-    if len(asked) < 4:
+    if len(asked) < 4 or len(said) != len(asked):
         return None
+    if sum(a != b for a, b in zip(asked, said, strict=True)) != 1:
+        return None  # the only echo found below is one word swapped in place; skip the matcher
     ops = SequenceMatcher(a=asked, b=said, autojunk=False).get_opcodes()
     changed = [op for op in ops if op[0] != "equal"]
     if len(changed) != 1:
