@@ -137,7 +137,8 @@ bench-ingest: setup
 # Issue 32: a `curation run` of N real pages (PAGES=1000; the cache of bench-ingest), the shipped
 # default chain and the openai engine against a stand-in server that answers instantly (a free
 # LLM), vs a bare two-process PyMuPDF loop: pages/s, their ratio, CPU seconds, and the time of
-# each Ray Data operator and of the driver's phases. ARGS passes more, e.g. ARGS='--profile f'.
+# each Ray Data operator and of the driver's phases. ARGS passes more, e.g. ARGS='--profile f',
+# or ARGS='--rounds 3' for three fresh rounds and their medians (this machine's speed drifts).
 PAGES ?= 1000
 bench-throughput: setup
 	$(BIN)/python benchmarks/bench_throughput.py --pages $(PAGES) $(ARGS)

@@ -22,7 +22,10 @@ the LLM. Prints, as Markdown for docs/benchmarks.md:
   Ray start, page dedup, the graph (and the journal's writes inside it), assembly with the
   whole-dataset dedup, the shard writer's close, the dataset card.
 `--profile FILE` writes a cProfile of the driver's whole run (pstats format); `--timeline FILE`
-Ray's task timeline (chrome://tracing JSON).
+Ray's task timeline (chrome://tracing JSON); `--rounds N` runs N rounds, each in a fresh process
+(the bare loops, then the run), and prints each round's whole run, start-up, first block, bare
+rate and ratios with their medians: this machine's speed drifts from run to run, so one round
+says little.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import multiprocessing
 import os
 import platform
 import re
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -310,6 +315,39 @@ def ray_operator_stats(stats: str) -> list[tuple[str, str]]:
     return [(f"{n}: {done}", f"wall {w}, CPU {c}") for n, done, w, c in rows]
 
 
+def rounds_table(args: argparse.Namespace) -> None:
+    """`--rounds N`: N rounds, each this benchmark in a fresh process (the bare loops, then the
+    run: a cold Ray, as a user's run starts), then every round's figures and their medians.
+    This machine's speed drifts between runs; a ratio is taken within its round."""
+    found = []
+    for number in range(1, args.rounds + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            figures = Path(folder) / "figures.json"
+            command = [sys.executable, __file__, "--pages", str(args.pages), "--figures"]
+            command += [str(figures)] + (["--no-bare"] if args.no_bare else [])
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            found.append(json.loads(figures.read_text()))
+        print(f"round {number} of {args.rounds}: {found[-1]['whole_s']:.1f} s", file=sys.stderr)
+    columns = {
+        "run, whole (s)": [f["whole_s"] for f in found],
+        "start-up (s)": [f["startup_s"] for f in found],
+        "the first journaled block (s)": [f["first_block_s"] for f in found],
+    }
+    if not args.no_bare:
+        columns["bare loop, files in order (pages/s)"] = [f["bare_rate"] for f in found]
+        columns["ratio, whole / bare"] = [f["pages"] / f["whole_s"] / f["bare_rate"] for f in found]
+        columns["ratio, after start-up / bare"] = [
+            f["pages"] / (f["whole_s"] - f["startup_s"]) / f["bare_rate"] for f in found
+        ]
+    print(
+        "| measure | " + " | ".join(f"round {n}" for n in range(1, len(found) + 1)) + " | median |"
+    )
+    print("|---" * (len(found) + 2) + "|")
+    for name, values in columns.items():
+        cells = " | ".join(f"{v:.2f}" for v in [*values, statistics.median(values)])
+        print(f"| {name} | {cells} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=1000, help="pages to run (whole files)")
@@ -318,7 +356,18 @@ def main() -> None:
     parser.add_argument(
         "--timeline", type=Path, help="write Ray's task timeline (chrome://tracing JSON)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds, each a fresh process (the bare loops, then the run); prints every "
+        "round's ratios and their medians",
+    )
+    parser.add_argument("--figures", type=Path, help=argparse.SUPPRESS)  # a round's, as JSON
     args = parser.parse_args()
+    if args.rounds > 1:
+        rounds_table(args)
+        return
 
     files, _ = pick_files(args.pages)
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
@@ -412,6 +461,18 @@ def main() -> None:
     rows += [("journal size at assembly", f"{phases.journal_bytes / 2**20:.0f} MiB")]
     rows += [(f"driver: {label}", f"{s:.2f} s") for label, s in phases.seconds.items()]
     rows += [(f"Ray Data: {name}", figures) for name, figures in ray_operator_stats(stats)]
+    if args.figures:
+        args.figures.write_text(
+            json.dumps(
+                {
+                    "whole_s": seconds,
+                    "startup_s": startup,
+                    "first_block_s": first_s,
+                    "pages": counts["pages"],
+                    "bare_rate": bare[0] / bare[1] if bare else None,
+                }
+            )
+        )
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
