@@ -111,7 +111,9 @@ def pair_stages(recipe: Recipe) -> list[Stage]:
     10,000-page run were journaled after 92 s), and every batch crossed one more stage
     border. A chain that calls a model keeps its stage, so its requests overlap generation's."""
     generate, filters = generate_stage(recipe), filter_stage(recipe)
-    if generate.kind != "actor" or filters.kind != "task" or chain_engines(recipe.chain_file()):
+    # vLLM's generation is Ray Data LLM's stage, not our actor: its chain keeps a stage too.
+    # A chain without a model's engine has only task filters (`filter_stage`), so it can move.
+    if generate.kind != "actor" or chain_engines(recipe.chain_file()):
         return [generate, filters]
     return [
         dataclasses.replace(
