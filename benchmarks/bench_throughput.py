@@ -265,7 +265,8 @@ def process_cpu(exclude: set[int]) -> tuple[float, float, dict[str, float]]:
             seconds = sum(proc.cpu_times()[:2])
         except psutil.NoSuchProcess:
             continue
-        by_name[process_label(name)] = by_name.get(process_label(name), 0.0) + seconds
+        label = process_label(name)
+        by_name[label] = by_name.get(label, 0.0) + seconds
     return driver, sum(by_name.values()), by_name
 
 
@@ -335,10 +336,8 @@ def rounds_table(args: argparse.Namespace) -> None:
     }
     if not args.no_bare:
         columns["bare loop, files in order (pages/s)"] = [f["bare_rate"] for f in found]
-        columns["ratio, whole / bare"] = [f["pages"] / f["whole_s"] / f["bare_rate"] for f in found]
-        columns["ratio, after start-up / bare"] = [
-            f["pages"] / (f["whole_s"] - f["startup_s"]) / f["bare_rate"] for f in found
-        ]
+        columns["ratio, whole / bare"] = [f["ratio_whole"] for f in found]
+        columns["ratio, after start-up / bare"] = [f["ratio_after_startup"] for f in found]
     print(
         "| measure | " + " | ".join(f"round {n}" for n in range(1, len(found) + 1)) + " | median |"
     )
@@ -435,8 +434,9 @@ def main() -> None:
             f"{1000 * (cpu1[0] + cpu1[1] - cpu0[0] - cpu0[1]) / counts['pages']:.0f} ms",
         ),
     ]
+    bare_rate = bare[0] / bare[1] if bare else None
     if bare and bare_lpt:
-        bare_rate, lpt_rate = bare[0] / bare[1], bare_lpt[0] / bare_lpt[1]
+        lpt_rate = bare_lpt[0] / bare_lpt[1]
         rows += [
             (
                 f"bare PyMuPDF loop, 2 processes, {recipe.ingest.dpi} dpi, files in order",
@@ -468,8 +468,9 @@ def main() -> None:
                     "whole_s": seconds,
                     "startup_s": startup,
                     "first_block_s": first_s,
-                    "pages": counts["pages"],
-                    "bare_rate": bare[0] / bare[1] if bare else None,
+                    "bare_rate": bare_rate,
+                    "ratio_whole": rate / bare_rate if bare_rate else None,
+                    "ratio_after_startup": steady / bare_rate if bare_rate else None,
                 }
             )
         )
